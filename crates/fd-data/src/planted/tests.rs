@@ -1,0 +1,122 @@
+//! Planted subpopulations: group labels, rates, determinism, transforms and config checks.
+
+use crate::planted::*;
+use crate::split::SplitConfig;
+use crate::synthetic::{SyntheticConfig, make_synthetic};
+use crate::{Dataset, Image, count_labels};
+
+fn synthetic(classes: usize, per_class: usize) -> (Dataset, Dataset) {
+    make_synthetic(&SyntheticConfig { classes, train_per_class: per_class, test_per_class: per_class / 2, size: 8, seed: 3 })
+}
+
+fn superclass_config() -> SuperclassConfig {
+    let spec = |name: &str, members: &[&str], minority: &[&str]| SuperclassSpec {
+        name: name.into(),
+        members: members.iter().map(|s| s.to_string()).collect(),
+        minority: minority.iter().map(|s| s.to_string()).collect(),
+    };
+    SuperclassConfig {
+        superclasses: vec![spec("a", &["class0", "class1", "class2"], &["class2"]), spec("b", &["class3", "class4"], &[])],
+        minority_keep_every: 4,
+    }
+}
+
+#[test]
+fn superclass_task_subsamples_the_minority_in_train_only() {
+    let (train, test) = synthetic(6, 100);
+    let config = PlantedConfig::Superclass(superclass_config());
+    validate(&config, train.class_names()).unwrap();
+    let split_config = SplitConfig { val_every: 5, pool_every: 2, swap: false };
+    let p = prepare(train.clone(), test.clone(), &split_config, Some(&config)).unwrap();
+    let groups = p.groups.as_ref().unwrap();
+    // class5 is in no superclass, so its images are gone.
+    assert_eq!(p.train.len(), 500);
+    assert_eq!(p.test.len(), 250);
+    assert_eq!(p.train.class_names(), ["a", "b"]);
+    assert_eq!(groups.planted, vec![2]);
+    for i in 0..p.train.len() {
+        let fine = groups.train[i];
+        assert_eq!(p.train.labels()[i], if fine <= 2 { 0 } else { 1 });
+    }
+    let counts = group_counts(groups, &p.split);
+    // 100 per class: val takes 20, the pool half of the other 80, train the rest; train keeps 1 in 4 minority images.
+    assert_eq!(counts[0], ("train", vec![40, 40, 10, 40, 40, 0]));
+    assert_eq!(counts[1], ("val", vec![20, 20, 20, 20, 20, 0]));
+    assert_eq!(counts[2], ("extra", vec![40, 40, 40, 40, 40, 0]));
+    assert_eq!(counts[3], ("test", vec![50, 50, 50, 50, 50, 0]));
+    // The images themselves are untouched.
+    assert_eq!(p.train.image_bytes(0), train.image_bytes(0));
+}
+
+#[test]
+fn planted_attribute_marks_the_asked_fraction_deterministically() {
+    let (train, test) = synthetic(4, 100);
+    let config = AttributeConfig {
+        transform: Transform::Grayscale,
+        train_rate: 0.1,
+        eval_rate: 0.5,
+        classes: vec!["class1".into(), "class3".into()],
+        seed: 7,
+    };
+    let planted = PlantedConfig::Attribute(config.clone());
+    let split_config = SplitConfig::paper_cifar10();
+    let p = prepare(train.clone(), test.clone(), &split_config, Some(&planted)).unwrap();
+    let groups = p.groups.as_ref().unwrap();
+    for (part, idx) in p.split.parts() {
+        let (set, g) = if part == "test" { (&p.test, &groups.test) } else { (&p.train, &groups.train) };
+        let planted_labels: Vec<u16> = idx.iter().filter(|&&i| g[i] == 1).map(|&i| set.labels()[i]).collect();
+        let all = count_labels(&idx.iter().map(|&i| set.labels()[i]).collect::<Vec<_>>(), 4);
+        let rate = if part == "train" { 0.1 } else { 0.5 };
+        let expected: Vec<usize> =
+            (0..4).map(|k| if k == 1 || k == 3 { (rate * all[k] as f64).round() as usize } else { 0 }).collect();
+        assert_eq!(count_labels(&planted_labels, 4), expected, "{part}");
+        for &i in idx {
+            let img = set.image(i);
+            let gray = img.data.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]);
+            assert_eq!(gray, g[i] == 1, "{part} image {i}");
+        }
+    }
+    let again = prepare(train.clone(), test.clone(), &split_config, Some(&planted)).unwrap();
+    assert_eq!(again, p);
+    let other = PlantedConfig::Attribute(AttributeConfig { seed: 8, ..config });
+    let other = prepare(train, test, &split_config, Some(&other)).unwrap();
+    assert_ne!(other.groups.unwrap().train, groups.train);
+}
+
+#[test]
+fn transforms_do_what_they_say() {
+    let img = Image::new(2, 2, vec![200, 100, 0, 0, 0, 0, 255, 255, 255, 10, 20, 30]);
+    let gray = apply_transform(&img, Transform::Grayscale, 0);
+    // 0.299 * 200 + 0.587 * 100 = 118.5, rounded away from zero.
+    assert_eq!(gray.pixel(0, 0), [119, 119, 119]);
+    let flat = Image::new(3, 3, vec![77; 27]);
+    assert_eq!(apply_transform(&flat, Transform::Blur { radius: 1 }, 0), flat);
+    let blurred = apply_transform(&img, Transform::Blur { radius: 1 }, 0);
+    // Horizontal box sums with clamped edges: row 0 gives 400/3 and 200/3, row 1 gives 520/3 and 275/3; vertically (133 + 133 + 173) / 3.
+    assert_eq!(blurred.pixel(0, 0)[0], 146);
+    let low = apply_transform(&img, Transform::LowContrast { factor: 0.5 }, 0);
+    let spread = |i: &Image| i.data.iter().max().unwrap() - i.data.iter().min().unwrap();
+    assert!(spread(&low) < spread(&img));
+    let a = apply_transform(&flat, Transform::Noise { sigma: 10.0 }, 1);
+    assert_eq!(a, apply_transform(&flat, Transform::Noise { sigma: 10.0 }, 1));
+    assert_ne!(a, apply_transform(&flat, Transform::Noise { sigma: 10.0 }, 2));
+    assert_ne!(a, flat);
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_reason() {
+    let names: Vec<String> = (0..6).map(|k| format!("class{k}")).collect();
+    let mut c = superclass_config();
+    c.superclasses[0].minority = vec!["class4".into()];
+    let e = validate(&PlantedConfig::Superclass(c), &names).unwrap_err().to_string();
+    assert_eq!(e, "planted: minority \"class4\" is not a member of superclass \"a\"");
+    let mut c = superclass_config();
+    c.superclasses[1].members.push("class1".into());
+    assert!(validate(&PlantedConfig::Superclass(c), &names).unwrap_err().to_string().contains("in two superclasses"));
+    let mut c = superclass_config();
+    c.superclasses[1].members.push("zebra".into());
+    assert!(validate(&PlantedConfig::Superclass(c), &names).unwrap_err().to_string().contains("\"zebra\" is not a class"));
+    let bad_rate = AttributeConfig { transform: Transform::Grayscale, train_rate: 1.5, eval_rate: 0.5, classes: vec![], seed: 0 };
+    let e = validate(&PlantedConfig::Attribute(bad_rate), &names).unwrap_err().to_string();
+    assert_eq!(e, "planted: train_rate must lie in [0, 1], got 1.5");
+}
