@@ -32,3 +32,6 @@ pub fn load_experiment(path: &Path) -> Result<Experiment> {
 pub fn to_toml(experiment: &Experiment) -> String {
     toml::to_string_pretty(experiment).expect("an experiment of plain data always serializes")
 }
+
+#[cfg(test)]
+mod tests;

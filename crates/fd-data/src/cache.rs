@@ -52,7 +52,8 @@ pub fn read_dataset(path: &Path) -> Result<Dataset> {
     let file = std::fs::File::open(path).map_err(io(path))?;
     let size = file.metadata().map_err(io(path))?.len();
     let format = |message: String| Error::Format { path: path.to_path_buf(), message };
-    let truncated = |e: std::io::Error| format(format!("truncated dataset cache ({e}); delete it and run `fd-cli fetch` again"));
+    let truncated =
+        |e: std::io::Error| format(format!("truncated dataset cache ({e}); delete it and run `fd-cli fetch` again"));
     let mut r = BufReader::with_capacity(1 << 16, file);
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic).map_err(truncated)?;

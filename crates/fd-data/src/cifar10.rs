@@ -130,7 +130,8 @@ pub fn load_cifar10_tarball(path: &Path, progress: &dyn Progress) -> Result<Cifa
     let wanted: Vec<&str> = BINARY_TRAIN_FILES.iter().copied().chain([BINARY_TEST_FILE]).collect();
     let mut found: Vec<Option<(Vec<u8>, Vec<u16>)>> = vec![None; wanted.len()];
     progress.start("decode cifar-10 (tarball)", (wanted.len() * BATCH_LEN) as u64);
-    let corrupt = |e: std::io::Error| Error::Format { path: path.to_path_buf(), message: format!("corrupt tarball: {e}") };
+    let corrupt =
+        |e: std::io::Error| Error::Format { path: path.to_path_buf(), message: format!("corrupt tarball: {e}") };
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         let name = entry.path().map_err(corrupt)?.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -157,7 +158,7 @@ pub fn load_cifar10_tarball(path: &Path, progress: &dyn Progress) -> Result<Cifa
 ///
 /// `path` only names the source in errors.
 pub fn parse_binary_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u16>)> {
-    if bytes.len() % RECORD_BYTES != 0 || bytes.is_empty() {
+    if !bytes.len().is_multiple_of(RECORD_BYTES) || bytes.is_empty() {
         let expected = (bytes.len() / RECORD_BYTES).max(1) * RECORD_BYTES;
         return Err(Error::Size {
             path: path.to_path_buf(),
@@ -217,11 +218,8 @@ pub(crate) fn load_png_layout(dir: &Path, batch_len: usize, progress: &dyn Progr
     let _s = tracing::info_span!("load_cifar10_png", dir = %dir.display()).entered();
     let train_labels = read_labels_json(&dir.join(PNG_TRAIN_LABELS), 5 * batch_len)?;
     let test_labels = read_labels_json(&dir.join(PNG_TEST_LABELS), batch_len)?;
-    let mut jobs: Vec<(PathBuf, &[u16])> = PNG_TRAIN_FILES
-        .iter()
-        .zip(train_labels.chunks(batch_len))
-        .map(|(f, l)| (dir.join(f), l))
-        .collect();
+    let mut jobs: Vec<(PathBuf, &[u16])> =
+        PNG_TRAIN_FILES.iter().zip(train_labels.chunks(batch_len)).map(|(f, l)| (dir.join(f), l)).collect();
     jobs.push((dir.join(PNG_TEST_FILE), &test_labels));
     progress.start("decode cifar-10 (png)", (jobs.len() * batch_len) as u64);
     let mut parts = parallel(&jobs, |(path, labels)| {

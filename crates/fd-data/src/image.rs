@@ -44,9 +44,7 @@ pub fn encode_png(image: &Image) -> Vec<u8> {
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().expect("writing a PNG header to memory cannot fail");
-        writer
-            .write_image_data(&image.data)
-            .expect("writing PNG data of the right length to memory cannot fail");
+        writer.write_image_data(&image.data).expect("writing PNG data of the right length to memory cannot fail");
     }
     out
 }
@@ -60,9 +58,7 @@ pub fn decode_png(bytes: &[u8], path: &Path) -> Result<Image> {
     if depth != png::BitDepth::Eight || !matches!(color, png::ColorType::Rgb | png::ColorType::Rgba) {
         return Err(format(format!("expected an 8-bit RGB PNG, found {color:?} at {depth:?}")));
     }
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| format("the PNG is too large to decode".into()))?;
+    let size = reader.output_buffer_size().ok_or_else(|| format("the PNG is too large to decode".into()))?;
     let mut buf = vec![0; size];
     let info = reader.next_frame(&mut buf).map_err(|e| format(format!("corrupt PNG data: {e}")))?;
     buf.truncate(info.buffer_size());

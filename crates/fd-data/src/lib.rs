@@ -133,5 +133,6 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Format { path: path.to_path_buf(), message: format!("bad JSON: {e}") })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Format { path: path.to_path_buf(), message: format!("bad JSON: {e}") })
 }

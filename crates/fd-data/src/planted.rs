@@ -111,7 +111,10 @@ pub fn validate(config: &PlantedConfig, class_names: &[String]) -> Result<()> {
         if class_names.contains(name) {
             Ok(())
         } else {
-            Err(Error::Invalid(format!("planted: {what} {name:?} is not a class of the dataset (classes: {})", class_names.join(", "))))
+            Err(Error::Invalid(format!(
+                "planted: {what} {name:?} is not a class of the dataset (classes: {})",
+                class_names.join(", ")
+            )))
         }
     };
     match config {
@@ -164,7 +167,9 @@ pub fn validate(config: &PlantedConfig, class_names: &[String]) -> Result<()> {
                     return Err(Error::Invalid(format!("planted: noise sigma must be positive, got {sigma}")));
                 }
                 Transform::LowContrast { factor } if !(factor > 0.0 && factor < 1.0) => {
-                    return Err(Error::Invalid(format!("planted: low-contrast factor must lie in (0, 1), got {factor}")));
+                    return Err(Error::Invalid(format!(
+                        "planted: low-contrast factor must lie in (0, 1), got {factor}"
+                    )));
                 }
                 _ => {}
             }
@@ -204,7 +209,12 @@ pub fn prepare(
     }
 }
 
-fn plant_superclasses(train: &Dataset, test: &Dataset, split_config: &SplitConfig, c: &SuperclassConfig) -> Result<Prepared> {
+fn plant_superclasses(
+    train: &Dataset,
+    test: &Dataset,
+    split_config: &SplitConfig,
+    c: &SuperclassConfig,
+) -> Result<Prepared> {
     let names = train.class_names();
     let id = |n: &String| names.iter().position(|x| x == n).expect("validated: every member is a class") as u16;
     let mut superclass_of: Vec<Option<u16>> = vec![None; names.len()];
@@ -239,7 +249,7 @@ fn plant_superclasses(train: &Dataset, test: &Dataset, split_config: &SplitConfi
                 return true;
             }
             minority_seen += 1;
-            (minority_seen - 1) % c.minority_keep_every == 0
+            (minority_seen - 1).is_multiple_of(c.minority_keep_every)
         })
         .collect();
     let split = Split { train: kept_train, ..base };
@@ -248,7 +258,12 @@ fn plant_superclasses(train: &Dataset, test: &Dataset, split_config: &SplitConfi
     Ok(Prepared { train: new_train, test: new_test, split, groups: Some(groups) })
 }
 
-fn plant_attribute(mut train: Dataset, mut test: Dataset, split_config: &SplitConfig, c: &AttributeConfig) -> Result<Prepared> {
+fn plant_attribute(
+    mut train: Dataset,
+    mut test: Dataset,
+    split_config: &SplitConfig,
+    c: &AttributeConfig,
+) -> Result<Prepared> {
     let split = split(train.labels(), train.num_classes(), test.len(), split_config);
     let names = train.class_names().to_vec();
     let chosen: Vec<bool> = names.iter().map(|n| c.classes.is_empty() || c.classes.contains(n)).collect();
@@ -343,7 +358,11 @@ pub fn apply_transform(image: &Image, transform: Transform, seed: u64) -> Image 
         }
         Transform::LowContrast { factor } => {
             let mean = image.data.iter().map(|&v| f32::from(v)).sum::<f32>() / image.data.len().max(1) as f32;
-            image.data.iter().map(|&v| (mean + factor * (f32::from(v) - mean)).round().clamp(0.0, 255.0) as u8).collect()
+            image
+                .data
+                .iter()
+                .map(|&v| (mean + factor * (f32::from(v) - mean)).round().clamp(0.0, 255.0) as u8)
+                .collect()
         }
     };
     Image::new(h, w, data)

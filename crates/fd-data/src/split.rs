@@ -13,9 +13,7 @@ pub fn every_kth_per_class(labels: &[u16], num_classes: usize, every: usize) -> 
     assert!(every > 0, "every must be at least 1");
     let mut part1 = Vec::with_capacity(labels.len() / every + num_classes);
     for c in 0..num_classes {
-        part1.extend(
-            labels.iter().enumerate().filter(|(_, l)| usize::from(**l) == c).map(|(i, _)| i).step_by(every),
-        );
+        part1.extend(labels.iter().enumerate().filter(|(_, l)| usize::from(**l) == c).map(|(i, _)| i).step_by(every));
     }
     let mut taken = vec![false; labels.len()];
     for &i in &part1 {

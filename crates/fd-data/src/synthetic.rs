@@ -28,7 +28,10 @@ pub struct SyntheticConfig {
 impl SyntheticConfig {
     /// Checks the values once, at load time.
     pub fn validate(&self) -> Result<()> {
-        if !(2..=12).contains(&self.classes) || !(8..=64).contains(&self.size) || self.train_per_class == 0 || self.test_per_class == 0
+        if !(2..=12).contains(&self.classes)
+            || !(8..=64).contains(&self.size)
+            || self.train_per_class == 0
+            || self.test_per_class == 0
         {
             return Err(Error::Invalid(format!(
                 "synthetic: need 2..=12 classes, 8..=64 pixels and at least one image per class and part, got {self:?}"

