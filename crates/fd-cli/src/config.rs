@@ -11,12 +11,23 @@ use serde::{Deserialize, Serialize};
 pub struct Experiment {
     /// The dataset, its split and any planted subpopulation.
     pub data: fd_data::DataConfig,
+    /// The classifier.
+    pub model: Option<fd_model::ModelConfig>,
+    /// How the classifier is trained.
+    pub train: Option<fd_model::TrainConfig>,
 }
 
 impl Experiment {
     /// Checks every section once.
-    pub fn validate(&self) -> fd_data::Result<()> {
-        self.data.validate()
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.data.validate()?;
+        if let Some(m) = &self.model {
+            m.validate()?;
+        }
+        if let Some(t) = &self.train {
+            t.validate()?;
+        }
+        Ok(())
     }
 }
 

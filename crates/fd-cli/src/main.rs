@@ -38,10 +38,41 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Train the classifier on the train split and evaluate it on every split.
+    Train {
+        /// An experiment config with `[model]` and `[train]` sections.
+        #[arg(long)]
+        config: PathBuf,
+        /// The output directory (weights, logs, evaluations).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The classifier's throughput.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Failure-direction SVMs.
     Svm {
         #[command(subcommand)]
         command: SvmCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Time training steps and inference on random 32x32 images and report images/s as JSON (used by `cargo xtask bench model`).
+    #[command(hide = true)]
+    Bench {
+        /// resnet18, resnet10-narrow or tiny.
+        #[arg(long)]
+        architecture: String,
+        /// Images per step.
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// Timed training steps (after one warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
     },
 }
 
@@ -152,6 +183,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Data { command } => data(command, &data_dir)?,
         Command::Svm { command: SvmCommand::Bench { data, threads, reps } } => svm_bench(&data, threads, reps)?,
+        Command::Train { config, out } => train(&config, &out, &data_dir)?,
+        Command::Model { command: ModelCommand::Bench { architecture, batch, steps } } => {
+            model_bench(&architecture, batch, steps)?
+        }
     }
     Ok(())
 }
@@ -159,6 +194,8 @@ fn run(cli: Cli) -> Result<()> {
 fn default_experiment() -> Experiment {
     Experiment {
         data: DataConfig { dataset: DatasetConfig::Cifar10, split: SplitConfig::paper_cifar10(), planted: None },
+        model: None,
+        train: None,
     }
 }
 
@@ -261,6 +298,77 @@ fn export(data: &fd_data::cifar10::Cifar10, layout: &str, out: &Path) -> Result<
         }
         other => bail!("unknown layout {other:?} (expected binary or png)"),
     }
+    Ok(())
+}
+
+/// Trains the classifier the config describes on the train split, saves it, and evaluates every split.
+fn train(config_path: &Path, out: &Path, data_dir: &Path) -> Result<()> {
+    let experiment = config::load_experiment(config_path)?;
+    let (Some(model_config), Some(train_config)) = (&experiment.model, &experiment.train) else {
+        bail!("{}: training needs [model] and [train] sections", config_path.display());
+    };
+    let prepared = prepare(&experiment, data_dir)?;
+    let device = fd_model::device(model_config.device)?;
+    let set = fd_model::TrainSet { dataset: &prepared.train, indices: &prepared.split.train, weights: None };
+    let start = Instant::now();
+    let bars = Bars::default();
+    let (model, logs) = fd_model::train(model_config, prepared.train.num_classes(), set, train_config, &device, &bars)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    fd_model::load::save_weights(&model, &out.join("model.safetensors"))?;
+    fd_data::write_atomic(&out.join("train_log.json"), &serde_json::to_vec_pretty(&logs)?)?;
+    fd_data::write_atomic(&out.join("config.toml"), config::to_toml(&experiment).as_bytes())?;
+    let mut summary = serde_json::json!({ "train_seconds": train_seconds });
+    for (part, indices) in prepared.split.parts() {
+        let set = if part == "test" { &prepared.test } else { &prepared.train };
+        let eval = fd_model::evaluate(&model, model_config, set, indices, 512, &device, &bars);
+        fd_data::write_atomic(&out.join(format!("eval_{part}.safetensors")), &eval.to_safetensors())?;
+        summary[format!("{part}_accuracy")] = eval.accuracy().into();
+        println!("{part:<6} accuracy {:.2}% ({} images)", 100.0 * eval.accuracy(), indices.len());
+    }
+    summary["total_seconds"] = start.elapsed().as_secs_f64().into();
+    fd_data::write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    println!("trained in {train_seconds:.0} s; wrote {}", out.display());
+    Ok(())
+}
+
+/// Times training steps and inference of an architecture on random images, and prints images/s as JSON.
+fn model_bench(architecture: &str, batch: usize, steps: usize) -> Result<()> {
+    let architecture: fd_model::Architecture =
+        serde_json::from_value(serde_json::Value::String(architecture.into())).context("unknown architecture")?;
+    let config = fd_model::ModelConfig::cifar(architecture);
+    let n = batch * (steps + 1);
+    let pixels: Vec<u8> = (0..n * 32 * 32 * 3).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+    let labels: Vec<u16> = (0..n).map(|i| (i % 10) as u16).collect();
+    let names = (0..10).map(|k| format!("class{k}")).collect();
+    let data = fd_data::Dataset::new(32, 32, pixels, labels, names)?;
+    let device = fd_model::device(config.device)?;
+    let train_config = fd_model::TrainConfig {
+        epochs: 1,
+        batch_size: batch,
+        peak_lr: 0.1,
+        peak_epoch: 0.5,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        augment: false,
+        seed: 0,
+    };
+    // One warm-up epoch of one step, then the timed epoch of `steps` steps.
+    let warm: Vec<usize> = (0..batch).collect();
+    let set = fd_model::TrainSet { dataset: &data, indices: &warm, weights: None };
+    fd_model::train(&config, 10, set, &train_config, &device, &fd_data::NoProgress)?;
+    let timed: Vec<usize> = (batch..n).collect();
+    let set = fd_model::TrainSet { dataset: &data, indices: &timed, weights: None };
+    let start = Instant::now();
+    let (model, _) = fd_model::train(&config, 10, set, &train_config, &device, &fd_data::NoProgress)?;
+    let train_ips = timed.len() as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    fd_model::evaluate(&model, &config, &data, &timed, batch, &device, &fd_data::NoProgress);
+    let infer_ips = timed.len() as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"train_images_per_s": train_ips, "infer_images_per_s": infer_ips, "peak_rss_mib": peak_rss_mib()})
+    );
     Ok(())
 }
 

@@ -1,0 +1,116 @@
+//! Evaluation of any split (method spec §1.3): logits, predicted label, softmax confidence of the true class, correct flag, and penultimate features, keyed by dataset index.
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use fd_data::{Dataset, Progress};
+use serde::{Deserialize, Serialize};
+
+use crate::resnet::ResNet;
+use crate::{ModelConfig, images_to_tensor};
+
+/// The classifier's outputs on some images of a dataset, row `r` being dataset image `indices[r]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Dataset indices, in row order.
+    pub indices: Vec<usize>,
+    /// True labels.
+    pub labels: Vec<u16>,
+    /// Logits, `rows × num_classes`.
+    pub logits: Vec<f32>,
+    /// The number of classes.
+    pub num_classes: usize,
+    /// `argmax` of the logits.
+    pub predicted: Vec<u16>,
+    /// Softmax probability of the true class.
+    pub confidence: Vec<f32>,
+    /// Whether the prediction is the true label.
+    pub correct: Vec<bool>,
+    /// Penultimate features, `rows × feature_dim`.
+    pub features: Vec<f32>,
+    /// The feature dimension.
+    pub feature_dim: usize,
+}
+
+impl Evaluation {
+    /// The fraction of rows predicted correctly.
+    pub fn accuracy(&self) -> f64 {
+        self.correct.iter().filter(|&&c| c).count() as f64 / self.correct.len().max(1) as f64
+    }
+
+    /// The arrays as safetensors bytes: `indices` (i64), `labels` and `predicted` (i64), `logits`, `confidence`, `features` (f32), `correct` (u8).
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        use safetensors::Dtype;
+        let n = self.indices.len();
+        let le_f32 = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let le_i64 = |v: &mut dyn Iterator<Item = i64>| v.flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
+            ("indices", Dtype::I64, vec![n], le_i64(&mut self.indices.iter().map(|&i| i as i64))),
+            ("labels", Dtype::I64, vec![n], le_i64(&mut self.labels.iter().map(|&l| i64::from(l)))),
+            ("predicted", Dtype::I64, vec![n], le_i64(&mut self.predicted.iter().map(|&l| i64::from(l)))),
+            ("logits", Dtype::F32, vec![n, self.num_classes], le_f32(&self.logits)),
+            ("confidence", Dtype::F32, vec![n], le_f32(&self.confidence)),
+            ("features", Dtype::F32, vec![n, self.feature_dim], le_f32(&self.features)),
+            ("correct", Dtype::U8, vec![n], self.correct.iter().map(|&c| u8::from(c)).collect()),
+        ];
+        let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(name, dtype, shape, data)| {
+                (
+                    *name,
+                    safetensors::tensor::TensorView::new(*dtype, shape.clone(), data)
+                        .expect("shapes match by construction"),
+                )
+            })
+            .collect();
+        safetensors::serialize(views, None).expect("serializing to memory cannot fail")
+    }
+}
+
+/// Runs `model` (off autodiff) over `indices` of `dataset` in batches of `batch_size`.
+pub fn evaluate(
+    model: &ResNet,
+    model_config: &ModelConfig,
+    dataset: &Dataset,
+    indices: &[usize],
+    batch_size: usize,
+    device: &Device,
+    progress: &dyn Progress,
+) -> Evaluation {
+    let _s = tracing::info_span!("evaluate", images = indices.len()).entered();
+    let num_classes = model.linear.weight.dims()[1];
+    let feature_dim = model.linear.weight.dims()[0];
+    let mut out = Evaluation {
+        indices: indices.to_vec(),
+        labels: indices.iter().map(|&i| dataset.labels()[i]).collect(),
+        logits: Vec::with_capacity(indices.len() * num_classes),
+        num_classes,
+        predicted: Vec::with_capacity(indices.len()),
+        confidence: Vec::with_capacity(indices.len()),
+        correct: Vec::with_capacity(indices.len()),
+        features: Vec::with_capacity(indices.len() * feature_dim),
+        feature_dim,
+    };
+    progress.start("evaluate", indices.len() as u64);
+    for batch in indices.chunks(batch_size.max(1)) {
+        let x = images_to_tensor(dataset, batch, model_config, None, model_config.fill(), device);
+        let features = model.features(x);
+        let logits = model.linear.forward(features.clone());
+        let probs: Vec<f32> = softmax(logits.clone(), 1).into_data().try_to_vec().expect("f32 probabilities");
+        let logits: Vec<f32> = logits.into_data().try_to_vec().expect("f32 logits");
+        out.features.extend(features.into_data().try_to_vec::<f32>().expect("f32 features"));
+        for (r, &i) in batch.iter().enumerate() {
+            let row = &logits[r * num_classes..(r + 1) * num_classes];
+            // The first maximum, as torch's argmax.
+            let pred = row.iter().enumerate().fold(0, |best, (k, &v)| if v > row[best] { k } else { best });
+            let label = usize::from(dataset.labels()[i]);
+            out.predicted.push(pred as u16);
+            out.confidence.push(probs[r * num_classes + label]);
+            out.correct.push(pred == label);
+        }
+        out.logits.extend_from_slice(&logits);
+        progress.advance(batch.len() as u64);
+    }
+    progress.finish();
+    tracing::info!(accuracy = out.accuracy(), "evaluated");
+    out
+}
