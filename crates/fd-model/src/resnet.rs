@@ -20,6 +20,8 @@ pub enum Architecture {
     Resnet18,
     /// A CPU preset: widths 32/64/128/256, one BasicBlock per stage (about 1.2 M parameters, an eighth of ResNet-18's work).
     Resnet10Narrow,
+    /// A smaller CPU preset: widths 16/32/64/128, one BasicBlock per stage (about 0.3 M parameters).
+    Resnet10Small,
     /// A tiny preset for tests: widths 8/16/32/64, one BasicBlock per stage.
     Tiny,
 }
@@ -30,6 +32,7 @@ impl Architecture {
         match self {
             Architecture::Resnet18 => ([64, 128, 256, 512], [2, 2, 2, 2]),
             Architecture::Resnet10Narrow => ([32, 64, 128, 256], [1, 1, 1, 1]),
+            Architecture::Resnet10Small => ([16, 32, 64, 128], [1, 1, 1, 1]),
             Architecture::Tiny => ([8, 16, 32, 64], [1, 1, 1, 1]),
         }
     }

@@ -7,6 +7,7 @@
 //! - [`fit_directions`]: per class, C over `logspace(-6, 0, 7)` by scikit-learn's 2-fold `StratifiedKFold` on balanced accuracy (strict `>`, so ties keep the smaller C), then a refit on all of the class's rows.
 //!   The solver mirrors scikit-learn's libsvm (`SVC(kernel='linear', class_weight='balanced')`) step for step, on a Gram matrix computed once per class and shared by every fold and every C.
 //! - [`Directions`]: decision values, predicted flags, within-class rankings, raw-space directions, and the artifact (JSON, and safetensors for the vectors).
+//! - [`probe`]: a linear probe (multinomial logistic regression through smartcore) for the quality of an embedding space.
 //! - [`metrics`]: accuracy, balanced accuracy, confusion counts, precision and recall against a group, top-K fractions, AUROC.
 //!
 //! Invariants: plain data in and out (`&[f32]` rows with a `dim`, `&[bool]` flags, `u16` classes); no `fd-*` crate, no tensor framework, no image crate, no I/O.
@@ -17,6 +18,7 @@ mod fit;
 mod kernel;
 pub mod metrics;
 mod preprocess;
+pub mod probe;
 mod smo;
 
 use serde::{Deserialize, Serialize};

