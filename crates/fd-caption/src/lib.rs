@@ -1,6 +1,17 @@
-//! fd-caption: words for each failure direction.
+//! fd-caption: words for each failure direction (method spec §2), and evidence for them.
 //!
-//! It will build the paper's candidate caption vocabularies from templates, score caption text embeddings with a class's SVM direction, and check each caption on held-out images (§2 of the method spec).
-//! It takes plain data (text embeddings as `&[f32]` rows, a direction, preprocessing statistics), depends on no `fd-*` crate, runs no network and does no I/O.
+//! - [`vocabulary`]: the paper's caption sets as data (`data/vocabularies.json`, made by `data/make_vocabularies.py`), and the template builder with correct "a"/"an" (the paper's output without the fix stays available).
+//! - [`score`]: §2.2's scoring: subtract the reference caption's embedding, apply the image preprocessing, score with the class's SVM; the hardest (negative) and easiest (positive) captions.
+//! - [`subpopulation`]: the images nearest a caption by cosine similarity.
+//! - [`check`]: the held-out check no peer makes: is the model really worse on the images nearest a caption, on a split the SVM never saw?
+//!   An exact hypergeometric p-value answers it, and a caption whose images are not harder than the class is flagged as unsupported.
 //!
-//! Nothing is implemented yet: this crate is a placeholder for the workspace layout, with no functions that pretend to work.
+//! Invariants: plain data in (embeddings as `&[f32]` rows with a `dim`, a direction, preprocessing statistics), values out; no `fd-*` crate, no tensor framework, no I/O, no errors (broken contracts are asserts).
+
+pub mod check;
+pub mod score;
+pub mod subpopulation;
+pub mod vocabulary;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! Caption vocabularies and the template "a photo of a {adjective} {noun} {preposition}".
+
+use serde::Deserialize;
+
+/// One class's caption ingredients; `None` leaves a slot out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ClassVocabulary {
+    /// Nouns.
+    pub nouns: Vec<String>,
+    /// Adjectives (with `None` for none).
+    pub adjectives: Vec<Option<String>>,
+    /// Prepositional phrases (with `None` for none).
+    pub prepositions: Vec<Option<String>>,
+}
+
+/// A caption set: reference labels and per-class ingredients.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Vocabulary {
+    /// One label per class; the reference caption is "a photo of a <label>".
+    pub labels: Vec<String>,
+    /// One entry per class.
+    pub classes: Vec<ClassVocabulary>,
+}
+
+/// How the article is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grammar {
+    /// "an" before a vowel sound's letter: "an old man", "an x-ray".
+    Fixed,
+    /// Always "a", as the paper's code writes it ("a photo of a old man"), for fidelity runs.
+    Paper,
+}
+
+const SETS: &str = include_str!("../data/vocabularies.json");
+
+/// The names of the built-in sets.
+pub fn vocabulary_names() -> Vec<String> {
+    let all: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(SETS).expect("the built-in vocabularies parse");
+    all.into_keys().collect()
+}
+
+/// A built-in set by name (`cifar10-simple`, `cifar100-superclass`, `celeba`, `chestxray`).
+pub fn vocabulary(name: &str) -> Option<Vocabulary> {
+    let mut all: std::collections::BTreeMap<String, Vocabulary> =
+        serde_json::from_str(SETS).expect("the built-in vocabularies parse");
+    all.remove(name)
+}
+
+fn article(next: &str, grammar: Grammar) -> &'static str {
+    // Letters, not sounds: "x-ray" takes "an" (eks-ray) and so do vowels; "u" words like "unicorn" are rare in these sets.
+    let first = next.chars().next().map(|c| c.to_ascii_lowercase());
+    match (grammar, first) {
+        (Grammar::Fixed, Some('a' | 'e' | 'i' | 'o' | 'x')) => "an",
+        _ => "a",
+    }
+}
+
+/// "a photo of a {ending}", the article agreeing with the ending's first word under [`Grammar::Fixed`].
+pub fn caption(ending: &str, grammar: Grammar) -> String {
+    format!("a photo of {} {ending}", article(ending, grammar))
+}
+
+/// The reference caption of `label`: "a photo of a <label>".
+pub fn reference_caption(label: &str, grammar: Grammar) -> String {
+    caption(label, grammar)
+}
+
+/// Every caption of one class: nouns × adjectives × prepositions, noun-major, in the vocabulary's order.
+pub fn class_captions(class: &ClassVocabulary, grammar: Grammar) -> Vec<String> {
+    let mut out = Vec::with_capacity(class.nouns.len() * class.adjectives.len() * class.prepositions.len());
+    for noun in &class.nouns {
+        for adjective in &class.adjectives {
+            for preposition in &class.prepositions {
+                let ending: Vec<&str> =
+                    [adjective.as_deref(), Some(noun.as_str()), preposition.as_deref()].into_iter().flatten().collect();
+                out.push(caption(&ending.join(" "), grammar));
+            }
+        }
+    }
+    out
+}
