@@ -44,3 +44,17 @@ pub fn top_captions(scores: &[f64], k: usize) -> (Vec<usize>, Vec<usize>) {
     let positive = order.iter().take(k).copied().collect();
     (negative, positive)
 }
+
+/// A reference embedding made from several rows (their mean): for the offline latent space, whose captions are ImageNet class
+/// names, the reference of a CIFAR-10 class is the mean class vector of its ImageNet hyponyms.
+pub fn mean_of_rows(rows: &[f32], dim: usize, which: &[usize]) -> Vec<f32> {
+    assert!(dim > 0 && rows.len().is_multiple_of(dim), "{} values are not rows of {dim}", rows.len());
+    assert!(!which.is_empty(), "a mean of no rows");
+    let mut out = vec![0f64; dim];
+    for &r in which {
+        for (o, v) in out.iter_mut().zip(&rows[r * dim..(r + 1) * dim]) {
+            *o += f64::from(*v);
+        }
+    }
+    out.iter().map(|v| (v / which.len() as f64) as f32).collect()
+}

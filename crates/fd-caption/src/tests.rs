@@ -3,13 +3,16 @@
 use expect_test::expect;
 
 use crate::check::{check_caption, hypergeometric_cdf};
-use crate::score::{ClassScorer, score_captions, top_captions};
+use crate::score::{ClassScorer, mean_of_rows, score_captions, top_captions};
 use crate::subpopulation::nearest_images;
 use crate::vocabulary::{Grammar, class_captions, reference_caption, vocabulary, vocabulary_names};
 
 #[test]
 fn vocabulary_sizes_match_the_paper() {
-    assert_eq!(vocabulary_names(), ["celeba", "chestxray", "cifar10-simple", "cifar100-superclass"]);
+    assert_eq!(
+        vocabulary_names(),
+        ["celeba", "chestxray", "cifar10-simple", "cifar10-wordnet", "cifar100-superclass", "imagenet"]
+    );
     let simple = vocabulary("cifar10-simple").unwrap();
     let sizes: Vec<usize> = simple.classes.iter().map(|c| class_captions(c, Grammar::Fixed).len()).collect();
     // 9 adjectives × (8 backgrounds + the class's extra prepositions): airplane 108.
@@ -18,6 +21,40 @@ fn vocabulary_sizes_match_the_paper() {
     assert_eq!((count("celeba"), count("chestxray"), count("cifar100-superclass")), (288, 15, 5));
     assert_eq!(vocabulary("cifar100-superclass").unwrap().labels.len(), 20);
     assert!(vocabulary("nope").is_none());
+}
+
+#[test]
+fn the_wordnet_and_imagenet_sets() {
+    let wordnet = vocabulary("cifar10-wordnet").unwrap();
+    let nouns: Vec<usize> = wordnet.classes.iter().map(|c| c.nouns.len()).collect();
+    assert_eq!(nouns, [21, 25, 614, 27, 42, 131, 41, 46, 99, 20]);
+    // Every noun of the paper's example negative captions (§2.1) is there.
+    for (class, noun) in [
+        (0, "bomber"),
+        (1, "ambulance"),
+        (2, "oscine"),
+        (3, "mouser"),
+        (4, "kob"),
+        (5, "feist"),
+        (6, "agua"),
+        (7, "protohippus"),
+        (8, "racing gig"),
+        (9, "passenger van"),
+    ] {
+        assert!(
+            wordnet.classes[class].nouns.iter().any(|n| n == noun),
+            "{noun} missing from {}",
+            wordnet.labels[class]
+        );
+    }
+    let cat = class_captions(&wordnet.classes[3], Grammar::Fixed);
+    assert!(cat.contains(&"a photo of a white mouser on the grass".to_string()));
+    assert_eq!(cat.len(), 27 * 9 * 12);
+    let imagenet = vocabulary("imagenet").unwrap();
+    assert_eq!(imagenet.labels.len(), 1000);
+    assert_eq!((imagenet.labels[281].as_str(), imagenet.classes[281].nouns[0].as_str()), ("tabby", "feline"));
+    assert_eq!(class_captions(&imagenet.classes[281], Grammar::Fixed).len(), 13 * 13);
+    assert_eq!(imagenet.classes[0].nouns, ["fish"]);
 }
 
 #[test]
@@ -62,6 +99,12 @@ fn a_direction_aligned_with_a_caption_ranks_it_hardest() {
     assert!(scores.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6), "{scores:?}");
     let (negative, positive) = top_captions(&scores, 2);
     assert_eq!((negative, positive), (vec![1, 2], vec![0, 3]));
+}
+
+#[test]
+fn reference_vectors_of_the_offline_space_are_means() {
+    let rows = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    assert_eq!(mean_of_rows(&rows, 2, &[0, 2]), vec![3.0, 4.0]);
 }
 
 #[test]

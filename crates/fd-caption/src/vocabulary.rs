@@ -40,7 +40,7 @@ pub fn vocabulary_names() -> Vec<String> {
     all.into_keys().collect()
 }
 
-/// A built-in set by name (`cifar10-simple`, `cifar100-superclass`, `celeba`, `chestxray`).
+/// A built-in set by name: `cifar10-simple`, `cifar10-wordnet`, `cifar100-superclass`, `celeba`, `chestxray`, `imagenet`.
 pub fn vocabulary(name: &str) -> Option<Vocabulary> {
     let mut all: std::collections::BTreeMap<String, Vocabulary> =
         serde_json::from_str(SETS).expect("the built-in vocabularies parse");
