@@ -12,6 +12,8 @@ use fd_cli::progress::Bars;
 use fd_data::fetch::{self, Cifar10Sources, FetchFrom};
 use fd_data::{DataConfig, DatasetConfig, Prepared, SplitConfig};
 
+mod stages;
+
 /// Find where an image classifier fails, as directions in a latent space.
 #[derive(Debug, Parser)]
 #[command(name = "fd-cli", version)]
@@ -61,6 +63,30 @@ enum Command {
         /// Which splits, comma-separated (train and test are always embedded: the probe needs them).
         #[arg(long, default_value = "train,val,extra,test")]
         parts: String,
+        /// Skip the linear probe (minutes of smartcore's logistic regression).
+        #[arg(long)]
+        no_probe: bool,
+    },
+    /// Fit the per-class SVMs on val in a run directory (after `train` and `embed` into it), and score test.
+    Fit {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// The number of classes.
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+    },
+    /// Name each class's failure direction and check the names on test (offline space: ImageNet class names).
+    Caption {
+        /// An experiment config with an `[embed]` section.
+        #[arg(long)]
+        config: PathBuf,
+        /// The run directory (after `fit`).
+        #[arg(long)]
+        run: PathBuf,
+        /// Images per caption subpopulation.
+        #[arg(long, default_value_t = 20)]
+        k: usize,
     },
     /// The latent space's throughput.
     EmbedTools {
@@ -226,7 +252,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { command } => data(command, &data_dir)?,
         Command::Svm { command: SvmCommand::Bench { data, threads, reps } } => svm_bench(&data, threads, reps)?,
         Command::Train { config, out } => train(&config, &out, &data_dir)?,
-        Command::Embed { config, out, limit, parts } => embed(&config, &out, &data_dir, limit, &parts)?,
+        Command::Embed { config, out, limit, parts, no_probe } => {
+            embed(&config, &out, &data_dir, limit, &parts, no_probe)?
+        }
+        Command::Fit { run, classes } => {
+            stages::fit(&run, classes)?;
+        }
+        Command::Caption { config, run, k } => {
+            let experiment = config::load_experiment(&config)?;
+            let Some(embed_config) = &experiment.embed else {
+                bail!("{}: captioning needs an [embed] section", config.display())
+            };
+            let weights = fd_cli::weights::efficientnet_lite0_path(&data_dir);
+            let embedder = fd_clip::Embedder::efficientnet_lite0(
+                &weights,
+                embed_config,
+                &fd_model::device(fd_model::DeviceKind::Flex)?,
+            )?;
+            let names = experiment.data.dataset.class_names();
+            stages::caption(&run, &embedder, &names, k)?;
+        }
         Command::EmbedTools { command: EmbedCommand::Bench { size, batch, images } } => {
             embed_bench(&data_dir, size, batch, images)?
         }
@@ -380,7 +425,14 @@ fn train(config_path: &Path, out: &Path, data_dir: &Path) -> Result<()> {
 }
 
 /// Embeds every split, writes the embeddings, and reports zero-shot (through the ImageNet hyponyms of the class names) and linear-probe accuracy on test.
-fn embed(config_path: &Path, out: &Path, data_dir: &Path, limit: Option<usize>, parts: &str) -> Result<()> {
+fn embed(
+    config_path: &Path,
+    out: &Path,
+    data_dir: &Path,
+    limit: Option<usize>,
+    parts: &str,
+    no_probe: bool,
+) -> Result<()> {
     let wanted: Vec<&str> = parts.split(',').map(str::trim).chain(["train", "test"]).collect();
     let experiment = config::load_experiment(config_path)?;
     let Some(embed_config) = &experiment.embed else {
@@ -422,13 +474,21 @@ fn embed(config_path: &Path, out: &Path, data_dir: &Path, limit: Option<usize>, 
         summary["zero_shot_test_accuracy"] = accuracy.into();
         println!("zero-shot test accuracy (ImageNet hyponyms): {:.2}%", 100.0 * accuracy);
     }
-    let (train_rows, train_labels) = &kept["train"];
-    let start = Instant::now();
-    let probe =
-        fd_svm::probe::linear_probe_accuracy(train_rows, train_labels, test_rows, test_labels, embedder.dim(), 1.0)?;
-    summary["linear_probe_test_accuracy"] = probe.into();
-    summary["linear_probe_seconds"] = start.elapsed().as_secs_f64().into();
-    println!("linear-probe test accuracy (logistic regression on train embeddings): {:.2}%", 100.0 * probe);
+    if !no_probe {
+        let (train_rows, train_labels) = &kept["train"];
+        let start = Instant::now();
+        let probe = fd_svm::probe::linear_probe_accuracy(
+            train_rows,
+            train_labels,
+            test_rows,
+            test_labels,
+            embedder.dim(),
+            1.0,
+        )?;
+        summary["linear_probe_test_accuracy"] = probe.into();
+        summary["linear_probe_seconds"] = start.elapsed().as_secs_f64().into();
+        println!("linear-probe test accuracy (logistic regression on train embeddings): {:.2}%", 100.0 * probe);
+    }
     fd_data::write_atomic(&out.join("embed_summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
     fd_data::write_atomic(&out.join("config.toml"), config::to_toml(&experiment).as_bytes())?;
     Ok(())
