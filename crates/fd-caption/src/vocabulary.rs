@@ -16,7 +16,7 @@ pub struct ClassVocabulary {
 /// A caption set: reference labels and per-class ingredients.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Vocabulary {
-    /// One label per class; the reference caption is "a photo of a <label>".
+    /// One label per class; the reference caption is `"a photo of a <label>"`.
     pub labels: Vec<String>,
     /// One entry per class.
     pub classes: Vec<ClassVocabulary>,
@@ -61,7 +61,7 @@ pub fn caption(ending: &str, grammar: Grammar) -> String {
     format!("a photo of {} {ending}", article(ending, grammar))
 }
 
-/// The reference caption of `label`: "a photo of a <label>".
+/// The reference caption of `label`: `"a photo of a <label>"`.
 pub fn reference_caption(label: &str, grammar: Grammar) -> String {
     caption(label, grammar)
 }
