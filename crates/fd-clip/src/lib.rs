@@ -78,37 +78,22 @@ impl Embedder {
         self.model.fc.weight.dims()[0]
     }
 
-    fn batches(&self, dataset: &Dataset, indices: &[usize], progress: &dyn Progress, mut each: impl FnMut(Tensor<2>)) {
-        progress.start("embed images", indices.len() as u64);
-        for batch in indices.chunks(self.batch_size) {
-            let mut data = Vec::with_capacity(batch.len() * 3 * self.preprocess.size * self.preprocess.size);
-            for &i in batch {
-                preprocess::push_chw(&dataset.image(i), &self.preprocess, &mut data);
-            }
-            let s = self.preprocess.size;
-            let x = Tensor::<4>::from_data(TensorData::new(data, [batch.len(), 3, s, s]), &self.device);
-            each(self.model.features(x));
-            progress.advance(batch.len() as u64);
-        }
-        progress.finish();
-    }
-
     /// The embedding of images `indices` of `dataset`: rows of `dim()` values.
     pub fn embed_images(&self, dataset: &Dataset, indices: &[usize], progress: &dyn Progress) -> Vec<f32> {
         let _s = tracing::info_span!("embed_images", images = indices.len()).entered();
+        let s = self.preprocess.size;
         let mut out = Vec::with_capacity(indices.len() * self.dim());
-        self.batches(dataset, indices, progress, |f| {
-            out.extend(f.into_data().try_to_vec::<f32>().expect("f32 features"))
-        });
-        out
-    }
-
-    /// The classifier's logits for images `indices` of `dataset` (1000 ImageNet classes per row), for zero-shot checks.
-    pub fn image_logits(&self, dataset: &Dataset, indices: &[usize], progress: &dyn Progress) -> Vec<f32> {
-        let mut out = Vec::new();
-        self.batches(dataset, indices, progress, |f| {
-            out.extend(self.model.fc.forward(f).into_data().try_to_vec::<f32>().expect("f32 logits"))
-        });
+        progress.start("embed images", indices.len() as u64);
+        for batch in indices.chunks(self.batch_size) {
+            let mut data = Vec::with_capacity(batch.len() * 3 * s * s);
+            for &i in batch {
+                preprocess::push_chw(&dataset.image(i), &self.preprocess, &mut data);
+            }
+            let x = Tensor::<4>::from_data(TensorData::new(data, [batch.len(), 3, s, s]), &self.device);
+            out.extend(self.model.features(x).into_data().try_to_vec::<f32>().expect("f32 features"));
+            progress.advance(batch.len() as u64);
+        }
+        progress.finish();
         out
     }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cifar10::{self, CLASS_NAMES};
-use crate::{Dataset, NoProgress, fetch};
+use crate::{Dataset, fetch};
 
 /// The committed sample: the first 24 CIFAR-10 test images, cut by `fixtures/cifar10-sample/make_sample.py`.
 pub(crate) fn sample_dir() -> PathBuf {
@@ -37,10 +37,4 @@ pub(crate) fn cycled_sample(n: usize) -> Dataset {
     let s = sample();
     let idx: Vec<usize> = (0..n).map(|i| i % s.len()).collect();
     s.subset(&idx)
-}
-
-/// Silences the unused warning for helpers some test builds do not call.
-#[allow(dead_code)]
-pub(crate) fn no_progress() -> NoProgress {
-    NoProgress
 }

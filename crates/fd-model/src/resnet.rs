@@ -36,11 +36,6 @@ impl Architecture {
             Architecture::Tiny => ([8, 16, 32, 64], [1, 1, 1, 1]),
         }
     }
-
-    /// The dimension of the penultimate features.
-    pub fn feature_dim(self) -> usize {
-        self.shape().0[3]
-    }
 }
 
 fn conv3x3(cin: usize, cout: usize, stride: usize, device: &Device) -> Conv2d {
