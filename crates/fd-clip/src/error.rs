@@ -13,6 +13,12 @@ pub enum Error {
         /// What is wrong, and what to do.
         message: String,
     },
+    /// A config value out of range.
+    #[error("{message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+    },
     /// A caption outside a closed vocabulary.
     #[error(
         "caption {caption:?} is not in the {vocabulary} vocabulary (its captions are ImageNet class names, for example \"tabby\")"

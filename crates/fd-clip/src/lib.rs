@@ -28,6 +28,19 @@ pub use preprocess::Preprocess;
 pub enum EmbedderKind {
     /// EfficientNet-Lite0 features and ImageNet class vectors (offline).
     EfficientnetLite0,
+    /// A tiny EfficientNet of the same code path ([`effnet::EffNetConfig::tiny`]), for smoke runs and tests; it needs `weights`
+    /// (the committed random-weight fixture `crates/fd-clip/fixtures/tiny_effnet.safetensors`). Its 10 outputs are ImageNet classes 0..10.
+    EfficientnetTiny,
+}
+
+impl EmbedderKind {
+    /// The network shape of this space.
+    pub fn shape(self) -> effnet::EffNetConfig {
+        match self {
+            EmbedderKind::EfficientnetLite0 => effnet::EffNetConfig::lite0(),
+            EmbedderKind::EfficientnetTiny => effnet::EffNetConfig::tiny(),
+        }
+    }
 }
 
 /// The `[embed]` section of an experiment config.
@@ -40,6 +53,26 @@ pub struct EmbedConfig {
     pub image_size: usize,
     /// Images per forward pass.
     pub batch_size: usize,
+    /// The weight file; by default the one `fd-cli fetch` puts in the cache directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<std::path::PathBuf>,
+}
+
+impl EmbedConfig {
+    /// Checks the values once.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |message: String| Err(Error::Config { message });
+        if !(8..=1024).contains(&self.image_size) {
+            return bad(format!("embed.image_size = {} (expected 8 to 1024 pixels)", self.image_size));
+        }
+        if self.batch_size == 0 {
+            return bad("embed.batch_size = 0 (expected at least 1)".into());
+        }
+        if self.embedder == EmbedderKind::EfficientnetTiny && self.weights.is_none() {
+            return bad("embedder \"efficientnet-tiny\" needs `weights` (for example crates/fd-clip/fixtures/tiny_effnet.safetensors)".into());
+        }
+        Ok(())
+    }
 }
 
 /// An image and text embedder; the network and its tensors stay inside.
@@ -55,6 +88,12 @@ impl Embedder {
     /// EfficientNet-Lite0 with the weights at `weights` (safetensors, as `fd-cli fetch efficientnet-lite0` writes them).
     pub fn efficientnet_lite0(weights: &Path, config: &EmbedConfig, device: &Device) -> Result<Embedder> {
         Embedder::efficientnet(&effnet::EffNetConfig::lite0(), weights, config, device)
+    }
+
+    /// The embedder `config` names, with its weights at `config.weights` or else at `default_weights`.
+    pub fn from_config(config: &EmbedConfig, default_weights: &Path, device: &Device) -> Result<Embedder> {
+        let weights = config.weights.as_deref().unwrap_or(default_weights);
+        Embedder::efficientnet(&config.embedder.shape(), weights, config, device)
     }
 
     /// An EfficientNet of any shape (the tests use a tiny one).
@@ -116,6 +155,12 @@ impl Embedder {
                     as u16
             })
             .collect()
+    }
+
+    /// Every caption this space can embed, in class order: the first lemma of each ImageNet class its classifier has a row for.
+    pub fn vocabulary(&self) -> Vec<&'static str> {
+        let n = self.model.fc.weight.dims()[1];
+        imagenet::imagenet_classes().into_iter().filter(|c| c.index < n).map(|c| c.name).collect()
     }
 
     /// The embedding of each caption: its ImageNet class's classifier row (a caption must be a class name or one of its lemmas).

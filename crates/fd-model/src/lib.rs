@@ -24,6 +24,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use augment::{augment as augment_image, translate};
+/// The device handle [`device()`] returns, named so callers can hold one without depending on burn.
+pub use burn::prelude::Device;
 pub use device::{DeviceKind, device};
 pub use error::{Error, Result};
 pub use predict::{Evaluation, evaluate};
