@@ -715,3 +715,6 @@ pub fn embeddings_safetensors(rows: &[f32], dim: usize, indices: &[usize]) -> Ve
     ];
     safetensors::serialize(views, None).expect("serializing to memory cannot fail")
 }
+
+#[cfg(test)]
+mod tests;
