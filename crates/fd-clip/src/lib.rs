@@ -7,11 +7,13 @@
 //!
 //! Invariants: depends on fd-data only; reads weights through [`load`] alone; never reads datasets or prints; tensors never cross its boundary.
 
+pub mod clip;
 pub mod effnet;
 mod error;
 pub mod imagenet;
 pub mod load;
 pub mod preprocess;
+pub mod tokenize;
 
 use std::path::Path;
 
@@ -183,5 +185,7 @@ impl Embedder {
     }
 }
 
+#[cfg(test)]
+mod clip_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,10 @@
 //! Image preprocessing for the embedders: a plain bilinear resize of the whole image (as the paper feeds CLIP, method spec §1.4), then per-channel normalisation, into an NCHW batch.
 
+/// CLIP's per-channel mean on the 0-1 scale.
+pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+/// CLIP's per-channel standard deviation on the 0-1 scale.
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+
 /// How images become an embedder's input.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,6 +21,11 @@ impl Preprocess {
     /// EfficientNet-Lite's normalisation (TF's `(x - 127.5) / 127.5`) at `size` pixels.
     pub fn efficientnet(size: usize) -> Preprocess {
         Preprocess { size, mean: [0.5; 3], std: [0.5; 3] }
+    }
+
+    /// The paper's CLIP input (method spec §1.4): the whole image resized bilinearly to `size`, then CLIP's mean and std.
+    pub fn clip_paper(size: usize) -> Preprocess {
+        Preprocess { size, mean: CLIP_MEAN, std: CLIP_STD }
     }
 }
 

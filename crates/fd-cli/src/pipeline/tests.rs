@@ -43,8 +43,9 @@ fn selection_rules_pick_the_lowest_per_class_or_a_seeded_sample() {
     // The same seed gives the same sample; the random rule does not depend on decisions or confidence.
     let again = select(&extra, &[0.0; 8], 2, &config(vec![2], 0));
     assert_eq!(&again.rules[&SelectionRule::Random][&2], random);
-    let others: Vec<Vec<usize>> =
-        (1..8).map(|seed| select(&extra, &decisions, 2, &config(vec![2], seed)).rules[&SelectionRule::Random][&2].clone()).collect();
+    let others: Vec<Vec<usize>> = (1..8)
+        .map(|seed| select(&extra, &decisions, 2, &config(vec![2], seed)).rules[&SelectionRule::Random][&2].clone())
+        .collect();
     assert!(others.iter().any(|o| o != random), "the seed changes the sample");
 }
 

@@ -1,0 +1,141 @@
+//! CLIP against Hugging Face transformers (tiny random weights here, ViT-B/32 shapes when `FD_CLIP_FULL` names the directory
+//! `fixtures/make_clip_fixtures.py --full` wrote), and the tokenizer against open_clip.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+use crate::clip::ClipConfig;
+use crate::tokenize::ClipTokenizer;
+use crate::{Error, Preprocess, load, preprocess};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+fn read(bytes: &[u8], name: &str) -> (Vec<f32>, Vec<usize>) {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let values = match t.dtype() {
+        safetensors::Dtype::F32 => {
+            t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+        }
+        safetensors::Dtype::U8 => t.data().iter().map(|&b| f32::from(b)).collect(),
+        safetensors::Dtype::I64 => {
+            t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
+        }
+        other => panic!("{name}: {other:?}"),
+    };
+    (values, t.shape().to_vec())
+}
+
+fn max_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The tiny model's id for a real token id (as the generator maps them).
+fn tiny_id(t: usize) -> usize {
+    match t {
+        49406 => 998,
+        49407 => 999,
+        0 => 0,
+        t => 1 + t % 997,
+    }
+}
+
+#[test]
+fn tokenizer_matches_open_clip_on_every_reference_caption() {
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("tokenizer_reference.json")).unwrap()).unwrap();
+    let captions: Vec<&str> = reference["captions"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(captions.len() >= 30);
+    let tokenized = ClipTokenizer::new(77).tokenize(&captions);
+    let mut wrong = Vec::new();
+    for (k, expected) in reference["ids"].as_array().unwrap().iter().enumerate() {
+        let expected: Vec<usize> = expected.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let got: Vec<usize> = tokenized.ids[k].iter().copied().filter(|&t| t != 0).collect();
+        assert_eq!(tokenized.ids[k].len(), 77);
+        if got != expected {
+            wrong.push(format!("{:?}: got {got:?}, expected {expected:?}", captions[k]));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} differ:\n{}", wrong.len(), captions.len(), wrong.join("\n"));
+    // The two over-long captions were cut, and said so.
+    let n = captions.len();
+    assert_eq!(tokenized.truncated, [n - 2, n - 1]);
+    assert_eq!(tokenized.ids[n - 1][76], 49407);
+}
+
+/// Image and text embeddings of the model at `weights` against the reference file, through the paper's preprocessing and the tokenizer.
+fn check(config: &ClipConfig, weights: &Path, io: &[u8], map: impl Fn(usize) -> usize, tolerance: f32) {
+    let device = Device::flex();
+    let model = load::load_clip(config, weights, &device).unwrap();
+    let size = config.vision.as_ref().unwrap().image_size;
+    // Preprocessing: the paper's bilinear resize and CLIP's normalisation, against torch.
+    let (images, s) = read(io, "images");
+    let (paper, _) = read(io, "paper_pixels");
+    let mut pixels = Vec::new();
+    for k in 0..s[0] {
+        let n = s[1] * s[2] * 3;
+        let image = fd_data::Image::new(s[1], s[2], images[k * n..(k + 1) * n].iter().map(|&v| v as u8).collect());
+        preprocess::push_chw(&image, &Preprocess::clip_paper(size), &mut pixels);
+    }
+    assert!(max_err(&pixels, &paper) < 1e-5, "pixels differ by {}", max_err(&pixels, &paper));
+    let x = Tensor::<4>::from_data(TensorData::new(pixels, [s[0], 3, size, size]), &device);
+    let got: Vec<f32> = model.image_embeds(x).unwrap().into_data().try_to_vec().unwrap();
+    let (expected, _) = read(io, "image_embeds");
+    assert!(max_err(&got, &expected) <= tolerance, "image embeddings differ by {}", max_err(&got, &expected));
+    // Text: the tokenizer's ids (mapped for the tiny vocabulary) are the reference's, and the embeddings match.
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("tokenizer_reference.json")).unwrap()).unwrap();
+    let captions: Vec<&str> = reference["captions"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let ids: Vec<Vec<usize>> = ClipTokenizer::new(77)
+        .tokenize(&captions)
+        .ids
+        .into_iter()
+        .map(|row| row.into_iter().map(&map).collect())
+        .collect();
+    let (expected_ids, _) = read(io, "input_ids");
+    assert_eq!(ids.iter().flatten().map(|&i| i as f32).collect::<Vec<_>>(), expected_ids);
+    let got: Vec<f32> = model.text_embeds(&ids, &device).unwrap().into_data().try_to_vec().unwrap();
+    let (expected, _) = read(io, "text_embeds");
+    assert!(max_err(&got, &expected) <= tolerance, "text embeddings differ by {}", max_err(&got, &expected));
+}
+
+#[test]
+fn tiny_clip_matches_transformers() {
+    let io = std::fs::read(fixture("tiny_clip_io.safetensors")).unwrap();
+    check(&ClipConfig::tiny(), &fixture("tiny_clip.safetensors"), &io, tiny_id, 1e-4);
+}
+
+#[test]
+fn full_size_vit_b32_matches_transformers_when_asked() {
+    let Some(dir) = std::env::var_os("FD_CLIP_FULL").map(PathBuf::from) else { return };
+    let io = std::fs::read(dir.join("vit_b32_io.safetensors")).unwrap();
+    check(&ClipConfig::vit_b32(), &dir.join("vit_b32.safetensors"), &io, |t| t, 1e-4);
+}
+
+#[test]
+fn a_checkpoint_of_another_shape_is_an_error_naming_the_key_and_both_shapes() {
+    let device = Device::flex();
+    let mut wider = ClipConfig::tiny();
+    wider.text.as_mut().unwrap().mlp_width = 128;
+    let e = load::load_clip(&wider, &fixture("tiny_clip.safetensors"), &device).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("tensor text_model.encoder.layers.0.mlp.fc1.weight has shape [64, 32], expected [128, 32]"),
+        "{message}"
+    );
+    assert!(message.contains("tiny_clip.safetensors"), "{message}");
+    let e = load::load_clip(&ClipConfig::vit_b32(), &fixture("tiny_clip.safetensors"), &device).unwrap_err();
+    let message = e.to_string();
+    assert!(message.contains("has shape [32, 32], expected [768, 768]") && message.contains("more"), "{message}");
+    let e = load::load_clip(&ClipConfig::tiny(), &fixture("no_such.safetensors"), &device).unwrap_err();
+    assert!(matches!(e, Error::Weights { .. }) && e.to_string().contains("cargo xtask fetch clip"), "{e}");
+    // A text-only shape loads the text tower of a full checkpoint and ignores the vision tower.
+    let mut text_only = ClipConfig::tiny();
+    text_only.vision = None;
+    let model = load::load_clip(&text_only, &fixture("tiny_clip.safetensors"), &device).unwrap();
+    assert!(model.vision_model.is_none() && model.text_model.is_some());
+}
