@@ -86,6 +86,19 @@ fn check(config: &ClipConfig, weights: &Path, io: &[u8], map: impl Fn(usize) -> 
     let got: Vec<f32> = model.image_embeds(x).unwrap().into_data().try_to_vec().unwrap();
     let (expected, _) = read(io, "image_embeds");
     assert!(max_err(&got, &expected) <= tolerance, "image embeddings differ by {}", max_err(&got, &expected));
+    // CLIP's canonical preprocessing (Pillow's bicubic, centre crop), against torchvision on PIL images.
+    let (canonical, _) = read(io, "canonical_pixels");
+    let mut pixels = Vec::new();
+    for k in 0..s[0] {
+        let n = s[1] * s[2] * 3;
+        let image = fd_data::Image::new(s[1], s[2], images[k * n..(k + 1) * n].iter().map(|&v| v as u8).collect());
+        preprocess::push_chw(&image, &Preprocess::clip_canonical(size), &mut pixels);
+    }
+    assert!(max_err(&pixels, &canonical) < 1e-5, "canonical pixels differ by {}", max_err(&pixels, &canonical));
+    let x = Tensor::<4>::from_data(TensorData::new(pixels, [s[0], 3, size, size]), &device);
+    let got: Vec<f32> = model.image_embeds(x).unwrap().into_data().try_to_vec().unwrap();
+    let (expected, _) = read(io, "canonical_image_embeds");
+    assert!(max_err(&got, &expected) <= tolerance, "canonical image embeddings differ by {}", max_err(&got, &expected));
     // Text: the tokenizer's ids (mapped for the tiny vocabulary) are the reference's, and the embeddings match.
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture("tokenizer_reference.json")).unwrap()).unwrap();

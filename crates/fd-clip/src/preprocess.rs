@@ -1,4 +1,6 @@
-//! Image preprocessing for the embedders: a plain bilinear resize of the whole image (as the paper feeds CLIP, method spec §1.4), then per-channel normalisation, into an NCHW batch.
+//! Image preprocessing for the embedders, into an NCHW batch: either the paper's plain bilinear resize of the whole image (as it feeds
+//! CLIP, method spec §1.4) or CLIP's canonical one (PIL's bicubic resize of the short side, centre crop, bit for bit as Pillow does it
+//! on 8-bit images), then per-channel normalisation.
 
 /// CLIP's per-channel mean on the 0-1 scale.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -15,23 +17,141 @@ pub struct Preprocess {
     pub mean: [f32; 3],
     /// Per-channel standard deviation on the 0-1 scale.
     pub std: [f32; 3],
+    /// How the image is brought to `size`.
+    #[serde(default)]
+    pub resize: Resize,
+}
+
+/// How an image is brought to the embedder's input size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resize {
+    /// The paper's: the whole image resized bilinearly to a square (torch's `interpolate`, `align_corners=False`), aspect ratio not kept.
+    #[default]
+    Paper,
+    /// CLIP's own: Pillow's bicubic resize of the short side to the size, then a centre crop (`clip.load`'s `preprocess`).
+    Canonical,
 }
 
 impl Preprocess {
     /// EfficientNet-Lite's normalisation (TF's `(x - 127.5) / 127.5`) at `size` pixels.
     pub fn efficientnet(size: usize) -> Preprocess {
-        Preprocess { size, mean: [0.5; 3], std: [0.5; 3] }
+        Preprocess { size, mean: [0.5; 3], std: [0.5; 3], resize: Resize::Paper }
     }
 
     /// The paper's CLIP input (method spec §1.4): the whole image resized bilinearly to `size`, then CLIP's mean and std.
     pub fn clip_paper(size: usize) -> Preprocess {
-        Preprocess { size, mean: CLIP_MEAN, std: CLIP_STD }
+        Preprocess { size, mean: CLIP_MEAN, std: CLIP_STD, resize: Resize::Paper }
+    }
+
+    /// CLIP's canonical input: bicubic short-side resize to `size`, centre crop, then CLIP's mean and std.
+    pub fn clip_canonical(size: usize) -> Preprocess {
+        Preprocess { size, mean: CLIP_MEAN, std: CLIP_STD, resize: Resize::Canonical }
     }
 }
 
-/// Resizes an HWC u8 image to `size`×`size` with bilinear interpolation (PyTorch's `interpolate(mode="bilinear", align_corners=False)`),
-/// normalises it, and appends it in CHW order to `out`.
+/// Brings an HWC u8 image to `size`×`size` as `p.resize` says, normalises it, and appends it in CHW order to `out`.
 pub fn push_chw(image: &fd_data::Image, p: &Preprocess, out: &mut Vec<f32>) {
+    match p.resize {
+        Resize::Paper => push_bilinear(image, p, out),
+        Resize::Canonical => {
+            let (h, w, s) = (image.height, image.width, p.size);
+            // torchvision's Resize(int): the short side becomes `s`, the long side `s * long / short`, truncated.
+            let (nh, nw) = if h <= w { (s, s * w / h) } else { (s * h / w, s) };
+            let resized = pil_bicubic(image, nh, nw);
+            // CenterCrop: offsets rounded half to even, as Python's round().
+            let offset = |big: usize| ((big - s) as f64 / 2.0).round_ties_even() as usize;
+            let (top, left) = (offset(nh), offset(nw));
+            for c in 0..3 {
+                for y in top..top + s {
+                    for x in left..left + s {
+                        let v = f32::from(resized.data[(y * nw + x) * 3 + c]) / 255.0;
+                        out.push((v - p.mean[c]) / p.std[c]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pillow's bicubic kernel (a = -0.5).
+fn bicubic(x: f64) -> f64 {
+    let a = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    } else {
+        0.0
+    }
+}
+
+/// Bits of Pillow's fixed-point coefficients for 8-bit images.
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Pillow's resampling coefficients from `input` to `output` samples: per output sample, the first input sample and the
+/// fixed-point weights (`precompute_coeffs` and `normalize_coeffs_8bpc` of Pillow's Resample.c).
+fn pil_coefficients(input: usize, output: usize) -> Vec<(usize, Vec<i64>)> {
+    let scale = input as f64 / output as f64;
+    let filterscale = scale.max(1.0);
+    let support = 2.0 * filterscale;
+    (0..output)
+        .map(|o| {
+            let center = (o as f64 + 0.5) * scale;
+            // C's (int) truncates toward zero.
+            let min = ((center - support + 0.5) as i64).max(0) as usize;
+            let max = ((center + support + 0.5) as i64).min(input as i64) as usize;
+            let w: Vec<f64> = (min..max).map(|j| bicubic((j as f64 - center + 0.5) / filterscale)).collect();
+            let total: f64 = w.iter().sum();
+            let fixed = w
+                .iter()
+                .map(|&v| {
+                    let v = if total != 0.0 { v / total } else { v };
+                    let scaled = v * f64::from(1u32 << PRECISION_BITS);
+                    if v < 0.0 { (scaled - 0.5) as i64 } else { (scaled + 0.5) as i64 }
+                })
+                .collect();
+            (min, fixed)
+        })
+        .collect()
+}
+
+fn clip8(v: i64) -> u8 {
+    let v = v >> PRECISION_BITS;
+    v.clamp(0, 255) as u8
+}
+
+/// Pillow's `Image.resize((w, h), Image.BICUBIC)` of an 8-bit RGB image: a horizontal pass, then a vertical one, each rounded to 8 bits.
+pub fn pil_bicubic(image: &fd_data::Image, height: usize, width: usize) -> fd_data::Image {
+    let (h, w) = (image.height, image.width);
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let horizontal = pil_coefficients(w, width);
+    let mut tmp = vec![0u8; h * width * 3];
+    for y in 0..h {
+        for (x, (min, k)) in horizontal.iter().enumerate() {
+            for c in 0..3 {
+                let sum: i64 =
+                    k.iter().enumerate().map(|(j, &kj)| i64::from(image.data[(y * w + min + j) * 3 + c]) * kj).sum();
+                tmp[(y * width + x) * 3 + c] = clip8(sum + half);
+            }
+        }
+    }
+    let vertical = pil_coefficients(h, height);
+    let mut out = vec![0u8; height * width * 3];
+    for (y, (min, k)) in vertical.iter().enumerate() {
+        for x in 0..width {
+            for c in 0..3 {
+                let sum: i64 = k.iter().enumerate().map(|(j, &kj)| i64::from(tmp[((min + j) * width + x) * 3 + c]) * kj).sum();
+                out[(y * width + x) * 3 + c] = clip8(sum + half);
+            }
+        }
+    }
+    fd_data::Image::new(height, width, out)
+}
+
+/// The paper's resize: bilinear (PyTorch's `interpolate(mode="bilinear", align_corners=False)`) of the whole image to a square.
+fn push_bilinear(image: &fd_data::Image, p: &Preprocess, out: &mut Vec<f32>) {
     let (h, w, s) = (image.height, image.width, p.size);
     let taps = |input: usize| -> Vec<(usize, usize, f32)> {
         let scale = input as f32 / s as f32;
