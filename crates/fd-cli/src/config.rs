@@ -35,11 +35,15 @@ pub struct CaptionConfig {
     pub top: usize,
     /// The significance level of the held-out check.
     pub alpha: f64,
+    /// The caption set for an open-vocabulary space (CLIP): one of fd-caption's built-in sets (default `cifar10-simple`);
+    /// a closed space (EfficientNet) always uses its own class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<String>,
 }
 
 impl Default for CaptionConfig {
     fn default() -> CaptionConfig {
-        CaptionConfig { k: 20, top: 5, alpha: 0.05 }
+        CaptionConfig { k: 20, top: 5, alpha: 0.05, vocabulary: None }
     }
 }
 

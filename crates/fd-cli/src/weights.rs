@@ -96,3 +96,69 @@ pub fn fetch_efficientnet_lite0(data_dir: &Path) -> Result<PathBuf> {
 fn python() -> String {
     std::env::var("FD_PYTHON").unwrap_or_else(|_| "python3".into())
 }
+
+/// Where CLIP ViT-B/32's weights live in the cache directory.
+pub fn clip_vit_b32_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("clip-vit-b32").join("model.safetensors")
+}
+
+/// The public home of CLIP ViT-B/32 in Hugging Face's `CLIPModel` layout.
+pub const CLIP_VIT_B32_URL: &str = "https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/model.safetensors";
+
+/// The default weight file of an embedder kind.
+pub fn default_embedder_weights(data_dir: &Path, kind: fd_clip::EmbedderKind) -> PathBuf {
+    if kind.is_clip() { clip_vit_b32_path(data_dir) } else { efficientnet_lite0_path(data_dir) }
+}
+
+/// Makes sure CLIP ViT-B/32's weights are in the cache directory and returns their path. Downloads them (unless `FD_OFFLINE` is set) with `curl` from
+/// Hugging Face. The file must hold every tensor of ViT-B/32 with its shape. Its sha256 could not be pinned from this project's
+/// offline machines, so the first download's is recorded next to the file (`model.safetensors.sha256`) and every later fetch checks
+/// the file against it.
+pub fn fetch_clip_vit_b32(data_dir: &Path) -> Result<PathBuf> {
+    let target = clip_vit_b32_path(data_dir);
+    let dir = target.parent().expect("the target has a folder");
+    let recorded = dir.join("model.safetensors.sha256");
+    let manual = format!(
+        "By hand: download {CLIP_VIT_B32_URL} (about 605 MB) where the network allows it and copy it to {}",
+        target.display()
+    );
+    if !target.is_file() {
+        if std::env::var_os("FD_OFFLINE").is_some() {
+            bail!("CLIP ViT-B/32 is not in the cache and FD_OFFLINE is set, so nothing is downloaded.\n{manual}");
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let partial = dir.join(".model.safetensors.part");
+        let status = Command::new("curl")
+            .args(["--fail", "--location", "--retry", "2", "--connect-timeout", "20", "--output"])
+            .arg(&partial)
+            .arg(CLIP_VIT_B32_URL)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            other => {
+                let _ = std::fs::remove_file(&partial);
+                bail!(
+                    "could not download CLIP ViT-B/32 ({}; is there a network?).\n{manual}",
+                    other.map_or_else(|e| format!("curl: {e}"), |s| format!("curl {s}"))
+                )
+            }
+        }
+        std::fs::rename(&partial, &target).with_context(|| format!("writing {}", target.display()))?;
+    }
+    if let Err(e) = fd_clip::load::check_clip_file(&fd_clip::clip::ClipConfig::vit_b32(), &target) {
+        bail!("{e}\nDelete it and fetch again. {manual}");
+    }
+    let found = sha256(&target)?;
+    match std::fs::read_to_string(&recorded) {
+        Ok(expected) if expected.trim() != found => bail!(
+            "{}: sha256 {found}, but {} recorded {}; the file changed since it was first fetched",
+            target.display(),
+            recorded.display(),
+            expected.trim()
+        ),
+        Ok(_) => {}
+        Err(_) => std::fs::write(&recorded, format!("{found}\n"))
+            .with_context(|| format!("writing {}", recorded.display()))?,
+    }
+    Ok(target)
+}

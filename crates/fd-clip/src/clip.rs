@@ -127,6 +127,20 @@ impl ClipConfig {
         }
     }
 
+    /// A token id of OpenAI's vocabulary folded into a smaller one of `vocab` ids (the tiny preset's): start and end of text become
+    /// the last two ids, padding stays 0, any other id `t` becomes `1 + t % (vocab - 3)`. Ids of a full vocabulary pass unchanged.
+    pub fn fold_id(t: usize, vocab: usize) -> usize {
+        if vocab >= OPENAI_VOCAB {
+            return t;
+        }
+        match t {
+            0 => 0,
+            49406 => vocab - 2,
+            49407 => vocab - 1,
+            t => 1 + t % (vocab - 3),
+        }
+    }
+
     /// Every tensor of the Hugging Face `CLIPModel` layout this shape needs, with its PyTorch shape.
     pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
         let mut out = Vec::new();

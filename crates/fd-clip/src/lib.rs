@@ -1,9 +1,10 @@
 //! fd-clip: the joint image-text latent space (method spec §1.4, §2).
 //!
-//! An [`Embedder`] maps images to vectors and captions to vectors of the same space.
-//! Today it is backed by EfficientNet-Lite0 ([`effnet`]), the offline, pretrained space: its 1280-d penultimate features embed images,
-//! and the rows of its ImageNet classifier embed captions, which are ImageNet class names ([`imagenet`]), a closed vocabulary of WordNet nouns.
-//! CLIP ViT-B/32, the paper's space, will plug in behind the same interface.
+//! An [`Embedder`] maps images to vectors and captions to vectors of the same space. Two kinds of space stand behind it:
+//! - [`clip`]: OpenAI CLIP (ViT-B/32, the paper's space), with its tokenizer ([`tokenize`]); any caption can be embedded.
+//!   Its weights cannot be had offline: `cargo xtask fetch clip` gets them where a network is.
+//! - [`effnet`]: EfficientNet-Lite0, the offline, pretrained space: its 1280-d penultimate features embed images, and the rows of its
+//!   ImageNet classifier embed captions, which are ImageNet class names ([`imagenet`]), a closed vocabulary of WordNet nouns.
 //!
 //! Invariants: depends on fd-data only; reads weights through [`load`] alone; never reads datasets or prints; tensors never cross its boundary.
 
@@ -22,7 +23,7 @@ use fd_data::{Dataset, Progress};
 use serde::{Deserialize, Serialize};
 
 pub use error::{Error, Result};
-pub use preprocess::Preprocess;
+pub use preprocess::{Preprocess, Resize};
 
 /// The latent spaces, chosen by name in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,14 +34,25 @@ pub enum EmbedderKind {
     /// A tiny EfficientNet of the same code path ([`effnet::EffNetConfig::tiny`]), for smoke runs and tests; it needs `weights`
     /// (the committed random-weight fixture `crates/fd-clip/fixtures/tiny_effnet.safetensors`). Its 10 outputs are ImageNet classes 0..10.
     EfficientnetTiny,
+    /// OpenAI CLIP ViT-B/32 (the paper's space), from Hugging Face `CLIPModel` safetensors (`cargo xtask fetch clip`).
+    ClipVitB32,
+    /// A tiny CLIP with every code path ([`clip::ClipConfig::tiny`]), for tests; it needs `weights`
+    /// (the committed random-weight fixture `crates/fd-clip/fixtures/tiny_clip.safetensors`).
+    ClipTiny,
 }
 
 impl EmbedderKind {
-    /// The network shape of this space.
-    pub fn shape(self) -> effnet::EffNetConfig {
+    /// Whether the space is CLIP (open vocabulary) rather than EfficientNet (ImageNet class names).
+    pub fn is_clip(self) -> bool {
+        matches!(self, EmbedderKind::ClipVitB32 | EmbedderKind::ClipTiny)
+    }
+
+    /// The input size the network was built for, where it has one (CLIP's learned positions fix it).
+    pub fn fixed_size(self) -> Option<usize> {
         match self {
-            EmbedderKind::EfficientnetLite0 => effnet::EffNetConfig::lite0(),
-            EmbedderKind::EfficientnetTiny => effnet::EffNetConfig::tiny(),
+            EmbedderKind::ClipVitB32 => Some(224),
+            EmbedderKind::ClipTiny => Some(32),
+            _ => None,
         }
     }
 }
@@ -58,6 +70,13 @@ pub struct EmbedConfig {
     /// The weight file; by default the one `fd-cli fetch` puts in the cache directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<std::path::PathBuf>,
+    /// How images are brought to `image_size`: "paper" (the whole image, bilinear; the default) or "canonical" (CLIP's bicubic and centre crop).
+    #[serde(default, skip_serializing_if = "is_paper")]
+    pub resize: preprocess::Resize,
+}
+
+fn is_paper(r: &preprocess::Resize) -> bool {
+    *r == preprocess::Resize::Paper
 }
 
 impl EmbedConfig {
@@ -70,6 +89,20 @@ impl EmbedConfig {
         if self.batch_size == 0 {
             return bad("embed.batch_size = 0 (expected at least 1)".into());
         }
+        if let Some(size) = self.embedder.fixed_size()
+            && size != self.image_size
+        {
+            return bad(format!(
+                "embed.image_size = {} but {:?} takes {size}-pixel images",
+                self.image_size, self.embedder
+            ));
+        }
+        if self.embedder == EmbedderKind::ClipTiny && self.weights.is_none() {
+            return bad(
+                "embedder \"clip-tiny\" needs `weights` (for example crates/fd-clip/fixtures/tiny_clip.safetensors)"
+                    .into(),
+            );
+        }
         if self.embedder == EmbedderKind::EfficientnetTiny && self.weights.is_none() {
             return bad("embedder \"efficientnet-tiny\" needs `weights` (for example crates/fd-clip/fixtures/tiny_effnet.safetensors)".into());
         }
@@ -77,10 +110,17 @@ impl EmbedConfig {
     }
 }
 
+/// The network behind an [`Embedder`].
+#[derive(Debug)]
+enum Backbone {
+    EffNet(effnet::EfficientNet),
+    Clip { model: clip::Clip, tokenizer: tokenize::ClipTokenizer, dim: usize },
+}
+
 /// An image and text embedder; the network and its tensors stay inside.
 #[derive(Debug)]
 pub struct Embedder {
-    model: effnet::EfficientNet,
+    backbone: Backbone,
     preprocess: Preprocess,
     batch_size: usize,
     device: Device,
@@ -95,7 +135,16 @@ impl Embedder {
     /// The embedder `config` names, with its weights at `config.weights` or else at `default_weights`.
     pub fn from_config(config: &EmbedConfig, default_weights: &Path, device: &Device) -> Result<Embedder> {
         let weights = config.weights.as_deref().unwrap_or(default_weights);
-        Embedder::efficientnet(&config.embedder.shape(), weights, config, device)
+        match config.embedder {
+            EmbedderKind::EfficientnetLite0 => {
+                Embedder::efficientnet(&effnet::EffNetConfig::lite0(), weights, config, device)
+            }
+            EmbedderKind::EfficientnetTiny => {
+                Embedder::efficientnet(&effnet::EffNetConfig::tiny(), weights, config, device)
+            }
+            EmbedderKind::ClipVitB32 => Embedder::clip(&clip::ClipConfig::vit_b32(), weights, config, device),
+            EmbedderKind::ClipTiny => Embedder::clip(&clip::ClipConfig::tiny(), weights, config, device),
+        }
     }
 
     /// An EfficientNet of any shape (the tests use a tiny one).
@@ -106,9 +155,31 @@ impl Embedder {
         device: &Device,
     ) -> Result<Embedder> {
         let model = load::load_efficientnet(shape, weights, device)?;
+        let mut preprocess = Preprocess::efficientnet(config.image_size);
+        preprocess.resize = config.resize;
         Ok(Embedder {
-            model,
-            preprocess: Preprocess::efficientnet(config.image_size),
+            backbone: Backbone::EffNet(model),
+            preprocess,
+            batch_size: config.batch_size.max(1),
+            device: device.clone(),
+        })
+    }
+
+    /// A CLIP of any shape with both towers, from Hugging Face `CLIPModel` safetensors.
+    pub fn clip(shape: &clip::ClipConfig, weights: &Path, config: &EmbedConfig, device: &Device) -> Result<Embedder> {
+        let model = load::load_clip(shape, weights, device)?;
+        let (Some(vision), Some(text)) = (&shape.vision, &shape.text) else {
+            return Err(Error::Config { message: "an embedder needs both CLIP towers".into() });
+        };
+        let mut preprocess = Preprocess::clip_paper(vision.image_size);
+        preprocess.resize = config.resize;
+        Ok(Embedder {
+            backbone: Backbone::Clip {
+                model,
+                tokenizer: tokenize::ClipTokenizer::new(text.context_length),
+                dim: shape.embed_dim,
+            },
+            preprocess,
             batch_size: config.batch_size.max(1),
             device: device.clone(),
         })
@@ -116,7 +187,10 @@ impl Embedder {
 
     /// The embedding dimension.
     pub fn dim(&self) -> usize {
-        self.model.fc.weight.dims()[0]
+        match &self.backbone {
+            Backbone::EffNet(m) => m.fc.weight.dims()[0],
+            Backbone::Clip { dim, .. } => *dim,
+        }
     }
 
     /// The embedding of images `indices` of `dataset`: rows of `dim()` values.
@@ -131,46 +205,76 @@ impl Embedder {
                 preprocess::push_chw(&dataset.image(i), &self.preprocess, &mut data);
             }
             let x = Tensor::<4>::from_data(TensorData::new(data, [batch.len(), 3, s, s]), &self.device);
-            out.extend(self.model.features(x).into_data().try_to_vec::<f32>().expect("f32 features"));
+            let features = match &self.backbone {
+                Backbone::EffNet(m) => m.features(x),
+                Backbone::Clip { model, .. } => model.image_embeds(x).expect("an embedder's CLIP has a vision tower"),
+            };
+            out.extend(features.into_data().try_to_vec::<f32>().expect("f32 features"));
             progress.advance(batch.len() as u64);
         }
         progress.finish();
         out
     }
 
-    /// Zero-shot labels from image embeddings: the classifier's softmax over its 1000 classes, summed within each group of classes
-    /// (for CIFAR-10, each class's ImageNet hyponyms, [`imagenet::cifar10_hyponyms`]); the group with the most probability wins.
-    pub fn zero_shot(&self, features: &[f32], groups: &[Vec<usize>]) -> Vec<u16> {
+    /// Zero-shot labels from EfficientNet image embeddings: the classifier's softmax over its 1000 classes, summed within each group of
+    /// classes (for CIFAR-10, each class's ImageNet hyponyms, [`imagenet::cifar10_hyponyms`]); the group with the most probability wins.
+    /// `None` for CLIP, whose zero-shot labels come from caption embeddings instead.
+    pub fn zero_shot(&self, features: &[f32], groups: &[Vec<usize>]) -> Option<Vec<u16>> {
+        let Backbone::EffNet(model) = &self.backbone else { return None };
         let dim = self.dim();
         let n = features.len() / dim;
         let x = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [n, dim]), &self.device);
-        let probs: Vec<f32> = burn::tensor::activation::softmax(self.model.fc.forward(x), 1)
+        let probs: Vec<f32> = burn::tensor::activation::softmax(model.fc.forward(x), 1)
             .into_data()
             .try_to_vec()
             .expect("f32 probabilities");
-        let classes = self.model.fc.weight.dims()[1];
-        probs
+        let classes = model.fc.weight.dims()[1];
+        let labels = probs
             .chunks(classes)
             .map(|row| {
                 let score = |g: &Vec<usize>| g.iter().map(|&k| row[k]).sum::<f32>();
                 (0..groups.len()).fold(0, |best, k| if score(&groups[k]) > score(&groups[best]) { k } else { best })
                     as u16
             })
-            .collect()
+            .collect();
+        Some(labels)
     }
 
-    /// Every caption this space can embed, in class order: the first lemma of each ImageNet class its classifier has a row for.
-    pub fn vocabulary(&self) -> Vec<&'static str> {
-        let n = self.model.fc.weight.dims()[1];
-        imagenet::imagenet_classes().into_iter().filter(|c| c.index < n).map(|c| c.name).collect()
+    /// The captions this space can embed when its vocabulary is closed (EfficientNet: the first lemma of each ImageNet class its
+    /// classifier has a row for); `None` when any caption can be embedded (CLIP).
+    pub fn vocabulary(&self) -> Option<Vec<&'static str>> {
+        let Backbone::EffNet(model) = &self.backbone else { return None };
+        let n = model.fc.weight.dims()[1];
+        Some(imagenet::imagenet_classes().into_iter().filter(|c| c.index < n).map(|c| c.name).collect())
     }
 
-    /// The embedding of each caption: its ImageNet class's classifier row (a caption must be a class name or one of its lemmas).
+    /// The embedding of each caption. CLIP: the text tower's projection, in batches. EfficientNet: the caption's ImageNet class's
+    /// classifier row (a caption must be a class name or one of its lemmas).
     pub fn embed_texts(&self, captions: &[&str]) -> Result<Vec<f32>> {
+        let model = match &self.backbone {
+            Backbone::EffNet(model) => model,
+            Backbone::Clip { model, tokenizer, dim } => {
+                let _s = tracing::info_span!("embed_texts", captions = captions.len()).entered();
+                let mut out = Vec::with_capacity(captions.len() * dim);
+                let vocab =
+                    model.text_model.as_ref().map_or(usize::MAX, |t| t.embeddings.token_embedding.weight.dims()[0]);
+                for batch in captions.chunks(self.batch_size) {
+                    let ids: Vec<Vec<usize>> = tokenizer
+                        .tokenize(batch)
+                        .ids
+                        .into_iter()
+                        .map(|row| row.into_iter().map(|t| clip::ClipConfig::fold_id(t, vocab)).collect())
+                        .collect();
+                    let embeds = model.text_embeds(&ids, &self.device).expect("an embedder's CLIP has a text tower");
+                    out.extend(embeds.into_data().try_to_vec::<f32>().expect("f32 embeddings"));
+                }
+                return Ok(out);
+            }
+        };
         let classes = imagenet::imagenet_classes();
         // burn stores the classifier as [in, out]; row k of PyTorch's weight is column k here.
-        let weight: Vec<f32> = self.model.fc.weight.val().into_data().try_to_vec().expect("f32 weights");
-        let (dim, n) = (self.dim(), self.model.fc.weight.dims()[1]);
+        let weight: Vec<f32> = model.fc.weight.val().into_data().try_to_vec().expect("f32 weights");
+        let (dim, n) = (self.dim(), model.fc.weight.dims()[1]);
         let mut out = Vec::with_capacity(captions.len() * dim);
         for caption in captions {
             let k = classes

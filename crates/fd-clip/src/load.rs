@@ -44,14 +44,22 @@ fn check_shapes(path: &Path, expected: &[(String, Vec<usize>)], extra_ok: impl F
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
     let (_, metadata) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
-    let found = metadata.tensors();
+    let found = metadata.tensors().into_iter().map(|(k, info)| (k, info.shape.clone())).collect();
+    check_found(path, &found, expected, extra_ok)
+}
+
+/// The check itself, on the names and shapes a checkpoint holds.
+fn check_found(
+    path: &Path,
+    found: &std::collections::HashMap<String, Vec<usize>>,
+    expected: &[(String, Vec<usize>)],
+    extra_ok: impl Fn(&str) -> bool,
+) -> Result<()> {
     let mut problems = Vec::new();
     for (name, shape) in expected {
         match found.get(name) {
             None => problems.push(format!("missing tensor {name} (expected shape {shape:?})")),
-            Some(info) if &info.shape != shape => {
-                problems.push(format!("tensor {name} has shape {:?}, expected {shape:?}", info.shape))
-            }
+            Some(s) if s != shape => problems.push(format!("tensor {name} has shape {s:?}, expected {shape:?}")),
             Some(_) => {}
         }
     }
@@ -64,7 +72,10 @@ fn check_shapes(path: &Path, expected: &[(String, Vec<usize>)], extra_ok: impl F
     } else {
         let more = if problems.len() > 8 { format!("; and {} more", problems.len() - 8) } else { String::new() };
         problems.truncate(8);
-        Err(err(format!("does not fit the CLIP shape asked for: {}{more}", problems.join("; "))))
+        Err(Error::Weights {
+            path: path.to_path_buf(),
+            message: format!("does not fit the CLIP shape asked for: {}{more}", problems.join("; ")),
+        })
     }
 }
 
@@ -80,6 +91,12 @@ pub fn load_clip(config: &crate::clip::ClipConfig, path: &Path, device: &Device)
                     .into(),
         });
     }
+    check_clip_file(config, path)?;
+    load_checked(config, path, device)
+}
+
+/// Checks that `path` is a safetensors file with every tensor of `config`'s shape (names and shapes), without loading it.
+pub fn check_clip_file(config: &crate::clip::ClipConfig, path: &Path) -> Result<()> {
     // A text-only or vision-only checkpoint of a full model's shape is fine for the tower asked for; buffers and the logit scale are not weights.
     let skip = |k: &str| {
         k == "logit_scale"
@@ -87,7 +104,10 @@ pub fn load_clip(config: &crate::clip::ClipConfig, path: &Path, device: &Device)
             || (config.vision.is_none() && (k.starts_with("vision_model.") || k == "visual_projection.weight"))
             || (config.text.is_none() && (k.starts_with("text_model.") || k == "text_projection.weight"))
     };
-    check_shapes(path, &config.expected_tensors(), skip)?;
+    check_shapes(path, &config.expected_tensors(), skip)
+}
+
+fn load_checked(config: &crate::clip::ClipConfig, path: &Path, device: &Device) -> Result<crate::clip::Clip> {
     let mut model = crate::clip::Clip::new(config, device);
     let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
     let result =
@@ -96,6 +116,193 @@ pub fn load_clip(config: &crate::clip::ClipConfig, path: &Path, device: &Device)
         let mut message: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
         message.extend(result.missing.iter().map(|(k, _)| format!("missing tensor {k}")));
         return Err(Error::Weights { path: path.to_path_buf(), message: message.join("; ") });
+    }
+    Ok(model)
+}
+
+/// The few fields of ONNX's protobuf schema (onnx.proto3) that hold weights and wire the graph; prost skips the rest.
+mod onnx_proto {
+    /// `ModelProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Model {
+        /// Field 7: the graph.
+        #[prost(message, optional, tag = "7")]
+        pub graph: Option<Graph>,
+    }
+
+    /// `GraphProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Graph {
+        /// Field 1: nodes in topological order.
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<Node>,
+        /// Field 5: the weights.
+        #[prost(message, repeated, tag = "5")]
+        pub initializer: Vec<TensorProto>,
+    }
+
+    /// `NodeProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Node {
+        /// Field 1: input names.
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        /// Field 2: output names.
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        /// Field 4: the operator.
+        #[prost(string, tag = "4")]
+        pub op_type: String,
+    }
+
+    /// `TensorProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        /// Field 1: the shape.
+        #[prost(int64, repeated, tag = "1")]
+        pub dims: Vec<i64>,
+        /// Field 2: the element type (1 = float32).
+        #[prost(int32, tag = "2")]
+        pub data_type: i32,
+        /// Field 4: float32 values, when not raw.
+        #[prost(float, repeated, tag = "4")]
+        pub float_data: Vec<f32>,
+        /// Field 8: the name.
+        #[prost(string, tag = "8")]
+        pub name: String,
+        /// Field 9: little-endian values.
+        #[prost(bytes = "vec", tag = "9")]
+        pub raw_data: Vec<u8>,
+        /// Field 14: 1 when the values live in an external file.
+        #[prost(int32, tag = "14")]
+        pub data_location: i32,
+    }
+}
+
+/// A float32 tensor in PyTorch's layout.
+struct Named {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+/// The weights of a torch.onnx export of a CLIP tower, under Hugging Face's names.
+///
+/// The exporter keeps the names of biases, LayerNorms and embeddings, but turns every `nn.Linear` weight into an anonymous,
+/// transposed `MatMul` initializer (`onnx::MatMul_291`). Each is named after the graph: a `MatMul` whose output an `Add` with a
+/// named bias consumes is that bias's layer (`...q_proj.bias` gives `...q_proj.weight`), transposed back; the one `MatMul` without
+/// a bias is the tower's projection.
+fn read_onnx_tower(path: &Path, projection: &str) -> Result<Vec<(String, Named)>> {
+    use prost::Message;
+    let err = |message: String| Error::Weights { path: path.to_path_buf(), message };
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let model = onnx_proto::Model::decode(bytes.as_slice()).map_err(|e| err(format!("not an ONNX model: {e}")))?;
+    let graph = model.graph.ok_or_else(|| err("the ONNX model has no graph".into()))?;
+    let mut tensors = std::collections::HashMap::new();
+    for t in graph.initializer {
+        if t.data_location == 1 {
+            return Err(err(format!(
+                "tensor {} lives in an external data file; export with the weights inside",
+                t.name
+            )));
+        }
+        if t.data_type != 1 {
+            continue; // Shapes and indices, not weights.
+        }
+        let data: Vec<f32> = if t.raw_data.is_empty() {
+            t.float_data
+        } else {
+            t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        };
+        let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        tensors.insert(t.name, Named { shape, data });
+    }
+    let mut out = Vec::new();
+    let mut projections = Vec::new();
+    for node in graph.node.iter().filter(|n| n.op_type == "MatMul") {
+        let Some(weight) = node.input.iter().find(|i| tensors.contains_key(*i)) else { continue };
+        let output = &node.output[0];
+        let bias = graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "Add" && n.input.contains(output))
+            .find_map(|add| add.input.iter().find(|i| i.ends_with(".bias") && tensors.contains_key(*i)).cloned());
+        let Named { shape, data } = tensors.remove(weight).expect("found above");
+        if shape.len() != 2 {
+            return Err(err(format!("MatMul weight {weight} has shape {shape:?}, expected a matrix")));
+        }
+        // ONNX holds x @ W with W [in, out]; PyTorch's Linear holds [out, in].
+        let (rows, cols) = (shape[0], shape[1]);
+        let transposed: Vec<f32> =
+            (0..cols).flat_map(|c| (0..rows).map(move |r| (r, c))).map(|(r, c)| data[r * cols + c]).collect();
+        let named = Named { shape: vec![cols, rows], data: transposed };
+        match bias {
+            Some(b) => out.push((b.trim_end_matches(".bias").to_string() + ".weight", named)),
+            None => projections.push(named),
+        }
+    }
+    match projections.len() {
+        1 => out.push((projection.to_string(), projections.pop().expect("one"))),
+        n => return Err(err(format!("expected one bias-free MatMul (the projection {projection}), found {n}"))),
+    }
+    out.extend(tensors.into_iter().filter(|(name, _)| !name.starts_with("onnx::")));
+    Ok(out)
+}
+
+/// Loads CLIP from torch.onnx exports of its towers (`vision` with input `pixel_values`, `text` with input `input_ids`, each ending in
+/// its projection), the files people run in onnxruntime. Either may be absent when `config` lacks that tower.
+pub fn load_clip_onnx(
+    config: &crate::clip::ClipConfig,
+    vision: Option<&Path>,
+    text: Option<&Path>,
+    device: &Device,
+) -> Result<crate::clip::Clip> {
+    let mut named = Vec::new();
+    for (path, projection, wanted) in [
+        (vision, "visual_projection.weight", config.vision.is_some()),
+        (text, "text_projection.weight", config.text.is_some()),
+    ] {
+        match (path, wanted) {
+            (Some(p), true) => {
+                if !p.is_file() {
+                    return Err(Error::Weights { path: p.to_path_buf(), message: "no such file".into() });
+                }
+                named.extend(read_onnx_tower(p, projection)?);
+            }
+            (None, true) => {
+                return Err(Error::Config {
+                    message: format!("the CLIP shape has a {projection} tower, but no ONNX file was given for it"),
+                });
+            }
+            _ => {}
+        }
+    }
+    let label = vision.or(text).map_or_else(|| Path::new("onnx").to_path_buf(), Path::to_path_buf);
+    let views: Vec<(String, Vec<u8>, Vec<usize>)> =
+        named.into_iter().map(|(n, t)| (n, t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape)).collect();
+    let st: Vec<(&str, safetensors::tensor::TensorView<'_>)> = views
+        .iter()
+        .map(|(n, bytes, shape)| {
+            (
+                n.as_str(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .expect("sizes match"),
+            )
+        })
+        .collect();
+    let bytes =
+        safetensors::serialize(st, None).map_err(|e| Error::Weights { path: label.clone(), message: e.to_string() })?;
+    let found: std::collections::HashMap<String, Vec<usize>> =
+        views.iter().map(|(n, _, shape)| (n.clone(), shape.clone())).collect();
+    check_found(&label, &found, &config.expected_tensors(), |k| k.ends_with("position_ids"))?;
+    let mut model = crate::clip::Clip::new(config, device);
+    let mut store =
+        SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
+    let result =
+        model.load_from(&mut store).map_err(|e| Error::Weights { path: label.clone(), message: e.to_string() })?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        let mut message: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        message.extend(result.missing.iter().map(|(k, _)| format!("missing tensor {k}")));
+        return Err(Error::Weights { path: label, message: message.join("; ") });
     }
     Ok(model)
 }

@@ -142,7 +142,8 @@ pub fn pil_bicubic(image: &fd_data::Image, height: usize, width: usize) -> fd_da
     for (y, (min, k)) in vertical.iter().enumerate() {
         for x in 0..width {
             for c in 0..3 {
-                let sum: i64 = k.iter().enumerate().map(|(j, &kj)| i64::from(tmp[((min + j) * width + x) * 3 + c]) * kj).sum();
+                let sum: i64 =
+                    k.iter().enumerate().map(|(j, &kj)| i64::from(tmp[((min + j) * width + x) * 3 + c]) * kj).sum();
                 out[(y * width + x) * 3 + c] = clip8(sum + half);
             }
         }

@@ -68,8 +68,13 @@ fn bilinear_resize_matches_torch() {
 
 #[test]
 fn captions_are_classifier_rows_and_unknown_ones_are_errors() {
-    let config =
-        EmbedConfig { embedder: EmbedderKind::EfficientnetLite0, image_size: 32, batch_size: 4, weights: None };
+    let config = EmbedConfig {
+        embedder: EmbedderKind::EfficientnetLite0,
+        image_size: 32,
+        batch_size: 4,
+        weights: None,
+        resize: crate::Resize::Paper,
+    };
     let embedder =
         Embedder::efficientnet(&EffNetConfig::tiny(), &fixture("tiny_effnet.safetensors"), &config, &Device::flex())
             .unwrap();
