@@ -400,7 +400,7 @@ impl TextTransformer {
         let flat: Vec<i64> = ids.iter().flatten().map(|&i| i as i64).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, n]), device);
         let x = self.embeddings.token_embedding.forward(ids)
-            + self.embeddings.position_embedding.weight.val().slice([0..n]).unsqueeze::<3>();
+            + self.embeddings.position_embedding.weight.val().narrow(0, 0, n).unsqueeze::<3>();
         let mask: Vec<f32> = (0..n * n).map(|k| if k % n > k / n { f32::NEG_INFINITY } else { 0.0 }).collect();
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, n]), device).unsqueeze::<4>();
         self.final_layer_norm.forward(self.encoder.forward(x, Some(&mask)))

@@ -113,8 +113,8 @@ impl EmbedConfig {
 /// The network behind an [`Embedder`].
 #[derive(Debug)]
 enum Backbone {
-    EffNet(effnet::EfficientNet),
-    Clip { model: clip::Clip, tokenizer: tokenize::ClipTokenizer, dim: usize },
+    EffNet(Box<effnet::EfficientNet>),
+    Clip { model: Box<clip::Clip>, tokenizer: tokenize::ClipTokenizer, dim: usize },
 }
 
 /// An image and text embedder; the network and its tensors stay inside.
@@ -158,7 +158,7 @@ impl Embedder {
         let mut preprocess = Preprocess::efficientnet(config.image_size);
         preprocess.resize = config.resize;
         Ok(Embedder {
-            backbone: Backbone::EffNet(model),
+            backbone: Backbone::EffNet(Box::new(model)),
             preprocess,
             batch_size: config.batch_size.max(1),
             device: device.clone(),
@@ -175,7 +175,7 @@ impl Embedder {
         preprocess.resize = config.resize;
         Ok(Embedder {
             backbone: Backbone::Clip {
-                model,
+                model: Box::new(model),
                 tokenizer: tokenize::ClipTokenizer::new(text.context_length),
                 dim: shape.embed_dim,
             },

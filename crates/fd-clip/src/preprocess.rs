@@ -3,8 +3,10 @@
 //! on 8-bit images), then per-channel normalisation.
 
 /// CLIP's per-channel mean on the 0-1 scale.
+#[allow(clippy::excessive_precision)] // The constants as OpenAI publishes them.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// CLIP's per-channel standard deviation on the 0-1 scale.
+#[allow(clippy::excessive_precision)] // The constants as OpenAI publishes them.
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// How images become an embedder's input.
