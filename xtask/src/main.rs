@@ -21,6 +21,8 @@ const USAGE: &str = "usage:
   cargo xtask bench svm [--n ROWS] [--reps R]                  the paper's SVM protocol: fd-svm against scikit-learn, same data
   cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU
   cargo xtask bench embed [--images N]                         EfficientNet-Lite0 embedding images/s: fd-clip against PyTorch CPU
+  cargo xtask bench clip --dir DIR [--images N]                CLIP ViT-B/32 image embedding, batch 64: fd-clip against ONNX Runtime and PyTorch
+                                                               (DIR from crates/fd-clip/fixtures/make_clip_fixtures.py --full DIR)
 
 The cache directory is $FD_DATA_DIR (default ~/.cache/failure-directions).
 Benchmarks run their Python reference with $FD_PYTHON (default python3).";
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         ["bench", "svm", rest @ ..] => bench_svm(rest),
         ["bench", "model", rest @ ..] => bench_model(rest),
         ["bench", "embed", rest @ ..] => bench_embed(rest),
+        ["bench", "clip", rest @ ..] => bench_clip(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())
@@ -247,6 +250,44 @@ fn bench_model(args: &[&str]) -> Result<()> {
 }
 
 /// EfficientNet-Lite0 embedding throughput on CIFAR images upsampled to 224, 128 and 96 pixels, fd-clip against PyTorch (timm) in one run.
+fn bench_clip(args: &[&str]) -> Result<()> {
+    let images: usize = flag_value(args, "--images", 256)?;
+    let dir = args
+        .iter()
+        .position(|a| *a == "--dir")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("FD_CLIP_FULL").map(PathBuf::from))
+        .context("--dir DIR (or FD_CLIP_FULL): the ViT-B/32 files of make_clip_fixtures.py --full DIR")?;
+    let bin = build_fd_cli()?;
+    let script = root().join("bench").join("clip_reference.py");
+    let n = images.to_string();
+    let out = Command::new(python())
+        .arg(&script)
+        .args(["--dir", &dir.to_string_lossy(), "--batch", "64", "--images", &n, "--threads", "2"])
+        .output()?;
+    if !out.status.success() {
+        bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let weights = dir.join("vit_b32.safetensors");
+    let args = ["embed-tools", "bench", "--embedder", "clip-vit-b32", "--size", "224", "--batch", "64", "--images", &n];
+    let ours: serde_json::Value =
+        serde_json::from_str(&fd_cli_output(&bin, &[&args[..], &["--weights", &weights.to_string_lossy()]].concat())?)?;
+    let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let (o, t, r) = (get(&ours, "images_per_s"), get(&reference, "torch_images_per_s"), get(&reference, "onnxruntime_images_per_s"));
+    println!("{:>22} {:>10} {:>22}", "", "img/s", "fd-clip relative to it");
+    println!("{:>22} {o:>10.1}", "fd-clip (burn flex)");
+    println!("{:>22} {r:>10.1} {:>21.2}x", "ONNX Runtime", o / r);
+    println!("{:>22} {t:>10.1} {:>21.2}x", "PyTorch", o / t);
+    println!(
+        "peak RSS: fd-clip {:.0} MiB, reference process {:.0} MiB",
+        get(&ours, "peak_rss_mib"),
+        get(&reference, "peak_rss_mib")
+    );
+    Ok(())
+}
+
 fn bench_embed(args: &[&str]) -> Result<()> {
     let images: usize = flag_value(args, "--images", 512)?;
     let check = Command::new(python()).args(["-c", "import torch, timm"]).status();

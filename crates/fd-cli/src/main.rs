@@ -109,6 +109,12 @@ enum EmbedCommand {
         /// Images timed (after one warm-up batch).
         #[arg(long, default_value_t = 512)]
         images: usize,
+        /// The space: efficientnet-lite0 or clip-vit-b32.
+        #[arg(long, default_value = "efficientnet-lite0")]
+        embedder: String,
+        /// The weight file (default: the cache directory's).
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
 }
 
@@ -255,8 +261,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Select(a) => stage("select", a, &data_dir)?,
         Command::Retrain(a) => stage("retrain", a, &data_dir)?,
         Command::Report(a) => stage("report", a, &data_dir)?,
-        Command::EmbedTools { command: EmbedCommand::Bench { size, batch, images } } => {
-            embed_bench(&data_dir, size, batch, images)?
+        Command::EmbedTools { command: EmbedCommand::Bench { size, batch, images, embedder, weights } } => {
+            embed_bench(&data_dir, size, batch, images, &embedder, weights)?
         }
         Command::Model { command: ModelCommand::Bench { architecture, batch, steps } } => {
             model_bench(&architecture, batch, steps)?
@@ -415,21 +421,29 @@ fn reproduce(config_path: &Path, run: Option<PathBuf>, skip: &[String], data_dir
     Ok(())
 }
 
-/// Times embedding random CIFAR-sized images with EfficientNet-Lite0 and prints images/s as JSON.
-fn embed_bench(data_dir: &Path, size: usize, batch: usize, images: usize) -> Result<()> {
+/// Times embedding random CIFAR-sized images (upsampled to SIZE) with an embedder and prints images/s as JSON.
+fn embed_bench(
+    data_dir: &Path,
+    size: usize,
+    batch: usize,
+    images: usize,
+    embedder: &str,
+    weights: Option<PathBuf>,
+) -> Result<()> {
     let n = batch + images;
     let pixels: Vec<u8> = (0..n * 32 * 32 * 3).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
     let data = fd_data::Dataset::new(32, 32, pixels, vec![0; n], vec!["x".into()])?;
+    let kind: fd_clip::EmbedderKind =
+        serde_json::from_value(serde_json::Value::String(embedder.into())).context("unknown embedder")?;
     let config = fd_clip::EmbedConfig {
-        embedder: fd_clip::EmbedderKind::EfficientnetLite0,
+        embedder: kind,
         image_size: size,
         batch_size: batch,
-        weights: None,
+        weights,
         resize: fd_clip::Resize::Paper,
     };
-    let weights = fd_cli::weights::efficientnet_lite0_path(data_dir);
-    let embedder =
-        fd_clip::Embedder::efficientnet_lite0(&weights, &config, &fd_model::device(fd_model::DeviceKind::Flex)?)?;
+    let default = fd_cli::weights::default_embedder_weights(data_dir, kind);
+    let embedder = fd_clip::Embedder::from_config(&config, &default, &fd_model::device(fd_model::DeviceKind::Flex)?)?;
     let warm: Vec<usize> = (0..batch).collect();
     embedder.embed_images(&data, &warm, &fd_data::NoProgress);
     let timed: Vec<usize> = (batch..n).collect();
