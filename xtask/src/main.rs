@@ -275,7 +275,11 @@ fn bench_clip(args: &[&str]) -> Result<()> {
     let ours: serde_json::Value =
         serde_json::from_str(&fd_cli_output(&bin, &[&args[..], &["--weights", &weights.to_string_lossy()]].concat())?)?;
     let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    let (o, t, r) = (get(&ours, "images_per_s"), get(&reference, "torch_images_per_s"), get(&reference, "onnxruntime_images_per_s"));
+    let (o, t, r) = (
+        get(&ours, "images_per_s"),
+        get(&reference, "torch_images_per_s"),
+        get(&reference, "onnxruntime_images_per_s"),
+    );
     println!("{:>22} {:>10} {:>22}", "", "img/s", "fd-clip relative to it");
     println!("{:>22} {o:>10.1}", "fd-clip (burn flex)");
     println!("{:>22} {r:>10.1} {:>21.2}x", "ONNX Runtime", o / r);

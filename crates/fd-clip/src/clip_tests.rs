@@ -6,33 +6,9 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 use crate::clip::ClipConfig;
+use crate::tests::{fixture, max_err, read};
 use crate::tokenize::ClipTokenizer;
 use crate::{Error, Preprocess, load, preprocess};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
-}
-
-fn read(bytes: &[u8], name: &str) -> (Vec<f32>, Vec<usize>) {
-    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
-    let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let values = match t.dtype() {
-        safetensors::Dtype::F32 => {
-            t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-        }
-        safetensors::Dtype::U8 => t.data().iter().map(|&b| f32::from(b)).collect(),
-        safetensors::Dtype::I64 => {
-            t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
-        }
-        other => panic!("{name}: {other:?}"),
-    };
-    (values, t.shape().to_vec())
-}
-
-fn max_err(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
 
 /// The tiny model's id for a real token id (the generator maps them the same way).
 fn tiny_id(t: usize) -> usize {
@@ -75,13 +51,17 @@ fn check(
     let size = config.vision.as_ref().unwrap().image_size;
     // Preprocessing: the paper's bilinear resize and CLIP's normalisation, against torch.
     let (images, s) = read(io, "images");
-    let (paper, _) = read(io, "paper_pixels");
-    let mut pixels = Vec::new();
-    for k in 0..s[0] {
+    let preprocessed = |p: Preprocess| {
         let n = s[1] * s[2] * 3;
-        let image = fd_data::Image::new(s[1], s[2], images[k * n..(k + 1) * n].iter().map(|&v| v as u8).collect());
-        preprocess::push_chw(&image, &Preprocess::clip_paper(size), &mut pixels);
-    }
+        let mut pixels = Vec::new();
+        for k in 0..s[0] {
+            let image = fd_data::Image::new(s[1], s[2], images[k * n..(k + 1) * n].iter().map(|&v| v as u8).collect());
+            preprocess::push_chw(&image, &p, &mut pixels);
+        }
+        pixels
+    };
+    let (paper, _) = read(io, "paper_pixels");
+    let pixels = preprocessed(Preprocess::clip_paper(size));
     assert!(max_err(&pixels, &paper) < 1e-5, "pixels differ by {}", max_err(&pixels, &paper));
     let x = Tensor::<4>::from_data(TensorData::new(pixels, [s[0], 3, size, size]), &device);
     let got: Vec<f32> = model.image_embeds(x).unwrap().into_data().try_to_vec().unwrap();
@@ -90,12 +70,7 @@ fn check(
     assert!(image_err <= tolerance, "image embeddings differ by {image_err}");
     // CLIP's canonical preprocessing (Pillow's bicubic, centre crop), against torchvision on PIL images.
     let (canonical, _) = read(io, "canonical_pixels");
-    let mut pixels = Vec::new();
-    for k in 0..s[0] {
-        let n = s[1] * s[2] * 3;
-        let image = fd_data::Image::new(s[1], s[2], images[k * n..(k + 1) * n].iter().map(|&v| v as u8).collect());
-        preprocess::push_chw(&image, &Preprocess::clip_canonical(size), &mut pixels);
-    }
+    let pixels = preprocessed(Preprocess::clip_canonical(size));
     assert!(max_err(&pixels, &canonical) < 1e-5, "canonical pixels differ by {}", max_err(&pixels, &canonical));
     let x = Tensor::<4>::from_data(TensorData::new(pixels, [s[0], 3, size, size]), &device);
     let got: Vec<f32> = model.image_embeds(x).unwrap().into_data().try_to_vec().unwrap();

@@ -110,14 +110,20 @@ pub fn check_clip_file(config: &crate::clip::ClipConfig, path: &Path) -> Result<
 fn load_checked(config: &crate::clip::ClipConfig, path: &Path, device: &Device) -> Result<crate::clip::Clip> {
     let mut model = crate::clip::Clip::new(config, device);
     let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
+    load_into(&mut model, &mut store, path)?;
+    Ok(model)
+}
+
+/// Loads `store` into `model`; any error or missing tensor is an error naming `path`.
+fn load_into(model: &mut crate::clip::Clip, store: &mut SafetensorsStore, path: &Path) -> Result<()> {
     let result =
-        model.load_from(&mut store).map_err(|e| Error::Weights { path: path.to_path_buf(), message: e.to_string() })?;
+        model.load_from(store).map_err(|e| Error::Weights { path: path.to_path_buf(), message: e.to_string() })?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         let mut message: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
         message.extend(result.missing.iter().map(|(k, _)| format!("missing tensor {k}")));
         return Err(Error::Weights { path: path.to_path_buf(), message: message.join("; ") });
     }
-    Ok(model)
+    Ok(())
 }
 
 /// The few fields of ONNX's protobuf schema (onnx.proto3) that hold weights and wire the graph; prost skips the rest.
@@ -297,12 +303,6 @@ pub fn load_clip_onnx(
     let mut model = crate::clip::Clip::new(config, device);
     let mut store =
         SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
-    let result =
-        model.load_from(&mut store).map_err(|e| Error::Weights { path: label.clone(), message: e.to_string() })?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        let mut message: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        message.extend(result.missing.iter().map(|(k, _)| format!("missing tensor {k}")));
-        return Err(Error::Weights { path: label, message: message.join("; ") });
-    }
+    load_into(&mut model, &mut store, &label)?;
     Ok(model)
 }

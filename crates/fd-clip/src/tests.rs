@@ -9,11 +9,11 @@ use crate::effnet::EffNetConfig;
 use crate::imagenet::{cifar10_hyponyms, imagenet_classes};
 use crate::{EmbedConfig, Embedder, EmbedderKind, Error, Preprocess, load, preprocess};
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
-fn read(bytes: &[u8], name: &str) -> (Vec<f32>, Vec<usize>) {
+pub(crate) fn read(bytes: &[u8], name: &str) -> (Vec<f32>, Vec<usize>) {
     let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
     let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
     let values = match t.dtype() {
@@ -29,7 +29,7 @@ fn read(bytes: &[u8], name: &str) -> (Vec<f32>, Vec<usize>) {
     (values, t.shape().to_vec())
 }
 
-fn max_err(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn max_err(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
