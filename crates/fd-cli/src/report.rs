@@ -182,8 +182,11 @@ fn row(figure: &str, ours: Option<f64>, paper: Option<f64>, note: &str) -> Value
 /// Each figure beside the paper's value (method spec §7); `paper` is null where the paper has no such number.
 fn fidelity(s: &Value, pipeline: &Pipeline) -> Value {
     let f = |v: &Value| v.as_f64();
-    let arch = pipeline.experiment.model.as_ref().map_or("?".into(), |m| format!("{:?}", m.architecture));
-    let embedder = pipeline.experiment.embed.as_ref().map_or("?".into(), |e| format!("{:?}", e.embedder));
+    // Names as the config spells them ("resnet10-small", "efficientnet-lite0").
+    let name =
+        |v: serde_json::Result<Value>| v.ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "?".into());
+    let arch = pipeline.experiment.model.as_ref().map_or("?".into(), |m| name(serde_json::to_value(m.architecture)));
+    let embedder = pipeline.experiment.embed.as_ref().map_or("?".into(), |e| name(serde_json::to_value(e.embedder)));
     let mut rows = Vec::new();
     let setting = s["setting"].as_str().unwrap_or("");
     let (paper_acc, paper_bal, paper_cv) = match setting {
