@@ -166,3 +166,27 @@ fn a_checkpoint_of_another_shape_is_an_error_naming_the_key_and_both_shapes() {
     let model = load::load_clip(&text_only, &fixture("tiny_clip.safetensors"), &device).unwrap();
     assert!(model.vision_model.is_none() && model.text_model.is_some());
 }
+
+#[test]
+fn vit_l14_text_tower_matches_transformers_when_asked() {
+    let Some(dir) = std::env::var_os("FD_CLIP_L14_TEXT").map(PathBuf::from) else { return };
+    let device = Device::flex();
+    let config = ClipConfig::vit_l14_text();
+    let model = load::load_clip(&config, &dir.join("vit_l14_text.safetensors"), &device).unwrap();
+    let io = std::fs::read(dir.join("vit_l14_text_io.safetensors")).unwrap();
+    let (ids, shape) = read(&io, "input_ids");
+    let ids: Vec<Vec<usize>> = ids.chunks(shape[1]).map(|r| r.iter().map(|&v| v as usize).collect()).collect();
+    let got: Vec<f32> = model.text_embeds(&ids, &device).unwrap().into_data().try_to_vec().unwrap();
+    let (expected, _) = read(&io, "text_embeds");
+    let embeds_err = max_err(&got, &expected);
+    let hidden = model.text_model.as_ref().unwrap().hidden_states(&ids, &device);
+    let got: Vec<f32> = hidden.into_data().try_to_vec().unwrap();
+    let (expected, _) = read(&io, "last_hidden_state");
+    let hidden_err = max_err(&got, &expected);
+    std::fs::write(
+        dir.join("parity.json"),
+        format!("{{\"text_embeds\": {embeds_err}, \"last_hidden_state\": {hidden_err}}}"),
+    )
+    .unwrap();
+    assert!(embeds_err <= 1e-4 && hidden_err <= 1e-4, "text embeddings {embeds_err}, hidden states {hidden_err}");
+}
