@@ -7,7 +7,7 @@
 
 pub mod captions;
 pub mod config;
+pub mod fetch;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
-pub mod weights;

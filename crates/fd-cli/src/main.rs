@@ -229,12 +229,12 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Fetch { what, from } => {
             if what == "clip" {
-                let path = fd_cli::weights::fetch_clip_vit_b32(&data_dir)?;
+                let path = fd_cli::fetch::fetch_clip_vit_b32(&data_dir)?;
                 println!("clip: CLIP ViT-B/32 weights in {}", path.display());
                 return Ok(());
             }
             if what == "efficientnet-lite0" {
-                let path = fd_cli::weights::fetch_efficientnet_lite0(&data_dir)?;
+                let path = fd_cli::fetch::fetch_efficientnet_lite0(&data_dir)?;
                 println!("efficientnet-lite0: weights in {}", path.display());
                 return Ok(());
             }
@@ -442,7 +442,7 @@ fn embed_bench(
         weights,
         resize: fd_clip::Resize::Paper,
     };
-    let default = fd_cli::weights::default_embedder_weights(data_dir, kind);
+    let default = fd_cli::fetch::default_embedder_weights(data_dir, kind);
     let embedder = fd_clip::Embedder::from_config(&config, &default, &fd_model::device(fd_model::DeviceKind::Flex)?)?;
     let warm: Vec<usize> = (0..batch).collect();
     embedder.embed_images(&data, &warm, &fd_data::NoProgress);

