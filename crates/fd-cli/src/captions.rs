@@ -3,6 +3,8 @@
 
 #![allow(clippy::print_stdout)]
 
+use std::rc::Rc;
+
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
@@ -96,9 +98,10 @@ pub fn caption_classes(
 }
 
 /// One class's candidate captions, their embeddings, and the reference the scores are taken against.
+/// A closed vocabulary's captions and embeddings are shared by every class, hence the `Rc`s.
 struct ClassCandidates {
-    captions: Vec<String>,
-    texts: Vec<f32>,
+    captions: Rc<Vec<String>>,
+    texts: Rc<Vec<f32>>,
     reference_vector: Vec<f32>,
     reference: String,
 }
@@ -113,7 +116,8 @@ fn candidates(
 ) -> Result<Vec<ClassCandidates>> {
     let dim = embedder.dim();
     if let Some(vocabulary) = embedder.vocabulary() {
-        let texts = embedder.embed_texts(&vocabulary)?;
+        let texts = Rc::new(embedder.embed_texts(&vocabulary)?);
+        let captions = Rc::new(vocabulary.iter().map(|v| v.to_string()).collect::<Vec<_>>());
         let names: Vec<&str> = class_names.iter().map(String::as_str).collect();
         let hyponyms = fd_clip::imagenet::cifar10_hyponyms(&names);
         let all: Vec<usize> = (0..vocabulary.len()).collect();
@@ -126,8 +130,8 @@ fn candidates(
                     (h, "the mean of the class's ImageNet hyponyms")
                 };
                 ClassCandidates {
-                    captions: vocabulary.iter().map(|v| v.to_string()).collect(),
-                    texts: texts.clone(),
+                    captions: Rc::clone(&captions),
+                    texts: Rc::clone(&texts),
                     reference_vector: fd_caption::score::mean_of_rows(&texts, dim, rows),
                     reference: reference.into(),
                 }
@@ -165,9 +169,9 @@ fn candidates(
             let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
             let reference = fd_caption::vocabulary::reference_caption(label, grammar);
             Ok(ClassCandidates {
-                texts: embedder.embed_texts(&refs)?,
+                texts: Rc::new(embedder.embed_texts(&refs)?),
                 reference_vector: embedder.embed_texts(&[reference.as_str()])?,
-                captions,
+                captions: Rc::new(captions),
                 reference,
             })
         })

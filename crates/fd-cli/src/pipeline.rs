@@ -64,6 +64,8 @@ pub struct Pipeline {
     /// The resolved config.
     pub experiment: Experiment,
     prepared: std::cell::OnceCell<fd_data::Prepared>,
+    /// The sha256 of the embedder's weight file, hashed once (CLIP's is 600 MB).
+    weights_sha: std::cell::OnceCell<String>,
     /// Seconds per stage, as run or skipped in this process.
     pub timings: std::cell::RefCell<Vec<(String, f64, bool)>>,
 }
@@ -78,6 +80,7 @@ impl Pipeline {
             data_dir: data_dir.to_path_buf(),
             experiment,
             prepared: std::cell::OnceCell::new(),
+            weights_sha: std::cell::OnceCell::new(),
             timings: std::cell::RefCell::new(Vec::new()),
         })
     }
@@ -198,6 +201,20 @@ impl Pipeline {
         self.experiment.embed.as_ref().context("the config needs an [embed] section")
     }
 
+    /// The sha256 of the embedder's weight file ("missing" when it is not there), computed once.
+    fn embed_weights_sha(&self) -> Result<String> {
+        if let Some(sha) = self.weights_sha.get() {
+            return Ok(sha.clone());
+        }
+        let weights = self.embed_weights()?;
+        let sha = if weights.is_file() { sha256_file(&weights)? } else { "missing".into() };
+        // A missing file may yet be fetched, so only a real hash is kept.
+        if weights.is_file() {
+            let _ = self.weights_sha.set(sha.clone());
+        }
+        Ok(sha)
+    }
+
     fn embed_weights(&self) -> Result<PathBuf> {
         let config = self.embed_section()?;
         Ok(config
@@ -315,8 +332,7 @@ impl Pipeline {
     /// so another run over the same images (another model, a relabelled task) reuses them.
     pub fn embed(&self) -> Result<Stamp> {
         let config = self.embed_section()?;
-        let weights = self.embed_weights()?;
-        let weights_sha = if weights.is_file() { sha256_file(&weights)? } else { "missing".into() };
+        let weights_sha = self.embed_weights_sha()?;
         let mut keyed = config.clone();
         keyed.weights = None;
         let stage_config = json!({"data": self.experiment.data, "embed": keyed});
@@ -423,7 +439,7 @@ impl Pipeline {
         keyed.weights = None;
         let wanted = |n: &str| n == "directions.json" || n.ends_with("_test.safetensors");
         let mut inputs = self.inputs(&["fit", "evaluate", "embed"], wanted)?;
-        inputs.insert("embedder weights".into(), sha256_file(&self.embed_weights()?)?);
+        inputs.insert("embedder weights".into(), self.embed_weights_sha()?);
         self.stage("caption", json!({"embed": keyed, "caption": caption}), inputs, |out| {
             let embedder = self.embedder()?;
             let names = self.prepared()?.train.class_names().to_vec();
@@ -538,9 +554,10 @@ impl Pipeline {
         let timings: Vec<(String, f64)> =
             all.iter().filter_map(|s| self.finished(s).ok().map(|st| (st.stage, st.seconds))).collect();
         self.stage("report", config, inputs, |out| {
-            let summary = crate::report::summary(self, &timings)?;
+            let inputs = crate::report::Inputs::load(self)?;
+            let summary = crate::report::summary(self, &inputs, &timings)?;
             fd_data::write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
-            let html = crate::report::html(self, &summary)?;
+            let html = crate::report::html(self, &inputs, &summary)?;
             fd_data::write_atomic(&out.join("report.html"), html.as_bytes())?;
             crate::report::print_table(&summary);
             Ok(vec!["summary.json".into(), "report.html".into()])

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::pipeline::{Pipeline, read_eval};
+use crate::pipeline::{Part, Pipeline, read_eval};
 
 /// The top-K sizes of the planted-group figures.
 pub const TOP_K: [usize; 7] = [5, 10, 20, 50, 100, 200, 500];
@@ -40,11 +40,31 @@ fn accuracy_on(correct: &HashMap<usize, bool>, indices: &[usize]) -> Option<f64>
     mean(indices.iter().filter_map(|i| correct.get(i)).map(|&c| f64::from(u8::from(c))))
 }
 
+/// What both the summary and the page read, loaded once.
+#[derive(Debug)]
+pub struct Inputs {
+    /// `captions.json`.
+    pub captions: Value,
+    /// Test embeddings and the classifier's evaluation of them.
+    pub test: Part,
+    /// The SVM decision value of each test row (0 for a class without an SVM).
+    pub decisions: Vec<f64>,
+}
+
+impl Inputs {
+    /// Reads the run's captions, test part and directions.
+    pub fn load(pipeline: &Pipeline) -> Result<Inputs> {
+        let test = pipeline.part("test")?;
+        let decisions = pipeline.directions()?.decision_values(&test.rows, &test.labels)?;
+        Ok(Inputs { captions: read_json(pipeline, "captions.json")?, test, decisions })
+    }
+}
+
 /// The numbers: classifier, SVMs, captions, planted groups, interventions, stage times, and the fidelity table.
-pub fn summary(pipeline: &Pipeline, timings: &[(String, f64)]) -> Result<Value> {
+pub fn summary(pipeline: &Pipeline, inputs: &Inputs, timings: &[(String, f64)]) -> Result<Value> {
     let evaluate = read_json(pipeline, "evaluate.json")?;
     let fit = read_json(pipeline, "fit.json")?;
-    let captions = read_json(pipeline, "captions.json")?;
+    let Inputs { captions, test, decisions } = inputs;
     let caption_k = pipeline.experiment.caption.clone().unwrap_or_default().k;
     let classes: Vec<&Value> =
         captions.as_array().into_iter().flatten().filter(|c| c.get("skipped").is_none()).collect();
@@ -54,18 +74,12 @@ pub fn summary(pipeline: &Pipeline, timings: &[(String, f64)]) -> Result<Value> 
     let class_acc = mean(classes.iter().map(|c| c["class_accuracy"].as_f64().unwrap_or(f64::NAN)));
     let supported = classes.iter().filter(|c| c["negative"][0]["check"]["supported"].as_bool() == Some(true)).count();
 
-    let test = pipeline.part("test")?;
     let prepared = pipeline.prepared()?;
     let planted = prepared.groups.as_ref().map(|groups| {
-        let directions = pipeline.directions().ok();
-        let decisions = directions
-            .and_then(|d| d.decision_values(&test.rows, &test.labels).ok())
-            .unwrap_or_else(|| vec![0.0; test.labels.len()]);
         let in_group: Vec<bool> = test.indices.iter().map(|&i| groups.is_planted(groups.test[i])).collect();
-        planted_figures(&test.labels, &decisions, &test.confidence, &in_group, prepared.train.num_classes())
+        planted_figures(&test.labels, decisions, &test.confidence, &in_group, prepared.train.num_classes())
     });
 
-    let base_test = read_eval(&pipeline.run.join("eval_test.safetensors"))?;
     let minority: Option<Vec<usize>> = prepared
         .groups
         .as_ref()
@@ -77,21 +91,22 @@ pub fn summary(pipeline: &Pipeline, timings: &[(String, f64)]) -> Result<Value> 
             accuracy_on(correct, &idx)
         }))
     };
-    let figures = |eval: &crate::pipeline::Eval| {
-        let correct: HashMap<usize, bool> = eval.indices.iter().copied().zip(eval.correct.iter().copied()).collect();
+    let figures = |indices: &[usize], right: &[bool]| {
+        let correct: HashMap<usize, bool> = indices.iter().copied().zip(right.iter().copied()).collect();
         json!({
-            "test_accuracy": mean(eval.correct.iter().map(|&c| f64::from(u8::from(c)))),
+            "test_accuracy": mean(right.iter().map(|&c| f64::from(u8::from(c)))),
             "hard_caption_accuracy": per_class_hard(&correct),
             "minority_accuracy": minority.as_ref().and_then(|m| accuracy_on(&correct, m)),
         })
     };
-    let mut intervention = json!({"none": figures(&base_test)});
+    let mut intervention = json!({"none": figures(&test.indices, &test.correct)});
     if pipeline.experiment.intervene.is_some() {
         for (rule, by_k) in pipeline.selections()?.rules {
             for k in by_k.keys() {
                 let path = pipeline.run.join(format!("retrain/{}-k{k}/eval_test.safetensors", rule.name()));
                 if pipeline.finished(&format!("retrain-{}-k{k}", rule.name())).is_ok() {
-                    intervention[format!("{}-k{k}", rule.name())] = figures(&read_eval(&path)?);
+                    let eval = read_eval(&path)?;
+                    intervention[format!("{}-k{k}", rule.name())] = figures(&eval.indices, &eval.correct);
                 }
             }
         }
@@ -462,12 +477,9 @@ var b=document.body;b.setAttribute('data-images',im.length);b.setAttribute('data
 b.setAttribute('data-check',(im.length>0&&ok===im.length&&pl>0)?'ok':'fail');});";
 
 /// The report page.
-pub fn html(pipeline: &Pipeline, summary: &Value) -> Result<String> {
+pub fn html(pipeline: &Pipeline, inputs: &Inputs, summary: &Value) -> Result<String> {
     let prepared = pipeline.prepared()?;
-    let captions = read_json(pipeline, "captions.json")?;
-    let test = pipeline.part("test")?;
-    let directions = pipeline.directions()?;
-    let decisions = directions.decision_values(&test.rows, &test.labels)?;
+    let Inputs { captions, test, decisions } = inputs;
     let correct: HashMap<usize, bool> = test.indices.iter().copied().zip(test.correct.iter().copied()).collect();
     let fmt = |v: &Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.3}"));
     let name = pipeline.run.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
@@ -560,7 +572,7 @@ pub fn html(pipeline: &Pipeline, summary: &Value) -> Result<String> {
                 f["skipped"].as_str().map_or(String::new(), |s| format!(" (skipped: {})", esc(s)))
             );
         }
-        let order = fd_svm::rank_within_class(&decisions, &test.labels, class as u16);
+        let order = fd_svm::rank_within_class(decisions, &test.labels, class as u16);
         let hardest: Vec<usize> = order.iter().take(20).map(|&r| test.indices[r]).collect();
         let easiest: Vec<usize> = order.iter().rev().take(20).map(|&r| test.indices[r]).collect();
         let _ = write!(

@@ -192,15 +192,6 @@ impl ClipConfig {
     }
 }
 
-/// A linear layer over the last dimension of a `[batch, tokens, width]` tensor, as one matrix product over all tokens
-/// (burn broadcasts a rank-3 input into one small product per batch element otherwise).
-fn linear3(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
-    let [b, n, d] = x.dims();
-    let y = layer.forward(x.reshape([b * n, d]));
-    let out = y.dims()[1];
-    y.reshape([b, n, out])
-}
-
 fn layer_norm(width: usize, device: &Device) -> LayerNorm {
     LayerNormConfig::new(width).with_epsilon(1e-5).init(device)
 }
@@ -231,15 +222,15 @@ impl Attention {
         let [b, n, d] = x.dims();
         let hd = d / self.heads;
         let split = |t: Tensor<3>| t.reshape([b, n, self.heads, hd]).swap_dims(1, 2);
-        let q = split(linear3(&self.q_proj, x.clone()).mul_scalar((hd as f64).powf(-0.5)));
-        let k = split(linear3(&self.k_proj, x.clone()));
-        let v = split(linear3(&self.v_proj, x));
+        let q = split(self.q_proj.forward(x.clone()).mul_scalar((hd as f64).powf(-0.5)));
+        let k = split(self.k_proj.forward(x.clone()));
+        let v = split(self.v_proj.forward(x));
         let mut scores = q.matmul(k.transpose());
         if let Some(m) = mask {
             scores = scores + m.clone();
         }
         let out = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, n, d]);
-        linear3(&self.out_proj, out)
+        self.out_proj.forward(out)
     }
 }
 
@@ -280,9 +271,9 @@ impl EncoderLayer {
 
     fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>) -> Tensor<3> {
         let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
-        let h = linear3(&self.mlp.fc1, self.layer_norm2.forward(x.clone()));
+        let h = self.mlp.fc1.forward(self.layer_norm2.forward(x.clone()));
         let h = h.clone() * sigmoid(h.mul_scalar(1.702));
-        x + linear3(&self.mlp.fc2, h)
+        x + self.mlp.fc2.forward(h)
     }
 }
 
