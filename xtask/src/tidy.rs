@@ -129,3 +129,27 @@ fn every_rust_file_opens_with_a_doc_header() {
         .collect();
     assert!(missing.is_empty(), "files without a //! header: {missing:?}");
 }
+
+/// The one file allowed `unsafe`: fd-model's checked wrapper around `gemm` (the workspace denies `unsafe_code`).
+const UNSAFE_ALLOWED: &[&str] = &["crates/fd-model/src/ops/matmul.rs"];
+
+/// The Rust files under `files` that lift the workspace's `unsafe_code` lint, relative to the root.
+fn unsafe_allowances(files: &[std::path::PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("allow(unsafe_code)"))
+        .map(|f| f.strip_prefix(root()).unwrap().display().to_string())
+        .collect()
+}
+
+#[test]
+fn unsafe_code_stays_in_the_one_audited_file() {
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask", "tests"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    // This file names the attribute too; it allows nothing.
+    let this = root().join("xtask/src/tidy.rs");
+    files.retain(|f| *f != this);
+    assert_eq!(unsafe_allowances(&files), UNSAFE_ALLOWED);
+}

@@ -13,6 +13,7 @@ mod augment;
 mod device;
 mod error;
 pub mod load;
+mod ops;
 mod predict;
 pub mod resnet;
 mod schedule;

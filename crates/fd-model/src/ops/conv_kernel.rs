@@ -1,0 +1,400 @@
+//! A 2-D convolution and its two gradients on plain NCHW `f32` slices: im2col into a small per-task buffer, one
+//! single-threaded `gemm` per task, tasks spread over rayon's pool.
+//!
+//! A task covers enough images that its matrix has at least [`MIN_COLUMNS`] columns, so the late, small feature maps
+//! still give `gemm` wide products. The weight gradient sums per-group partials in a fixed order over a fixed number
+//! of groups, so results do not depend on the thread count or on scheduling.
+
+use rayon::iter::Either;
+use rayon::prelude::*;
+
+use super::matmul::{Mat, matmul};
+
+/// The fewest output columns (images × output pixels) one task multiplies at once.
+const MIN_COLUMNS: usize = 256;
+/// The weight gradient is summed over this many groups of tasks, whatever the thread count.
+const GROUPS: usize = 8;
+
+/// The shapes of one convolution: input `[batch, c_in, h, w]`, weight `[c_out, c_in, kh, kw]`, symmetric zero
+/// padding, no dilation, one group, no bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+}
+
+impl Geometry {
+    /// The output height and width; `None` when the kernel does not fit the padded input or a size is zero.
+    pub(crate) fn out_hw(&self) -> Option<[usize; 2]> {
+        let side = |n: usize, k: usize, s: usize, p: usize| {
+            (n + 2 * p >= k && s > 0 && k > 0).then(|| (n + 2 * p - k) / s + 1)
+        };
+        Some([side(self.h, self.kh, self.stride[0], self.pad[0])?, side(self.w, self.kw, self.stride[1], self.pad[1])?])
+    }
+
+    fn ho(&self) -> usize {
+        self.out_hw().expect("checked when the geometry was built")[0]
+    }
+
+    fn wo(&self) -> usize {
+        self.out_hw().expect("checked when the geometry was built")[1]
+    }
+
+    fn hw_out(&self) -> usize {
+        self.ho() * self.wo()
+    }
+
+    /// Rows of the im2col matrix: `c_in · kh · kw`.
+    fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    fn in_image(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    fn out_image(&self) -> usize {
+        self.c_out * self.hw_out()
+    }
+
+    /// Images per task.
+    fn images_per_task(&self) -> usize {
+        MIN_COLUMNS.div_ceil(self.hw_out().max(1)).clamp(1, self.batch.max(1))
+    }
+
+    /// Input elements.
+    pub(crate) fn x_len(&self) -> usize {
+        self.batch * self.in_image()
+    }
+
+    /// Weight elements.
+    pub(crate) fn w_len(&self) -> usize {
+        self.c_out * self.k()
+    }
+
+    /// Output elements.
+    pub(crate) fn y_len(&self) -> usize {
+        self.batch * self.out_image()
+    }
+}
+
+/// The range of output positions `o` whose input position `o · stride + offset - pad` lies in `0..n`.
+fn valid(out: usize, n: usize, stride: usize, offset: usize, pad: usize) -> (usize, usize) {
+    let (stride, shift) = (stride as isize, offset as isize - pad as isize);
+    // o · stride + shift >= 0  and  o · stride + shift <= n - 1
+    let lo = if shift >= 0 { 0 } else { (-shift + stride - 1) / stride };
+    let hi = if n as isize - 1 - shift < 0 { 0 } else { (n as isize - 1 - shift) / stride + 1 };
+    let (lo, hi) = (lo.clamp(0, out as isize) as usize, hi.clamp(0, out as isize) as usize);
+    (lo, hi.max(lo))
+}
+
+/// Writes the im2col matrix of `images` consecutive images of `x` into `cols`: `[k, images · hw_out]`, row
+/// `(ci · kh + i) · kw + j`, column `image · hw_out + oy · wo + ox`.
+fn im2col(g: &Geometry, x: &[f32], images: usize, cols: &mut [f32]) {
+    let (ho, wo, hw) = (g.ho(), g.wo(), g.hw_out());
+    let n = images * hw;
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.pad;
+    for ci in 0..g.c_in {
+        for i in 0..g.kh {
+            let (y_lo, y_hi) = valid(ho, g.h, sh, i, ph);
+            for j in 0..g.kw {
+                let (x_lo, x_hi) = valid(wo, g.w, sw, j, pw);
+                let row = &mut cols[((ci * g.kh + i) * g.kw + j) * n..][..n];
+                for image in 0..images {
+                    let plane = &x[(image * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
+                    let out = &mut row[image * hw..][..hw];
+                    out[..y_lo * wo].fill(0.0);
+                    out[y_hi * wo..].fill(0.0);
+                    for oy in y_lo..y_hi {
+                        let src = &plane[(oy * sh + i - ph) * g.w..][..g.w];
+                        let dst = &mut out[oy * wo..][..wo];
+                        dst[..x_lo].fill(0.0);
+                        dst[x_hi..].fill(0.0);
+                        let first = x_lo * sw + j - pw;
+                        if sw == 1 {
+                            dst[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
+                        } else {
+                            for (d, s) in dst[x_lo..x_hi].iter_mut().zip(src[first..].iter().step_by(sw)) {
+                                *d = *s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each entry of `cols` back onto the input pixel it was read from, in `dx`
+/// (`images` consecutive images, which the caller zeroes).
+fn col2im(g: &Geometry, cols: &[f32], images: usize, dx: &mut [f32]) {
+    let (ho, wo, hw) = (g.ho(), g.wo(), g.hw_out());
+    let n = images * hw;
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.pad;
+    for ci in 0..g.c_in {
+        for i in 0..g.kh {
+            let (y_lo, y_hi) = valid(ho, g.h, sh, i, ph);
+            for j in 0..g.kw {
+                let (x_lo, x_hi) = valid(wo, g.w, sw, j, pw);
+                let row = &cols[((ci * g.kh + i) * g.kw + j) * n..][..n];
+                for image in 0..images {
+                    let plane = &mut dx[(image * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
+                    let col = &row[image * hw..][..hw];
+                    for oy in y_lo..y_hi {
+                        let dst = &mut plane[(oy * sh + i - ph) * g.w..][..g.w];
+                        let src = &col[oy * wo + x_lo..oy * wo + x_hi];
+                        let first = x_lo * sw + j - pw;
+                        if sw == 1 {
+                            for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
+                                *d += *s;
+                            }
+                        } else {
+                            for (d, s) in dst[first..].iter_mut().step_by(sw).zip(src) {
+                                *d += *s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The convolution of `x` (`[batch, c_in, h, w]`) with `w` (`[c_out, c_in, kh, kw]`): `[batch, c_out, ho, wo]`.
+pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    assert_eq!((x.len(), w.len()), (g.x_len(), g.w_len()), "conv forward: slice lengths do not match the geometry");
+    let (k, hw, per) = (g.k(), g.hw_out(), g.images_per_task());
+    let mut y = vec![0f32; g.y_len()];
+    if y.is_empty() {
+        return y;
+    }
+    let weight = Mat::row_major(g.c_out, k);
+    y.par_chunks_mut(per * g.out_image()).enumerate().for_each_init(
+        || (vec![0f32; k * per * hw], vec![0f32; g.c_out * per * hw]),
+        |(cols, product), (task, y)| {
+            let images = y.len() / g.out_image();
+            let n = images * hw;
+            im2col(g, &x[task * per * g.in_image()..][..images * g.in_image()], images, cols);
+            if images == 1 {
+                matmul(y, false, w, weight, cols, Mat::row_major(k, n));
+            } else {
+                matmul(product, false, w, weight, cols, Mat::row_major(k, n));
+                // [c_out, images · hw] back to [images, c_out, hw]
+                for image in 0..images {
+                    for co in 0..g.c_out {
+                        y[(image * g.c_out + co) * hw..][..hw].copy_from_slice(&product[co * n + image * hw..][..hw]);
+                    }
+                }
+            }
+        },
+    );
+    y
+}
+
+/// Scratch space of one group of tasks in the backward pass.
+struct Scratch {
+    cols: Vec<f32>,
+    dcols: Vec<f32>,
+    dy: Vec<f32>,
+    dw: Vec<f32>,
+}
+
+/// The gradients of the convolution with respect to `x` and `w` (each only when asked for), given the gradient `dy`
+/// of its output.
+pub(crate) fn backward(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    want_dx: bool,
+    want_dw: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    assert_eq!(
+        (x.len(), w.len(), dy.len()),
+        (g.x_len(), g.w_len(), g.y_len()),
+        "conv backward: slice lengths do not match the geometry"
+    );
+    let (k, hw, per) = (g.k(), g.hw_out(), g.images_per_task());
+    let tasks = g.batch.div_ceil(per);
+    let tasks_per_group = tasks.div_ceil(GROUPS).max(1);
+    let groups = tasks.div_ceil(tasks_per_group);
+    let images_per_group = tasks_per_group * per;
+    let mut dx = if want_dx { vec![0f32; g.x_len()] } else { Vec::new() };
+    if (!want_dx && !want_dw) || g.batch == 0 {
+        return (want_dx.then_some(dx), want_dw.then(|| vec![0f32; g.w_len()]));
+    }
+    let weight = Mat::row_major(g.c_out, k);
+
+    let work = |group: usize, mut dx: Option<&mut [f32]>| -> Vec<f32> {
+        let mut s = Scratch {
+            cols: vec![0f32; if want_dw { k * per * hw } else { 0 }],
+            dcols: vec![0f32; if want_dx { k * per * hw } else { 0 }],
+            dy: vec![0f32; if per > 1 { g.c_out * per * hw } else { 0 }],
+            dw: vec![0f32; if want_dw { g.w_len() } else { 0 }],
+        };
+        let first_image = group * images_per_group;
+        let last_image = (first_image + images_per_group).min(g.batch);
+        for start in (first_image..last_image).step_by(per) {
+            let images = per.min(last_image - start);
+            let n = images * hw;
+            let dy_task = &dy[start * g.out_image()..][..images * g.out_image()];
+            // dy as [c_out, images · hw]
+            let dyc: &[f32] = if images == 1 {
+                dy_task
+            } else {
+                for image in 0..images {
+                    for co in 0..g.c_out {
+                        s.dy[co * n + image * hw..][..hw]
+                            .copy_from_slice(&dy_task[(image * g.c_out + co) * hw..][..hw]);
+                    }
+                }
+                &s.dy[..g.c_out * n]
+            };
+            let dy_mat = Mat::row_major(g.c_out, n);
+            if want_dw {
+                im2col(g, &x[start * g.in_image()..][..images * g.in_image()], images, &mut s.cols);
+                // dw [c_out, k] += dy [c_out, n] · colsᵀ [n, k]
+                matmul(&mut s.dw, true, dyc, dy_mat, &s.cols, Mat::row_major(k, n).t());
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                // dcols [k, n] = wᵀ [k, c_out] · dy [c_out, n]
+                matmul(&mut s.dcols, false, w, weight.t(), dyc, dy_mat);
+                let offset = (start - first_image) * g.in_image();
+                col2im(g, &s.dcols[..k * n], images, &mut dx[offset..][..images * g.in_image()]);
+            }
+        }
+        s.dw
+    };
+
+    let chunks = if want_dx {
+        Either::Left(dx.par_chunks_mut(images_per_group * g.in_image()).enumerate().map(|(i, c)| (i, Some(c))))
+    } else {
+        Either::Right((0..groups).into_par_iter().map(|i| (i, None)))
+    };
+    let partials: Vec<Vec<f32>> = chunks.map(|(group, dx)| work(group, dx)).collect();
+    let dw = want_dw.then(|| {
+        let mut partials = partials.into_iter();
+        let mut dw = partials.next().expect("at least one group");
+        for p in partials {
+            for (a, b) in dw.iter_mut().zip(&p) {
+                *a += *b;
+            }
+        }
+        dw
+    });
+    (want_dx.then_some(dx), dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook convolution, for checking.
+    fn naive(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let [ho, wo] = g.out_hw().unwrap();
+        let mut y = vec![0f32; g.y_len()];
+        for b in 0..g.batch {
+            for co in 0..g.c_out {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut acc = 0f32;
+                        for ci in 0..g.c_in {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy = (oy * g.stride[0] + i) as isize - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + j) as isize - g.pad[1] as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                        acc += x[((b * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize]
+                                            * w[((co * g.c_in + ci) * g.kh + i) * g.kw + j];
+                                    }
+                                }
+                            }
+                        }
+                        y[((b * g.c_out + co) * ho + oy) * wo + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + 1.0) * seed).sin()).collect()
+    }
+
+    fn close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "element {i}: {x} vs {y}");
+        }
+    }
+
+    fn geometries() -> Vec<Geometry> {
+        let g = |batch, c_in, h, w, c_out, k, s, p| Geometry {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh: k,
+            kw: k,
+            stride: [s, s],
+            pad: [p, p],
+        };
+        vec![
+            g(3, 2, 5, 5, 4, 3, 1, 1),
+            g(5, 3, 7, 6, 2, 3, 2, 1),
+            g(2, 4, 6, 6, 3, 1, 2, 0),
+            g(40, 2, 4, 4, 3, 3, 1, 1), // several images per task, a short last task
+            g(1, 1, 3, 3, 1, 3, 1, 0),
+            Geometry { kh: 3, kw: 1, stride: [1, 2], pad: [1, 0], ..g(2, 2, 5, 7, 3, 3, 1, 1) },
+        ]
+    }
+
+    #[test]
+    fn forward_matches_the_textbook_convolution() {
+        for g in geometries() {
+            let (x, w) = (values(g.x_len(), 0.7), values(g.w_len(), 1.3));
+            close(&forward(&g, &x, &w), &naive(&g, &x, &w), 1e-5);
+        }
+    }
+
+    /// The gradients are the adjoints of the forward map: <dy, conv(x, w)> is linear in x and in w, so its
+    /// derivative in x is dx and in w is dw; checked against the textbook convolution of basis directions.
+    #[test]
+    fn gradients_are_the_adjoints_of_the_forward_map() {
+        for g in geometries() {
+            let (x, w, dy) = (values(g.x_len(), 0.7), values(g.w_len(), 1.3), values(g.y_len(), 0.29));
+            let (dx, dw) = backward(&g, &x, &w, &dy, true, true);
+            let (dx, dw) = (dx.unwrap(), dw.unwrap());
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| f64::from(*p) * f64::from(*q)).sum::<f64>();
+            let mut want_dx = vec![0f32; g.x_len()];
+            for (i, v) in want_dx.iter_mut().enumerate() {
+                let mut e = vec![0f32; g.x_len()];
+                e[i] = 1.0;
+                *v = dot(&dy, &naive(&g, &e, &w)) as f32;
+            }
+            let mut want_dw = vec![0f32; g.w_len()];
+            for (i, v) in want_dw.iter_mut().enumerate() {
+                let mut e = vec![0f32; g.w_len()];
+                e[i] = 1.0;
+                *v = dot(&dy, &naive(&g, &x, &e)) as f32;
+            }
+            close(&dx, &want_dx, 1e-4);
+            close(&dw, &want_dw, 1e-4);
+            let (only_dx, none) = backward(&g, &x, &w, &dy, true, false);
+            assert_eq!((only_dx.as_deref(), none), (Some(&dx[..]), None));
+            let (none, only_dw) = backward(&g, &x, &w, &dy, false, true);
+            assert_eq!((none, only_dw.as_deref()), (None, Some(&dw[..])));
+        }
+    }
+}

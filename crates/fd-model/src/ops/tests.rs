@@ -1,0 +1,111 @@
+//! Our operations against burn's own modules, forward and every gradient, on the flex backend.
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::prelude::*;
+
+use burn::nn::BatchNormConfig;
+
+use super::conv::takes_fast_path;
+use super::{batch_norm, conv2d};
+
+fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
+    let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{what}, element {i}: {x} vs {y}");
+    }
+}
+
+#[test]
+fn matches_burns_convolution_and_its_gradients() {
+    let device = Device::flex().autodiff();
+    // (c_in, c_out, kernel, stride, padding, batch, side): the ResNets' three kinds, and an odd size.
+    for (c_in, c_out, k, s, p, batch, side) in
+        [(3, 8, 3, 1, 1, 2, 8), (8, 16, 3, 2, 1, 3, 9), (8, 16, 1, 2, 0, 20, 6), (4, 4, 3, 1, 1, 40, 4)]
+    {
+        device.seed(7);
+        let conv = Conv2dConfig::new([c_in, c_out], [k, k])
+            .with_stride([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_bias(false)
+            .init(&device);
+        let x = Tensor::<4>::random([batch, c_in, side, side], burn::tensor::Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        assert!(takes_fast_path(&conv, &x));
+        let ours = conv2d(&conv, x.clone());
+        let theirs = conv.forward(x.clone());
+        close(ours.clone(), theirs.clone(), "forward");
+        // A loss that weighs every output differently, so the gradients are not symmetric.
+        let weights = Tensor::<4>::random(ours.dims(), burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let g_ours = (ours * weights.clone()).sum().backward();
+        let g_theirs = (theirs * weights).sum().backward();
+        close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap(), "input gradient");
+        let w = conv.weight.val();
+        close(w.grad(&g_ours).unwrap(), w.grad(&g_theirs).unwrap(), "weight gradient");
+    }
+}
+
+#[test]
+fn plain_flex_tensors_take_the_fast_path_too() {
+    let device = Device::flex();
+    let conv = Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+    let x = Tensor::<4>::random([2, 3, 5, 5], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    // With a bias it falls back to burn's convolution.
+    assert!(!takes_fast_path(&conv, &x));
+    let conv = Conv2dConfig::new([3, 4], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(&device);
+    assert!(takes_fast_path(&conv, &x));
+    close(conv2d(&conv, x.clone()), conv.forward(x), "forward");
+}
+
+fn close1(a: Tensor<1>, b: Tensor<1>, what: &str) {
+    close(a.reshape([1, 1, 1, -1]), b.reshape([1, 1, 1, -1]), what);
+}
+
+#[test]
+fn batch_norm_matches_burns_in_training_and_inference() {
+    let device = Device::flex().autodiff();
+    for (batch, channels, side) in [(4, 3, 5), (33, 2, 1), (2, 5, 7)] {
+        device.seed(3);
+        let ours = BatchNormConfig::new(channels).init(&device);
+        let theirs = BatchNormConfig::new(channels).init(&device);
+        // Non-trivial affine parameters, the same in both.
+        let gamma = Tensor::<1>::random([channels], burn::tensor::Distribution::Uniform(0.5, 1.5), &device);
+        let beta = Tensor::<1>::random([channels], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let (ours, theirs) = (
+            burn::nn::BatchNorm {
+                gamma: burn::module::Param::from_tensor(gamma.clone()),
+                beta: burn::module::Param::from_tensor(beta.clone()),
+                ..ours
+            },
+            burn::nn::BatchNorm {
+                gamma: burn::module::Param::from_tensor(gamma),
+                beta: burn::module::Param::from_tensor(beta),
+                ..theirs
+            },
+        );
+        let x =
+            Tensor::<4>::random([batch, channels, side, side], burn::tensor::Distribution::Normal(2.0, 3.0), &device)
+                .require_grad();
+        assert!(super::batch_norm::takes_fast_path(&ours, &x));
+        let y_ours = batch_norm(&ours, x.clone());
+        let y_theirs = theirs.forward(x.clone());
+        close(y_ours.clone(), y_theirs.clone(), "training output");
+        let weights = Tensor::<4>::random(y_ours.dims(), burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let g_ours = (y_ours * weights.clone()).sum().backward();
+        let g_theirs = (y_theirs * weights).sum().backward();
+        close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap(), "input gradient");
+        close1(ours.gamma.val().grad(&g_ours).unwrap(), theirs.gamma.val().grad(&g_theirs).unwrap(), "gamma gradient");
+        close1(ours.beta.val().grad(&g_ours).unwrap(), theirs.beta.val().grad(&g_theirs).unwrap(), "beta gradient");
+        close1(ours.running_mean.value(), theirs.running_mean.value(), "running mean");
+        close1(ours.running_var.value(), theirs.running_var.value(), "running variance");
+        // Inference on the plain device uses the running statistics.
+        let (ours, theirs) = (ours.valid(), theirs.valid());
+        let x = x.inner();
+        assert!(super::batch_norm::takes_fast_path(&ours, &x));
+        close(batch_norm(&ours, x.clone()), theirs.forward(x), "inference output");
+    }
+}
