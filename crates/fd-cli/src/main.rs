@@ -211,11 +211,10 @@ enum DataCommand {
     },
 }
 
-/// Keeps freed activations for reuse instead of returning them to the kernel after every tensor operation.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod alloc;
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     let filter = tracing_subscriber::EnvFilter::try_from_env("FD_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
