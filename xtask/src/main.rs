@@ -225,8 +225,17 @@ fn bench_model(args: &[&str]) -> Result<()> {
     let bin = build_fd_cli()?;
     let script = root().join("bench").join("model_reference.py");
     println!(
-        "{:<16} {:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8}",
-        "architecture", "batch", "torch train", "burn train", "ratio", "torch infer", "burn infer", "ratio"
+        "{:<16} {:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8} {:>10} {:>10}",
+        "architecture",
+        "batch",
+        "torch train",
+        "burn train",
+        "ratio",
+        "torch infer",
+        "burn infer",
+        "ratio",
+        "torch MiB",
+        "burn MiB"
     );
     for (architecture, batch) in [("resnet18", 512), ("resnet10-small", 512), ("resnet10-small", 64)] {
         let args = ["--architecture", architecture, "--batch", &batch.to_string(), "--steps", &steps.to_string()];
@@ -240,8 +249,9 @@ fn bench_model(args: &[&str]) -> Result<()> {
         let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let (tt, bt) = (get(&torch, "train_images_per_s"), get(&ours, "train_images_per_s"));
         let (ti, bi) = (get(&torch, "infer_images_per_s"), get(&ours, "infer_images_per_s"));
+        let (tm, bm) = (get(&torch, "peak_rss_mib"), get(&ours, "peak_rss_mib"));
         println!(
-            "{architecture:<16} {batch:>6} {tt:>12.1} {bt:>12.1} {:>7.2}x {ti:>12.1} {bi:>12.1} {:>7.2}x",
+            "{architecture:<16} {batch:>6} {tt:>12.1} {bt:>12.1} {:>7.2}x {ti:>12.1} {bi:>12.1} {:>7.2}x {tm:>10.0} {bm:>10.0}",
             bt / tt,
             bi / ti
         );

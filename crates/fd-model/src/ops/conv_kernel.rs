@@ -1,6 +1,10 @@
 //! A 2-D convolution and its two gradients on plain NCHW `f32` slices: im2col into a small per-task buffer, one
 //! single-threaded `gemm` per task, tasks spread over rayon's pool.
 //!
+//! - forward: `y [c_out, n] = w [c_out, k] · cols [k, n]` with the channel-major [`im2col`];
+//! - input gradient: `dcols [k, n] = wᵀ · dy [c_out, n]`, then [`col2im`] adds it back onto the pixels;
+//! - weight gradient: `dw [c_out, k] += dy [c_out, n] · cols_t [n, k]` with the pixel-major [`im2col_t`].
+//!
 //! A task covers enough images that its matrix has at least [`MIN_COLUMNS`] columns, so the late, small feature maps
 //! still give `gemm` wide products. The weight gradient sums per-group partials in a fixed order over a fixed number
 //! of groups, so results do not depend on the thread count or on scheduling.
