@@ -68,19 +68,38 @@ fn vulkan() -> Result<Device> {
 }
 
 /// Creates a GPU device and runs one tiny operation on it, turning burn's panic on a missing driver into an error.
+///
+/// burn reports a missing driver by panicking, on its device thread and then on this one. While the probe runs, a
+/// panic hook records those messages instead of printing them (with backtraces) to stderr; the error carries the
+/// first, which names the cause. The previous hook is back in place before this returns.
 #[cfg(any(feature = "cuda", feature = "vulkan"))]
 fn probe(name: &str, make: impl FnOnce() -> Device + std::panic::UnwindSafe) -> Result<Device> {
+    use std::sync::Mutex;
+    static MESSAGES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    fn text(payload: &(dyn std::any::Any + Send)) -> String {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into())
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        MESSAGES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(text(info.payload()));
+    }));
     let result = std::panic::catch_unwind(|| {
         let device = make();
         let x = burn::tensor::Tensor::<1>::ones([1], &device);
         let _ = x.into_data();
         device
     });
+    std::panic::set_hook(previous);
+    let messages = std::mem::take(&mut *MESSAGES.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
     result.map_err(|e| Error::Device {
         name: name.into(),
         reason: format!(
-            "no usable driver ({})",
-            e.downcast_ref::<String>().map(String::as_str).or(e.downcast_ref::<&str>().copied()).unwrap_or("panic")
+            "no usable driver ({}); install the GPU's driver, or set `device = \"flex\"` in [model] to train on the CPU",
+            messages.into_iter().next().unwrap_or_else(|| text(&*e))
         ),
     })
 }
