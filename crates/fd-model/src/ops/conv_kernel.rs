@@ -99,37 +99,57 @@ fn valid(out: usize, n: usize, stride: usize, offset: usize, pad: usize) -> (usi
     (lo, hi.max(lo))
 }
 
+/// One kernel tap `(ci, i, j)`: its row of the channel-major im2col matrix, and the output rows `ys` and columns `xs`
+/// whose input pixel lies inside the image (the rest read padding).
+struct Tap {
+    row: usize,
+    ci: usize,
+    i: usize,
+    j: usize,
+    ys: std::ops::Range<usize>,
+    xs: std::ops::Range<usize>,
+}
+
+fn taps(g: &Geometry) -> impl Iterator<Item = Tap> + '_ {
+    let (ho, wo) = (g.ho(), g.wo());
+    (0..g.c_in).flat_map(move |ci| {
+        (0..g.kh).flat_map(move |i| {
+            let (y_lo, y_hi) = valid(ho, g.h, g.stride[0], i, g.pad[0]);
+            (0..g.kw).map(move |j| {
+                let (x_lo, x_hi) = valid(wo, g.w, g.stride[1], j, g.pad[1]);
+                Tap { row: (ci * g.kh + i) * g.kw + j, ci, i, j, ys: y_lo..y_hi, xs: x_lo..x_hi }
+            })
+        })
+    })
+}
+
 /// Writes the im2col matrix of `images` consecutive images of `x` into `cols`: `[k, images · hw_out]`, row
 /// `(ci · kh + i) · kw + j`, column `image · hw_out + oy · wo + ox`.
 fn im2col(g: &Geometry, x: &[f32], images: usize, cols: &mut [f32]) {
-    let (ho, wo, hw) = (g.ho(), g.wo(), g.hw_out());
+    let (wo, hw) = (g.wo(), g.hw_out());
     let n = images * hw;
     let [sh, sw] = g.stride;
-    let [ph, pw] = g.pad;
-    for ci in 0..g.c_in {
-        for i in 0..g.kh {
-            let (y_lo, y_hi) = valid(ho, g.h, sh, i, ph);
-            for j in 0..g.kw {
-                let (x_lo, x_hi) = valid(wo, g.w, sw, j, pw);
-                let row = &mut cols[((ci * g.kh + i) * g.kw + j) * n..][..n];
-                for image in 0..images {
-                    let plane = &x[(image * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
-                    let out = &mut row[image * hw..][..hw];
-                    out[..y_lo * wo].fill(0.0);
-                    out[y_hi * wo..].fill(0.0);
-                    for oy in y_lo..y_hi {
-                        let src = &plane[(oy * sh + i - ph) * g.w..][..g.w];
-                        let dst = &mut out[oy * wo..][..wo];
-                        dst[..x_lo].fill(0.0);
-                        dst[x_hi..].fill(0.0);
-                        let first = x_lo * sw + j - pw;
-                        if sw == 1 {
-                            dst[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
-                        } else {
-                            for (d, s) in dst[x_lo..x_hi].iter_mut().zip(src[first..].iter().step_by(sw)) {
-                                *d = *s;
-                            }
-                        }
+    for t in taps(g) {
+        let row = &mut cols[t.row * n..][..n];
+        for image in 0..images {
+            let plane = &x[(image * g.c_in + t.ci) * g.h * g.w..][..g.h * g.w];
+            let out = &mut row[image * hw..][..hw];
+            out[..t.ys.start * wo].fill(0.0);
+            out[t.ys.end * wo..].fill(0.0);
+            for oy in t.ys.clone() {
+                let dst = &mut out[oy * wo..][..wo];
+                dst[..t.xs.start].fill(0.0);
+                dst[t.xs.end..].fill(0.0);
+                if t.xs.is_empty() {
+                    continue;
+                }
+                let line = &plane[(oy * sh + t.i - g.pad[0]) * g.w..][..g.w];
+                let src = &line[t.xs.start * sw + t.j - g.pad[1]..];
+                if sw == 1 {
+                    dst[t.xs.clone()].copy_from_slice(&src[..t.xs.len()]);
+                } else {
+                    for (d, s) in dst[t.xs.clone()].iter_mut().zip(src.iter().step_by(sw)) {
+                        *d = *s;
                     }
                 }
             }
@@ -140,32 +160,25 @@ fn im2col(g: &Geometry, x: &[f32], images: usize, cols: &mut [f32]) {
 /// The adjoint of [`im2col`]: adds each entry of `cols` back onto the input pixel it was read from, in `dx`
 /// (`images` consecutive images, which the caller zeroes).
 fn col2im(g: &Geometry, cols: &[f32], images: usize, dx: &mut [f32]) {
-    let (ho, wo, hw) = (g.ho(), g.wo(), g.hw_out());
+    let (wo, hw) = (g.wo(), g.hw_out());
     let n = images * hw;
     let [sh, sw] = g.stride;
-    let [ph, pw] = g.pad;
-    for ci in 0..g.c_in {
-        for i in 0..g.kh {
-            let (y_lo, y_hi) = valid(ho, g.h, sh, i, ph);
-            for j in 0..g.kw {
-                let (x_lo, x_hi) = valid(wo, g.w, sw, j, pw);
-                let row = &cols[((ci * g.kh + i) * g.kw + j) * n..][..n];
-                for image in 0..images {
-                    let plane = &mut dx[(image * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
-                    let col = &row[image * hw..][..hw];
-                    for oy in y_lo..y_hi {
-                        let dst = &mut plane[(oy * sh + i - ph) * g.w..][..g.w];
-                        let src = &col[oy * wo + x_lo..oy * wo + x_hi];
-                        let first = x_lo * sw + j - pw;
-                        if sw == 1 {
-                            for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
-                                *d += *s;
-                            }
-                        } else {
-                            for (d, s) in dst[first..].iter_mut().step_by(sw).zip(src) {
-                                *d += *s;
-                            }
-                        }
+    for t in taps(g).filter(|t| !t.xs.is_empty()) {
+        let row = &cols[t.row * n..][..n];
+        for image in 0..images {
+            let plane = &mut dx[(image * g.c_in + t.ci) * g.h * g.w..][..g.h * g.w];
+            let col = &row[image * hw..][..hw];
+            for oy in t.ys.clone() {
+                let line = &mut plane[(oy * sh + t.i - g.pad[0]) * g.w..][..g.w];
+                let dst = &mut line[t.xs.start * sw + t.j - g.pad[1]..];
+                let src = &col[oy * wo + t.xs.start..oy * wo + t.xs.end];
+                if sw == 1 {
+                    for (d, s) in dst[..src.len()].iter_mut().zip(src) {
+                        *d += *s;
+                    }
+                } else {
+                    for (d, s) in dst.iter_mut().step_by(sw).zip(src) {
+                        *d += *s;
                     }
                 }
             }
@@ -426,6 +439,7 @@ mod tests {
             g(2, 4, 6, 6, 3, 1, 2, 0),
             g(40, 2, 4, 4, 3, 3, 1, 1), // several images per task, a short last task
             g(1, 1, 3, 3, 1, 3, 1, 0),
+            g(2, 2, 1, 1, 3, 3, 1, 1), // a 1×1 image: the border taps read only padding
             Geometry { kh: 3, kw: 1, stride: [1, 2], pad: [1, 0], ..g(2, 2, 5, 7, 3, 3, 1, 1) },
         ]
     }
