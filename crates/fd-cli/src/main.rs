@@ -1,6 +1,8 @@
 //! The `fd-cli` binary: argument parsing, logging set-up and printing; the work is done in the `fd-*` crates.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod alloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -210,8 +212,6 @@ enum DataCommand {
         dir: Option<PathBuf>,
     },
 }
-
-mod alloc;
 
 fn main() -> ExitCode {
     alloc::keep_freed_memory();

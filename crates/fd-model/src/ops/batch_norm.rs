@@ -21,64 +21,75 @@ use super::{AdTensor, dense, flex_tensor};
 
 /// `bn.forward(x)` for a 4-D activation, through the two-pass path where it applies.
 pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    if x.dtype() != DType::F32 {
-        return bn.forward(x);
-    }
     let device = x.device();
-    if device.is_autodiff() && bn.training.is_enabled() {
-        let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
-        let parts = (
-            x.clone().try_into_primitive::<Autodiff<Flex>>(),
-            gamma.try_into_primitive::<Autodiff<Flex>>(),
-            beta.try_into_primitive::<Autodiff<Flex>>(),
-        );
-        let (Ok(xp), Ok(gp), Ok(bp)) = parts else {
-            return bn.forward(x);
-        };
-        let (y, mean, var) = autodiff_train(xp, gp, bp, bn.epsilon);
-        // The running statistics, updated exactly as burn's BatchNorm updates them.
-        let channels = mean.len();
-        let batch_stat = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [channels]), &device);
-        let running_mean = bn.running_mean.value_sync().to_device(&device);
-        let running_var = bn.running_var.value_sync().to_device(&device);
-        let running_mean = running_mean.mul_scalar(1.0 - bn.momentum).add(batch_stat(mean).mul_scalar(bn.momentum));
-        let running_var = running_var.mul_scalar(1.0 - bn.momentum).add(batch_stat(var).mul_scalar(bn.momentum));
-        bn.running_mean.update(running_mean.detach());
-        bn.running_var.update(running_var.detach());
-        return Tensor::from_primitive::<Autodiff<Flex>>(y);
-    }
-    if !device.is_autodiff() {
-        let parts = (
-            x.clone().try_into_primitive::<Flex>(),
-            bn.gamma.val().try_into_primitive::<Flex>(),
-            bn.beta.val().try_into_primitive::<Flex>(),
-            bn.running_mean.value().to_device(&device).try_into_primitive::<Flex>(),
-            bn.running_var.value().to_device(&device).try_into_primitive::<Flex>(),
-        );
-        if let (Ok(xp), Ok(gamma), Ok(beta), Ok(mean), Ok(var)) = parts {
+    match route(bn, &x) {
+        Some(Route::Train { x, gamma, beta }) => {
+            let (y, mean, var) = autodiff_train(x, gamma, beta, bn.epsilon);
+            // The running statistics, updated exactly as burn's BatchNorm updates them.
+            let channels = mean.len();
+            let batch_stat = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [channels]), &device);
+            let running_mean = bn.running_mean.value_sync().to_device(&device);
+            let running_var = bn.running_var.value_sync().to_device(&device);
+            let running_mean = running_mean.mul_scalar(1.0 - bn.momentum).add(batch_stat(mean).mul_scalar(bn.momentum));
+            let running_var = running_var.mul_scalar(1.0 - bn.momentum).add(batch_stat(var).mul_scalar(bn.momentum));
+            bn.running_mean.update(running_mean.detach());
+            bn.running_var.update(running_var.detach());
+            Tensor::from_primitive::<Autodiff<Flex>>(y)
+        }
+        Some(Route::Infer { x: xp, gamma, beta, mean, var }) => {
             let [batch, channels, h, w] = x.dims();
             let inv_std: Vec<f32> =
                 dense(&var).iter().map(|v| (1.0 / (f64::from(*v) + bn.epsilon).sqrt()) as f32).collect();
             let (scale, shift) = affine_coefficients(&dense(&gamma), &dense(&beta), &dense(&mean), &inv_std);
             let y = apply_affine(&dense(&xp), channels, h * w, &scale, &shift);
-            return Tensor::from_primitive::<Flex>(flex_tensor(y, [batch, channels, h, w]));
+            Tensor::from_primitive::<Flex>(flex_tensor(y, [batch, channels, h, w]))
         }
+        None => bn.forward(x),
     }
-    bn.forward(x)
 }
 
 /// Whether [`batch_norm`] takes its own path for `x` (for tests).
 #[cfg(test)]
 pub(super) fn takes_fast_path(bn: &BatchNorm, x: &Tensor<4>) -> bool {
+    route(bn, x).is_some()
+}
+
+/// The operands of one of our two paths, as flex primitives.
+enum Route {
+    /// Batch statistics, on the autodiff flex device with the layer in training.
+    Train { x: AdTensor, gamma: AdTensor, beta: AdTensor },
+    /// Running statistics, on the plain flex device.
+    Infer { x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: FlexTensor, var: FlexTensor },
+}
+
+/// Which path `x` takes, with its operands; `None` for burn's own module (another backend or dtype, or a layer out
+/// of training on the autodiff device).
+fn route(bn: &BatchNorm, x: &Tensor<4>) -> Option<Route> {
+    if x.dtype() != DType::F32 {
+        return None;
+    }
     let device = x.device();
-    let flex = |t: Tensor<4>| {
-        if device.is_autodiff() {
-            t.try_into_primitive::<Autodiff<Flex>>().is_ok()
-        } else {
-            t.try_into_primitive::<Flex>().is_ok()
+    if device.is_autodiff() {
+        if !bn.training.is_enabled() {
+            return None;
         }
-    };
-    x.dtype() == DType::F32 && (bn.training.is_enabled() || !device.is_autodiff()) && flex(x.clone())
+        let parts = (
+            x.clone().try_into_primitive::<Autodiff<Flex>>(),
+            bn.gamma.val().try_into_primitive::<Autodiff<Flex>>(),
+            bn.beta.val().try_into_primitive::<Autodiff<Flex>>(),
+        );
+        let (Ok(x), Ok(gamma), Ok(beta)) = parts else { return None };
+        return Some(Route::Train { x, gamma, beta });
+    }
+    let parts = (
+        x.clone().try_into_primitive::<Flex>(),
+        bn.gamma.val().try_into_primitive::<Flex>(),
+        bn.beta.val().try_into_primitive::<Flex>(),
+        bn.running_mean.value().to_device(&device).try_into_primitive::<Flex>(),
+        bn.running_var.value().to_device(&device).try_into_primitive::<Flex>(),
+    );
+    let (Ok(x), Ok(gamma), Ok(beta), Ok(mean), Ok(var)) = parts else { return None };
+    Some(Route::Infer { x, gamma, beta, mean, var })
 }
 
 /// Training-mode BatchNorm of `x` with its backward recorded; also returns the batch mean and biased variance.
@@ -88,11 +99,13 @@ fn autodiff_train(x: AdTensor, gamma: AdTensor, beta: AdTensor, epsilon: f64) ->
     let (bp, b_node) = beta.into_parts();
     let dims: [usize; 4] = xp.shape().dims();
     let [batch, channels, h, w] = dims;
-    let (mean, var) = channel_stats(&dense(&xp), channels, h * w);
+    let xs = dense(&xp);
+    let (mean, var) = channel_stats(&xs, channels, h * w);
     let inv_std: Vec<f32> = var.iter().map(|v| (1.0 / (f64::from(*v) + epsilon).sqrt()) as f32).collect();
     let gamma = dense(&gp).into_owned();
     let (scale, shift) = affine_coefficients(&gamma, &dense(&bp), &mean, &inv_std);
-    let y = flex_tensor(apply_affine(&dense(&xp), channels, h * w, &scale, &shift), [batch, channels, h, w]);
+    let y = flex_tensor(apply_affine(&xs, channels, h * w, &scale, &shift), [batch, channels, h, w]);
+    drop(xs);
     let out = match BatchNormBackward.prepare::<NoCheckpointing>([x_node, g_node, b_node]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish(BatchNormState { dims, x: xp, gamma, mean: mean.clone(), inv_std }, y),
         OpsKind::UnTracked(prep) => prep.finish(y),
@@ -134,6 +147,19 @@ impl Backward<Flex, 3> for BatchNormBackward {
     }
 }
 
+/// Sums `f(x[i])` over a slice, in sixteen f32 lanes (so it vectorises), as f64.
+fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut lanes = [0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().map(|v| f(*v)).sum();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += f(*v);
+        }
+    }
+    lanes.iter().map(|v| f64::from(*v)).sum::<f64>() + f64::from(tail)
+}
+
 /// Sums `f(x[i], y[i])` over a pair of equal slices, in sixteen f32 lanes, as f64.
 fn paired_sum(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut lanes = [0f32; 16];
@@ -156,9 +182,9 @@ fn channel_stats(x: &[f32], channels: usize, hw: usize) -> (Vec<f32>, Vec<f32>) 
         .into_par_iter()
         .map(|c| {
             let planes = || (0..batch).map(move |b| &x[(b * channels + c) * hw..][..hw]);
-            let mean = planes().map(|p| paired_sum(p, p, |a, _| a)).sum::<f64>() / n;
+            let mean = planes().map(|p| lane_sum(p, |a| a)).sum::<f64>() / n;
             let m = mean as f32;
-            let var = planes().map(|p| paired_sum(p, p, |a, _| (a - m) * (a - m))).sum::<f64>() / n;
+            let var = planes().map(|p| lane_sum(p, |a| (a - m) * (a - m))).sum::<f64>() / n;
             (m, var as f32)
         })
         .collect();
@@ -208,7 +234,7 @@ fn backward(
             let (mut s1, mut s2) = (0f64, 0f64);
             for b in 0..batch {
                 let (xs, ds) = (&x[(b * channels + c) * hw..][..hw], &dy[(b * channels + c) * hw..][..hw]);
-                s1 += paired_sum(ds, ds, |d, _| d);
+                s1 += lane_sum(ds, |d| d);
                 s2 += paired_sum(xs, ds, |xv, d| d * (xv - m));
             }
             (s1, s2)

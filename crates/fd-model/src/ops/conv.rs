@@ -16,31 +16,36 @@ use super::{AdTensor, dense, flex_tensor};
 
 /// `conv.forward(x)`, through the im2col path where it applies.
 pub(crate) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let Some(geometry) = geometry(conv, &x) else {
-        return conv.forward(x);
-    };
-    let w = conv.weight.val();
-    // A tensor on the autodiff flex device: record our backward.
-    if let (Ok(xp), Ok(wp)) =
-        (x.clone().try_into_primitive::<Autodiff<Flex>>(), w.clone().try_into_primitive::<Autodiff<Flex>>())
-    {
-        return Tensor::from_primitive::<Autodiff<Flex>>(autodiff_forward(geometry, xp, wp));
+    match geometry(conv, &x).and_then(|g| Some((g, operands(&x, &conv.weight.val())?))) {
+        // On the autodiff flex device: record our backward.
+        Some((g, Operands::Autodiff(x, w))) => Tensor::from_primitive::<Autodiff<Flex>>(autodiff_forward(g, x, w)),
+        // On the plain flex device (evaluation).
+        Some((g, Operands::Plain(x, w))) => Tensor::from_primitive::<Flex>(flex_forward(&g, &x, &w)),
+        None => conv.forward(x),
     }
-    // A plain flex tensor (evaluation).
-    if let (Ok(xp), Ok(wp)) = (x.clone().try_into_primitive::<Flex>(), w.try_into_primitive::<Flex>()) {
-        return Tensor::from_primitive::<Flex>(flex_forward(&geometry, &xp, &wp));
-    }
-    conv.forward(x)
 }
 
 /// Whether [`conv2d`] takes the im2col path for `x` (for tests).
 #[cfg(test)]
 pub(crate) fn takes_fast_path(conv: &Conv2d, x: &Tensor<4>) -> bool {
-    geometry(conv, x).is_some() && {
-        let w = conv.weight.val();
-        let ad = x.clone().try_into_primitive::<Autodiff<Flex>>().is_ok()
-            && w.clone().try_into_primitive::<Autodiff<Flex>>().is_ok();
-        ad || (x.clone().try_into_primitive::<Flex>().is_ok() && w.try_into_primitive::<Flex>().is_ok())
+    geometry(conv, x).is_some() && operands(x, &conv.weight.val()).is_some()
+}
+
+/// The input and the weight as flex primitives.
+enum Operands {
+    Autodiff(AdTensor, AdTensor),
+    Plain(FlexTensor, FlexTensor),
+}
+
+/// The operands, when both live on the flex device, with or without autodiff.
+fn operands(x: &Tensor<4>, w: &Tensor<4>) -> Option<Operands> {
+    let autodiff = (x.clone().try_into_primitive::<Autodiff<Flex>>(), w.clone().try_into_primitive::<Autodiff<Flex>>());
+    if let (Ok(x), Ok(w)) = autodiff {
+        return Some(Operands::Autodiff(x, w));
+    }
+    match (x.clone().try_into_primitive::<Flex>(), w.clone().try_into_primitive::<Flex>()) {
+        (Ok(x), Ok(w)) => Some(Operands::Plain(x, w)),
+        _ => None,
     }
 }
 
