@@ -183,6 +183,8 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
             || html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count()
     );
 
+    check_smoke_figures(&summary);
+
     // Again: nothing changed, so every stage is skipped and the artifacts stay byte for byte.
     let model = std::fs::read(run.join("model.safetensors")).unwrap();
     let out = stdout(&fd_cli(tmp.path(), &["reproduce", "--config", "configs/smoke.toml", "--run", run_s]));
@@ -288,4 +290,39 @@ fn clip_without_weights_stops_at_embed_with_the_fetch_instructions_and_keeps_ear
     assert!(printed.contains("By hand: download") && printed.contains("clip-vit-b32/model.safetensors"), "{printed}");
     assert!(run.join("stages/train.json").is_file() && run.join("eval_test.safetensors").is_file());
     assert!(!run.join("embeddings_test.safetensors").exists());
+}
+
+/// The smoke run's figures (the fidelity table's values, full precision) against the committed snapshot for this kind of CPU.
+///
+/// The figures are deterministic on one CPU build, but gemm picks AVX-512 or AVX2 kernels at run time and their sums round
+/// differently, so each kind of CPU has its own snapshot (`tests/e2e/smoke_figures.<isa>.txt`). A kind without one yet gets it
+/// written beside the test's output and named on stderr, to commit; `UPDATE_EXPECT=1` rewrites it.
+fn check_smoke_figures(summary: &serde_json::Value) {
+    let figures: String = summary["fidelity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} = {}\n", r["figure"].as_str().unwrap(), r["ours"]))
+        .collect();
+    let isa = cpu_kind();
+    let path = root().join(format!("tests/e2e/smoke_figures.{isa}.txt"));
+    match std::fs::read_to_string(&path) {
+        Ok(pinned) if std::env::var_os("UPDATE_EXPECT").is_none() => {
+            assert_eq!(figures, pinned, "the smoke run's figures changed ({}); behaviour must not", path.display())
+        }
+        _ => {
+            std::fs::write(&path, &figures).unwrap();
+            eprintln!("wrote the smoke figures for {isa} CPUs to {}: commit it", path.display());
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn cpu_kind() -> &'static str {
+    if std::arch::is_x86_feature_detected!("avx512f") { "avx512" } else { "avx2" }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpu_kind() -> &'static str {
+    std::env::consts::ARCH
 }
