@@ -120,7 +120,7 @@ fn bench_data() -> Result<()> {
     for layout in ["png", "binary", "cache"] {
         let mut runs = Vec::new();
         for _ in 0..3 {
-            let mut args = vec!["data", "bench", "--layout", layout];
+            let mut args = vec!["bench", "data", "--layout", layout];
             if layout == "binary" {
                 args.extend(["--dir", scratch_str]);
             }
@@ -184,7 +184,7 @@ fn bench_svm(args: &[&str]) -> Result<()> {
     for threads in [1, 2] {
         let line = fd_cli_output(
             &bin,
-            &["svm", "bench", "--data", data_str, "--threads", &threads.to_string(), "--reps", &reps.to_string()],
+            &["bench", "svm", "--data", data_str, "--threads", &threads.to_string(), "--reps", &reps.to_string()],
         )?;
         rows.push((
             format!("fd-svm ({threads} thread{})", if threads > 1 { "s" } else { "" }),
@@ -245,7 +245,7 @@ fn bench_model(args: &[&str]) -> Result<()> {
         }
         let torch: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let ours: serde_json::Value =
-            serde_json::from_str(&fd_cli_output(&bin, &[&["model", "bench"][..], &args].concat())?)?;
+            serde_json::from_str(&fd_cli_output(&bin, &[&["bench", "model"][..], &args].concat())?)?;
         let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let (tt, bt) = (get(&torch, "train_images_per_s"), get(&ours, "train_images_per_s"));
         let (ti, bi) = (get(&torch, "infer_images_per_s"), get(&ours, "infer_images_per_s"));
@@ -281,7 +281,7 @@ fn bench_clip(args: &[&str]) -> Result<()> {
     }
     let reference: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let weights = dir.join("vit_b32.safetensors");
-    let args = ["embed-tools", "bench", "--embedder", "clip-vit-b32", "--size", "224", "--batch", "64", "--images", &n];
+    let args = ["bench", "embed", "--embedder", "clip-vit-b32", "--size", "224", "--batch", "64", "--images", &n];
     let ours: serde_json::Value =
         serde_json::from_str(&fd_cli_output(&bin, &[&args[..], &["--weights", &weights.to_string_lossy()]].concat())?)?;
     let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
@@ -325,7 +325,7 @@ fn bench_embed(args: &[&str]) -> Result<()> {
         }
         let torch: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let ours: serde_json::Value =
-            serde_json::from_str(&fd_cli_output(&bin, &[&["embed-tools", "bench"][..], &args].concat())?)?;
+            serde_json::from_str(&fd_cli_output(&bin, &[&["bench", "embed"][..], &args].concat())?)?;
         let (t, o) =
             (torch["images_per_s"].as_f64().unwrap_or(f64::NAN), ours["images_per_s"].as_f64().unwrap_or(f64::NAN));
         println!("{size:>6} {t:>14.1} {o:>14.1} {:>7.2}x {:>20.1} min", o / t, 60_000.0 / o / 60.0);

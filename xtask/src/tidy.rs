@@ -155,3 +155,120 @@ fn unsafe_code_stays_in_the_one_audited_file() {
     files.retain(|f| *f != this);
     assert_eq!(unsafe_allowances(&files), UNSAFE_ALLOWED);
 }
+
+/// The lines of the functions in `text` longer than `max` lines, as `name (lines)`: a `fn` runs from its line to the first line
+/// after it that closes a brace at the same indentation.
+fn long_functions(text: &str, max: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let signature =
+            ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn "].iter().find_map(|p| trimmed.strip_prefix(p));
+        let Some(rest) = signature else { continue };
+        if trimmed.ends_with(';') || (trimmed.contains('{') && trimmed.ends_with('}')) {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            let length = end + 2;
+            if length > max {
+                let name = rest.split(['(', '<']).next().unwrap_or(rest);
+                out.push(format!("{name} ({length} lines)"));
+            }
+        }
+    }
+    out
+}
+
+/// The top-level module each `crate::name` path in the code of `text` names (comments and doc links aside).
+fn crate_imports(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .flat_map(|l| {
+            l.match_indices("crate::")
+                .filter(|(i, _)| !l[..*i].ends_with('$'))
+                .map(|(i, _)| l[i + 7..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>())
+        })
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+/// A cycle in a module graph, if any, as the modules along it.
+fn import_cycle(graph: &BTreeMap<String, std::collections::BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|p| p == node) {
+            return Some(path[start..].iter().cloned().chain([node.to_string()]).collect());
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn fd_cli_stays_small_and_its_modules_import_one_way() {
+    let src = root().join("crates/fd-cli/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut problems = Vec::new();
+    let mut graph: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let rel = file.strip_prefix(&src).unwrap();
+        let lines = text.lines().count();
+        if lines > 400 {
+            problems.push(format!("{}: {lines} lines (at most 400)", rel.display()));
+        }
+        for f in long_functions(&text, 80) {
+            problems.push(format!("{}: fn {f} (at most 80)", rel.display()));
+        }
+        // A file belongs to its top-level module: `report/html.rs` to `report`.
+        let top = rel.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
+        let imports: Vec<String> = crate_imports(&text).into_iter().filter(|m| *m != top).collect();
+        graph.entry(top).or_default().extend(imports);
+    }
+    assert!(problems.is_empty(), "fd-cli outgrew its limits:\n{}", problems.join("\n"));
+    assert_eq!(import_cycle(&graph), None, "an import circle among fd-cli's modules");
+}
+
+#[test]
+fn the_size_and_cycle_checks_can_fail() {
+    let long =
+        format!("fn a() {{\n{}}}\n    pub fn b(\n        x: u8,\n    ) {{\n    }}\nfn c();\n", "    x;\n".repeat(81));
+    assert_eq!(long_functions(&long, 80), ["a (83 lines)"]);
+    assert_eq!(long_functions(&long, 100), Vec::<String>::new());
+    let imports = crate_imports(
+        "use crate::run::Run;\nuse crate::{x};\nlet y = crate::report::html(); $crate::z\n/// [`crate::stage`]",
+    );
+    assert_eq!(imports.into_iter().collect::<Vec<_>>(), ["report", "run"]);
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+        }
+        g
+    };
+    assert_eq!(import_cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
+    assert_eq!(
+        import_cycle(&graph(&[("a", "b"), ("b", "c"), ("c", "a")])),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+}

@@ -4,10 +4,11 @@
 //! random `k`-subset, and the number correct among them would follow the hypergeometric distribution. The p-value is the exact
 //! probability of as few correct as observed, or fewer; a caption is supported when it is below the level asked for.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The outcome of the held-out check for one caption.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CaptionCheck {
     /// Images looked at (the caption's nearest).
     pub k: usize,

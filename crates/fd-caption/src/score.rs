@@ -1,38 +1,15 @@
 //! Scoring captions with a class's SVM (method spec §2.2): `s_i = w · normalize((t_i - t_ref - mean) / std) + b`.
 //!
-//! The caption's text embedding minus the reference caption's is put through the *image* preprocessing and the class's SVM,
-//! the paper's answer to the gap between text and image embeddings.
+//! The caption's text embedding minus the reference caption's ([`caption_deltas`]) is put through the *image* preprocessing and the
+//! class's SVM, the paper's answer to the gap between text and image embeddings. The SVM side is fd-svm's own
+//! (`Directions::class_decisions`); this module makes the rows and reads the scores.
 
-/// The image preprocessing statistics and one class's SVM, as plain data.
-#[derive(Debug, Clone, Copy)]
-pub struct ClassScorer<'a> {
-    /// Per-dimension mean of the training split's image embeddings.
-    pub mean: &'a [f32],
-    /// Per-dimension std of the training split's image embeddings.
-    pub std: &'a [f32],
-    /// Whether the preprocessing L2-normalises.
-    pub normalize: bool,
-    /// The SVM's normal vector in the preprocessed space.
-    pub w: &'a [f64],
-    /// The SVM's intercept.
-    pub b: f64,
-}
-
-/// The score of every caption embedding (rows of `dim`) against the reference caption's embedding: low means hard.
-pub fn score_captions(captions: &[f32], reference: &[f32], scorer: &ClassScorer<'_>) -> Vec<f64> {
+/// The caption embeddings (rows of `reference.len()`) minus the reference caption's embedding: the rows §2.2 puts through the class's
+/// SVM, image preprocessing and all (`fd_svm::Directions::class_decisions`), so captions and images are scored by one code path.
+pub fn caption_deltas(captions: &[f32], reference: &[f32]) -> Vec<f32> {
     let dim = reference.len();
     assert!(dim > 0 && captions.len().is_multiple_of(dim), "{} values are not rows of {dim}", captions.len());
-    assert!(scorer.mean.len() == dim && scorer.std.len() == dim && scorer.w.len() == dim, "dimensions disagree");
-    captions
-        .chunks_exact(dim)
-        .map(|t| {
-            let z: Vec<f64> =
-                (0..dim).map(|k| f64::from((t[k] - reference[k] - scorer.mean[k]) / scorer.std[k])).collect();
-            let norm =
-                if scorer.normalize { z.iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE) } else { 1.0 };
-            z.iter().zip(scorer.w).map(|(v, w)| v / norm * w).sum::<f64>() + scorer.b
-        })
-        .collect()
+    captions.chunks_exact(dim).flat_map(|t| t.iter().zip(reference).map(|(t, r)| t - r)).collect()
 }
 
 /// The indices of the `k` lowest scores (the negative, hard captions, hardest first) and the `k` highest (positive, easiest first); ties keep caption order.

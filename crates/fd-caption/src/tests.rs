@@ -3,7 +3,8 @@
 use expect_test::expect;
 
 use crate::check::{check_caption, hypergeometric_cdf};
-use crate::score::{ClassScorer, mean_of_rows, score_captions, top_captions};
+use crate::class::{CaptionConfig, ClassInput, caption_class};
+use crate::score::{caption_deltas, mean_of_rows, top_captions};
 use crate::subpopulation::nearest_images;
 use crate::vocabulary::{Grammar, class_captions, reference_caption, vocabulary, vocabulary_names};
 
@@ -84,21 +85,64 @@ fn captions_read_right_and_the_papers_spelling_stays_available() {
 }
 
 #[test]
-fn a_direction_aligned_with_a_caption_ranks_it_hardest() {
-    // dim 4, identity preprocessing with normalisation, w along axis 0 (pointing at "correct").
-    let (mean, std, w) = ([0.0f32; 4], [1.0f32; 4], [1.0, 0.0, 0.0, 0.0]);
-    let scorer = ClassScorer { mean: &mean, std: &std, normalize: true, w: &w, b: 0.25 };
-    let reference = [0.5f32, 0.5, 0.0, 0.0];
-    let shifted = |d: [f32; 4]| -> Vec<f32> { reference.iter().zip(d).map(|(r, d)| r + d).collect() };
-    let captions: Vec<f32> = [[1.0, 0.0, 0.0, 0.0], [-2.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.6, 0.8, 0.0, 0.0]]
-        .into_iter()
-        .flat_map(shifted)
-        .collect();
-    let scores = score_captions(&captions, &reference, &scorer);
-    let expected = [1.25, -0.75, 0.25, 0.85];
-    assert!(scores.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6), "{scores:?}");
-    let (negative, positive) = top_captions(&scores, 2);
-    assert_eq!((negative, positive), (vec![1, 2], vec![0, 3]));
+fn deltas_and_the_top_captions() {
+    let reference = [0.5f32, 0.5];
+    let captions = [1.5f32, 0.5, 0.5, -1.5];
+    assert_eq!(caption_deltas(&captions, &reference), [1.0, 0.0, 0.0, -2.0]);
+    let scores = [1.25, -0.75, 0.25, 0.85];
+    assert_eq!(top_captions(&scores, 2), (vec![1, 2], vec![0, 3]));
+    // Ties keep caption order on both sides.
+    assert_eq!(top_captions(&[0.0, 0.0, 1.0], 2), (vec![0, 1], vec![2, 0]));
+}
+
+#[test]
+fn a_class_s_captions_checks_curves_and_subpopulations_worked_by_hand() {
+    // dim 2. Six held-out images: three along +x (all wrong) and three along +y (all right); dataset ids 100..106.
+    let images = [1.0f32, 0.1, 1.0, 0.2, 1.0, 0.3, 0.1, 1.0, 0.2, 1.0, 0.3, 1.0];
+    let correct = [false, false, false, true, true, true];
+    let ids: Vec<usize> = (100..106).collect();
+    let captions: Vec<String> = ["x-ish", "y-ish", "diagonal"].map(String::from).to_vec();
+    let texts = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0];
+    let scores = [-2.0, 3.0, 0.5];
+    let input = ClassInput {
+        captions: &captions,
+        texts: &texts,
+        scores: &scores,
+        images: &images,
+        correct: &correct,
+        ids: &ids,
+        dim: 2,
+    };
+    let config = CaptionConfig { k: 3, top: 2, alpha: 0.1, vocabulary: None };
+    let c = caption_class(&input, &config);
+    assert_eq!(c.vocabulary_size, 3);
+    assert_eq!(c.class_accuracy, 0.5);
+    assert_eq!(c.negative.iter().map(|n| n.caption.as_str()).collect::<Vec<_>>(), ["x-ish", "diagonal"]);
+    assert_eq!(c.positive.iter().map(|n| n.caption.as_str()).collect::<Vec<_>>(), ["y-ish", "diagonal"]);
+    // The 3 images nearest "x-ish" by cosine are the +x ones, most aligned first: ids 100, 101, 102, all wrong.
+    assert_eq!(c.hard_subpopulation, [100, 101, 102]);
+    assert_eq!(c.easy_subpopulation, [103, 104, 105]);
+    // P(0 right of 3 drawn from 3 right and 3 wrong) = 1 / C(6, 3) = 0.05 < 0.1.
+    let hard = &c.hard().check;
+    assert_eq!((hard.k, hard.accuracy, hard.class_accuracy), (3, 0.0, 0.5));
+    assert!((hard.p_value - 0.05).abs() < 1e-12 && hard.supported, "{hard:?}");
+    assert!(!c.easy().check.supported);
+    // Only K = 5 of the curve's sizes fits in six images: the 5 nearest "x-ish" are 3 wrong and then the 2 most x-like right ones.
+    assert_eq!(c.hard_curve.len(), 1);
+    assert_eq!((c.hard_curve[0].k, c.hard_curve[0].accuracy), (5, 0.4));
+    assert_eq!((c.easy_curve[0].k, c.easy_curve[0].accuracy), (5, 0.6));
+}
+
+#[test]
+fn a_vocabulary_is_checked_against_the_dataset() {
+    let set = vocabulary("cifar10-simple").unwrap();
+    assert!(set.check(10).is_ok());
+    assert!(set.check(4).unwrap_err().contains("10 labels and 10 class entries, but the dataset has 4 classes"));
+    let mut empty = set.clone();
+    empty.classes[3].nouns.clear();
+    assert!(empty.check(10).unwrap_err().contains("class 3 (\"cat\") has no nouns"));
+    assert!(CaptionConfig::default().check().is_ok());
+    assert!(CaptionConfig { alpha: 1.0, ..CaptionConfig::default() }.check().is_err());
 }
 
 #[test]

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 /// One class's caption ingredients; `None` leaves a slot out.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClassVocabulary {
     /// Nouns.
     pub nouns: Vec<String>,
@@ -15,11 +16,40 @@ pub struct ClassVocabulary {
 
 /// A caption set: reference labels and per-class ingredients.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Vocabulary {
     /// One label per class; the reference caption is `"a photo of a <label>"`.
     pub labels: Vec<String>,
     /// One entry per class.
     pub classes: Vec<ClassVocabulary>,
+}
+
+impl Vocabulary {
+    /// Checks that the set fits a dataset of `classes` classes: one label and one entry per class, and every entry with at least one
+    /// noun, adjective slot and preposition slot (captions are their product, so an empty part leaves a class with no caption).
+    pub fn check(&self, classes: usize) -> Result<(), String> {
+        if self.labels.len() != classes || self.classes.len() != classes {
+            return Err(format!(
+                "{} labels and {} class entries, but the dataset has {classes} classes; name a set made for this dataset",
+                self.labels.len(),
+                self.classes.len()
+            ));
+        }
+        for (k, (label, class)) in self.labels.iter().zip(&self.classes).enumerate() {
+            for (part, len) in [
+                ("nouns", class.nouns.len()),
+                ("adjectives", class.adjectives.len()),
+                ("prepositions", class.prepositions.len()),
+            ] {
+                if len == 0 {
+                    return Err(format!(
+                        "class {k} ({label:?}) has no {part}, so it would have no caption; give it at least one (null means an empty slot for adjectives and prepositions)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How the article is chosen.

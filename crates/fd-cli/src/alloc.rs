@@ -3,7 +3,7 @@
 //! burn flex allocates a fresh buffer for every tensor operation. glibc's malloc hands buffers over 32 MB straight
 //! back to the kernel, and mimalloc by default purges freed memory after a second, so each training step paid page
 //! faults, page zeroing and TLB shootdowns for every activation. With purging off, the process keeps its peak
-//! footprint and reuses it: `fd-cli model bench --architecture resnet10-small --batch 512` trains 2.0-2.2 times faster
+//! footprint and reuses it: `fd-cli bench model --architecture resnet10-small --batch 512` trains 2.0-2.2 times faster
 //! than with glibc's malloc (1,273-1,462 against 632-655 images/s, three runs each).
 #![allow(unsafe_code)]
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use fd_svm::select::SelectionRule;
 use serde::{Deserialize, Serialize};
 
 /// One experiment: each section's type lives in the crate that uses it.
@@ -19,55 +20,10 @@ pub struct Experiment {
     pub embed: Option<fd_clip::EmbedConfig>,
     /// Captioning and its held-out check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caption: Option<CaptionConfig>,
+    pub caption: Option<fd_caption::class::CaptionConfig>,
     /// The pool intervention (method spec §4.1); without this section the `select` and `retrain` stages do nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intervene: Option<InterveneConfig>,
-}
-
-/// The `[caption]` section: how many captions to keep and how to check them on test.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CaptionConfig {
-    /// Images per caption subpopulation: the K test images of the class nearest the caption (the paper's 20).
-    pub k: usize,
-    /// Negative and positive captions kept per class.
-    pub top: usize,
-    /// The significance level of the held-out check.
-    pub alpha: f64,
-    /// The caption set for an open-vocabulary space (CLIP): one of fd-caption's built-in sets (default `cifar10-simple`);
-    /// a closed space (EfficientNet) always uses its own class names.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vocabulary: Option<String>,
-}
-
-impl Default for CaptionConfig {
-    fn default() -> CaptionConfig {
-        CaptionConfig { k: 20, top: 5, alpha: 0.05, vocabulary: None }
-    }
-}
-
-/// A rule that picks pool images to add to the training set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SelectionRule {
-    /// The K lowest SVM decision values of the class (the method).
-    Svm,
-    /// The K lowest true-class confidences of the class (the baseline).
-    Confidence,
-    /// K images of the class from one seeded permutation (the other baseline).
-    Random,
-}
-
-impl SelectionRule {
-    /// The rule's name in configs and file names.
-    pub fn name(self) -> &'static str {
-        match self {
-            SelectionRule::Svm => "svm",
-            SelectionRule::Confidence => "confidence",
-            SelectionRule::Random => "random",
-        }
-    }
 }
 
 /// The `[intervene]` section: pick K extra-pool images per class by each rule, add them to the train split, retrain from scratch.
@@ -85,7 +41,7 @@ pub struct InterveneConfig {
 }
 
 fn all_rules() -> Vec<SelectionRule> {
-    vec![SelectionRule::Svm, SelectionRule::Confidence, SelectionRule::Random]
+    SelectionRule::ALL.to_vec()
 }
 
 impl InterveneConfig {
@@ -114,15 +70,8 @@ impl Experiment {
         if let Some(e) = &self.embed {
             e.validate()?;
         }
-        if let Some(c) = &self.caption
-            && (c.k == 0 || c.top == 0 || !(c.alpha > 0.0 && c.alpha < 1.0))
-        {
-            anyhow::bail!(
-                "caption: k = {}, top = {}, alpha = {}: expected k, top > 0 and 0 < alpha < 1",
-                c.k,
-                c.top,
-                c.alpha
-            );
+        if let Some(c) = &self.caption {
+            c.check().map_err(anyhow::Error::msg)?;
         }
         if let Some(i) = &self.intervene {
             i.validate()?;

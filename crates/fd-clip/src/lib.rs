@@ -67,9 +67,13 @@ pub struct EmbedConfig {
     pub image_size: usize,
     /// Images per forward pass.
     pub batch_size: usize,
-    /// The weight file; by default the one `fd-cli fetch` puts in the cache directory.
+    /// The weight file; by default the one `fd-cli fetch` puts in the cache directory. For CLIP, either Hugging Face `CLIPModel`
+    /// safetensors or a torch.onnx export of the vision tower (`.onnx`, with the text tower's in `text_weights`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<std::path::PathBuf>,
+    /// The torch.onnx export of CLIP's text tower, when `weights` is the vision tower's export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_weights: Option<std::path::PathBuf>,
     /// How images are brought to `image_size`: "paper" (the whole image, bilinear; the default) or "canonical" (CLIP's bicubic and centre crop).
     #[serde(default, skip_serializing_if = "is_paper")]
     pub resize: preprocess::Resize,
@@ -97,6 +101,19 @@ impl EmbedConfig {
                 self.image_size, self.embedder
             ));
         }
+        let onnx = self.weights.as_deref().is_some_and(is_onnx);
+        if onnx && !self.embedder.is_clip() {
+            return bad(format!(
+                "embed.weights is an ONNX file, but only CLIP loads from ONNX, not {:?}",
+                self.embedder
+            ));
+        }
+        if onnx != self.text_weights.is_some() {
+            return bad(
+                "a CLIP from ONNX needs both exports: `weights` = the vision tower's .onnx and `text_weights` = the text tower's .onnx"
+                    .into(),
+            );
+        }
         if self.embedder == EmbedderKind::ClipTiny && self.weights.is_none() {
             return bad(
                 "embedder \"clip-tiny\" needs `weights` (for example crates/fd-clip/fixtures/tiny_clip.safetensors)"
@@ -108,6 +125,10 @@ impl EmbedConfig {
         }
         Ok(())
     }
+}
+
+fn is_onnx(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
 /// The network behind an [`Embedder`].
@@ -165,9 +186,14 @@ impl Embedder {
         })
     }
 
-    /// A CLIP of any shape with both towers, from Hugging Face `CLIPModel` safetensors.
+    /// A CLIP of any shape with both towers, from Hugging Face `CLIPModel` safetensors, or from torch.onnx exports of its towers
+    /// when `weights` is an `.onnx` file (the text tower's export then comes from `config.text_weights`).
     pub fn clip(shape: &clip::ClipConfig, weights: &Path, config: &EmbedConfig, device: &Device) -> Result<Embedder> {
-        let model = load::load_clip(shape, weights, device)?;
+        let model = if is_onnx(weights) {
+            load::load_clip_onnx(shape, Some(weights), config.text_weights.as_deref(), device)?
+        } else {
+            load::load_clip(shape, weights, device)?
+        };
         let (Some(vision), Some(text)) = (&shape.vision, &shape.text) else {
             return Err(Error::Config { message: "an embedder needs both CLIP towers".into() });
         };
@@ -214,30 +240,6 @@ impl Embedder {
         }
         progress.finish();
         out
-    }
-
-    /// Zero-shot labels from EfficientNet image embeddings: the classifier's softmax over its 1000 classes, summed within each group of
-    /// classes (for CIFAR-10, each class's ImageNet hyponyms, [`imagenet::cifar10_hyponyms`]); the group with the most probability wins.
-    /// `None` for CLIP, whose zero-shot labels come from caption embeddings instead.
-    pub fn zero_shot(&self, features: &[f32], groups: &[Vec<usize>]) -> Option<Vec<u16>> {
-        let Backbone::EffNet(model) = &self.backbone else { return None };
-        let dim = self.dim();
-        let n = features.len() / dim;
-        let x = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [n, dim]), &self.device);
-        let probs: Vec<f32> = burn::tensor::activation::softmax(model.fc.forward(x), 1)
-            .into_data()
-            .try_to_vec()
-            .expect("f32 probabilities");
-        let classes = model.fc.weight.dims()[1];
-        let labels = probs
-            .chunks(classes)
-            .map(|row| {
-                let score = |g: &Vec<usize>| g.iter().map(|&k| row[k]).sum::<f32>();
-                (0..groups.len()).fold(0, |best, k| if score(&groups[k]) > score(&groups[best]) { k } else { best })
-                    as u16
-            })
-            .collect();
-        Some(labels)
     }
 
     /// The captions this space can embed when its vocabulary is closed (EfficientNet: the first lemma of each ImageNet class its

@@ -219,20 +219,33 @@ fn read_onnx_tower(path: &Path, projection: &str) -> Result<Vec<(String, Named)>
         } else {
             t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         };
-        let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        let shape: Vec<usize> = t.dims.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+        let size = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if size != Some(data.len()) {
+            return Err(err(format!(
+                "tensor {} has shape {:?} but holds {} values; the file is damaged or not a plain torch.onnx export",
+                t.name,
+                t.dims,
+                data.len()
+            )));
+        }
         tensors.insert(t.name, Named { shape, data });
     }
     let mut out = Vec::new();
     let mut projections = Vec::new();
     for node in graph.node.iter().filter(|n| n.op_type == "MatMul") {
         let Some(weight) = node.input.iter().find(|i| tensors.contains_key(*i)) else { continue };
-        let output = &node.output[0];
+        let Some(output) = node.output.first() else {
+            return Err(err("a MatMul node has no output; the graph is damaged".into()));
+        };
         let bias = graph
             .node
             .iter()
             .filter(|n| n.op_type == "Add" && n.input.contains(output))
             .find_map(|add| add.input.iter().find(|i| i.ends_with(".bias") && tensors.contains_key(*i)).cloned());
-        let Named { shape, data } = tensors.remove(weight).expect("found above");
+        let Some(Named { shape, data }) = tensors.remove(weight) else {
+            return Err(err(format!("MatMul weight {weight} is used by two MatMul nodes; expected one each")));
+        };
         if shape.len() != 2 {
             return Err(err(format!("MatMul weight {weight} has shape {shape:?}, expected a matrix")));
         }

@@ -73,6 +73,7 @@ fn captions_are_classifier_rows_and_unknown_ones_are_errors() {
         image_size: 32,
         batch_size: 4,
         weights: None,
+        text_weights: None,
         resize: crate::Resize::Paper,
     };
     let embedder =
@@ -128,4 +129,20 @@ fn real_lite0_matches_timm_when_the_weights_are_here() {
         .collect();
     let expected: Vec<usize> = read(&reference, "top1").0.iter().map(|&v| v as usize).collect();
     assert_eq!(top1, expected);
+}
+
+#[test]
+fn a_damaged_onnx_export_is_an_error_naming_the_file() {
+    let good = std::fs::read(fixture("tiny_clip_vision.onnx")).unwrap();
+    let dir = std::env::temp_dir().join(format!("fd-clip-onnx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shape = crate::clip::ClipConfig { text: None, ..crate::clip::ClipConfig::tiny() };
+    // Cut at several places: inside the header, inside a weight, near the end.
+    for cut in [10, good.len() / 3, good.len() / 2, good.len() - 7] {
+        let path = dir.join(format!("cut{cut}.onnx"));
+        std::fs::write(&path, &good[..cut]).unwrap();
+        let e = crate::load::load_clip_onnx(&shape, Some(&path), None, &Device::flex()).unwrap_err().to_string();
+        assert!(e.contains(&format!("cut{cut}.onnx")), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

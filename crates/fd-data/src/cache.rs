@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Dataset;
 use crate::error::{Error, Result, io};
-use crate::{Dataset, image};
 
 const MAGIC: &[u8; 8] = b"FDDATA01";
 
@@ -43,7 +43,7 @@ pub fn encode_dataset(dataset: &Dataset) -> Vec<u8> {
 
 /// Writes `dataset` to `path` in the cache format, atomically.
 pub fn write_dataset(dataset: &Dataset, path: &Path) -> Result<()> {
-    image::write_atomic(path, &encode_dataset(dataset))
+    crate::fs::write_atomic(path, &encode_dataset(dataset))
 }
 
 /// Reads a dataset written by [`write_dataset`].

@@ -207,7 +207,7 @@ fn file_digest<D: Digest>(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::fs::to_hex(&hasher.finalize()))
 }
 
 fn check_digest<D: Digest>(path: &Path, expected: &str, algorithm: &'static str) -> Result<()> {

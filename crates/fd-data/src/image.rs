@@ -1,9 +1,9 @@
 //! `Image`, the picture type that crosses crate boundaries, and PNG writers for single images and grids.
 
-use std::io::Write;
 use std::path::Path;
 
-use crate::error::{Error, Result, io};
+use crate::error::{Error, Result};
+use crate::fs::write_atomic;
 
 /// An 8-bit RGB image, `height` rows of `width` pixels, stored row-major with interleaved channels (HWC).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,22 +96,6 @@ pub fn image_grid(images: &[Image], columns: usize, gap: usize, background: [u8;
 /// Writes `image` to `path` as a PNG, through a temporary file so that an existing file is never left half-written.
 pub fn write_png(image: &Image, path: &Path) -> Result<()> {
     write_atomic(path, &encode_png(image))
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    tmp.write_all(bytes).map_err(io(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io(tmp.path()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io(tmp.path()))?;
-    }
-    tmp.persist(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e.error })?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod cifar10;
 mod dataset;
 mod error;
 pub mod fetch;
+mod fs;
 mod image;
 pub mod planted;
 mod progress;
@@ -28,10 +29,11 @@ use serde::{Deserialize, Serialize};
 
 pub use dataset::{Dataset, count_labels};
 pub use error::{Error, Result};
-pub use image::{Image, decode_png, encode_png, image_grid, write_atomic, write_png};
+pub use fs::{sha256_file, sha256_hex, to_hex, write_atomic};
+pub use image::{Image, decode_png, encode_png, image_grid, write_png};
 pub use planted::{Groups, PlantedConfig, Prepared};
 pub use progress::{NoProgress, Progress};
-pub use split::{Split, SplitConfig};
+pub use split::{Split, SplitConfig, SplitPart};
 
 /// The datasets fd-data can load, chosen by `name` in the config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +117,7 @@ pub fn read_prepared(dir: &Path, data_dir: &Path, config: &DataConfig) -> Result
         (p.train, p.test, None)
     };
     let out_of_range = split.parts().into_iter().find_map(|(name, idx)| {
-        let len = if name == "test" { test.len() } else { train.len() };
+        let len = if name.is_test() { test.len() } else { train.len() };
         idx.iter().find(|&&i| i >= len).map(|&i| (name, i, len))
     });
     if let Some((name, i, len)) = out_of_range {

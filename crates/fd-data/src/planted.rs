@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::split::{Split, SplitConfig, split};
+use crate::split::{Split, SplitConfig, SplitPart, split};
 use crate::{Dataset, Image};
 
 /// A planted subpopulation, chosen by `kind` in the config.
@@ -189,6 +189,20 @@ pub struct Prepared {
     pub split: Split,
     /// Ground-truth groups, for planted datasets.
     pub groups: Option<Groups>,
+}
+
+impl Prepared {
+    /// The dataset a part indexes (the test set for test, the training set otherwise) and the part's indices into it.
+    pub fn images(&self, part: SplitPart) -> (&Dataset, &[usize]) {
+        (if part.is_test() { &self.test } else { &self.train }, self.split.indices(part))
+    }
+
+    /// The ground-truth group of each image of a part, for planted datasets.
+    pub fn part_groups(&self, part: SplitPart) -> Option<Vec<u16>> {
+        let groups = self.groups.as_ref()?;
+        let source = if part.is_test() { &groups.test } else { &groups.train };
+        Some(self.split.indices(part).iter().map(|&i| source[i]).collect())
+    }
 }
 
 /// Splits `train` and `test` as `split_config` says and plants `planted`, if any (validate it first with [`validate`]).
@@ -377,12 +391,12 @@ fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
 }
 
 /// How many images of each group fall in each part of the split: `[part][group]`, parts in [`Split::parts`] order.
-pub fn group_counts(groups: &Groups, split: &Split) -> Vec<(&'static str, Vec<usize>)> {
+pub fn group_counts(groups: &Groups, split: &Split) -> Vec<(SplitPart, Vec<usize>)> {
     split
         .parts()
         .into_iter()
         .map(|(name, idx)| {
-            let source = if name == "test" { &groups.test } else { &groups.train };
+            let source = if name.is_test() { &groups.test } else { &groups.train };
             let mut counts = vec![0; groups.names.len()];
             for &i in idx {
                 counts[usize::from(source[i])] += 1;

@@ -102,8 +102,63 @@ pub struct Split {
 
 impl Split {
     /// The parts by name, in a fixed order.
-    pub fn parts(&self) -> [(&'static str, &[usize]); 4] {
-        [("train", &self.train), ("val", &self.val), ("extra", &self.extra), ("test", &self.test)]
+    pub fn parts(&self) -> [(SplitPart, &[usize]); 4] {
+        SplitPart::ALL.map(|part| (part, self.indices(part)))
+    }
+
+    /// The dataset indices of one part.
+    pub fn indices(&self, part: SplitPart) -> &[usize] {
+        match part {
+            SplitPart::Train => &self.train,
+            SplitPart::Val => &self.val,
+            SplitPart::Extra => &self.extra,
+            SplitPart::Test => &self.test,
+        }
+    }
+}
+
+/// One part of a [`Split`]: train, val and extra index the training set, test the test set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitPart {
+    /// The classifier's training images.
+    Train,
+    /// The held-out images the SVMs are fitted on.
+    Val,
+    /// The extra pool interventions draw from.
+    Extra,
+    /// The official test set.
+    Test,
+}
+
+impl SplitPart {
+    /// Every part, in the order artifacts list them.
+    pub const ALL: [SplitPart; 4] = [SplitPart::Train, SplitPart::Val, SplitPart::Extra, SplitPart::Test];
+
+    /// The part's name in file names and tables: `train`, `val`, `extra` or `test`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitPart::Train => "train",
+            SplitPart::Val => "val",
+            SplitPart::Extra => "extra",
+            SplitPart::Test => "test",
+        }
+    }
+
+    /// Whether the part indexes the test set (the others index the training set).
+    pub fn is_test(self) -> bool {
+        self == SplitPart::Test
+    }
+
+    /// The part named `name`.
+    pub fn from_name(name: &str) -> Option<SplitPart> {
+        SplitPart::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for SplitPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -5,6 +5,7 @@ use burn::tensor::activation::softmax;
 use fd_data::{Dataset, Progress};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::resnet::ResNet;
 use crate::{ModelConfig, images_to_tensor};
 
@@ -43,14 +44,31 @@ impl Evaluation {
         let n = self.indices.len();
         let le_f32 = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let le_i64 = |v: &mut dyn Iterator<Item = i64>| v.flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        // Each tensor's shape follows its own data, so an inconsistent evaluation is written as it is (and refused when read).
+        let rows = |len: usize, width: usize| len.checked_div(width).unwrap_or(n);
         let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
             ("indices", Dtype::I64, vec![n], le_i64(&mut self.indices.iter().map(|&i| i as i64))),
-            ("labels", Dtype::I64, vec![n], le_i64(&mut self.labels.iter().map(|&l| i64::from(l)))),
-            ("predicted", Dtype::I64, vec![n], le_i64(&mut self.predicted.iter().map(|&l| i64::from(l)))),
-            ("logits", Dtype::F32, vec![n, self.num_classes], le_f32(&self.logits)),
-            ("confidence", Dtype::F32, vec![n], le_f32(&self.confidence)),
-            ("features", Dtype::F32, vec![n, self.feature_dim], le_f32(&self.features)),
-            ("correct", Dtype::U8, vec![n], self.correct.iter().map(|&c| u8::from(c)).collect()),
+            ("labels", Dtype::I64, vec![self.labels.len()], le_i64(&mut self.labels.iter().map(|&l| i64::from(l)))),
+            (
+                "predicted",
+                Dtype::I64,
+                vec![self.predicted.len()],
+                le_i64(&mut self.predicted.iter().map(|&l| i64::from(l))),
+            ),
+            (
+                "logits",
+                Dtype::F32,
+                vec![rows(self.logits.len(), self.num_classes), self.num_classes],
+                le_f32(&self.logits),
+            ),
+            ("confidence", Dtype::F32, vec![self.confidence.len()], le_f32(&self.confidence)),
+            (
+                "features",
+                Dtype::F32,
+                vec![rows(self.features.len(), self.feature_dim), self.feature_dim],
+                le_f32(&self.features),
+            ),
+            ("correct", Dtype::U8, vec![self.correct.len()], self.correct.iter().map(|&c| u8::from(c)).collect()),
         ];
         let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
             .iter()
@@ -63,6 +81,73 @@ impl Evaluation {
             })
             .collect();
         safetensors::serialize(views, None).expect("serializing to memory cannot fail")
+    }
+}
+
+impl Evaluation {
+    /// Reads what [`Evaluation::to_safetensors`] wrote, checking every tensor's dtype and shape against the others.
+    ///
+    /// A truncated, foreign or inconsistent file is an [`Error::Invalid`] saying what was expected; callers add the file's name.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Evaluation> {
+        use safetensors::Dtype;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::Invalid(format!("not a safetensors file ({e}); it may be truncated")))?;
+        let get = |name: &str, dtype: Dtype, rank: usize| {
+            let t = st.tensor(name).map_err(|_| Error::Invalid(format!("no tensor {name:?}")))?;
+            if t.dtype() != dtype || t.shape().len() != rank {
+                return Err(Error::Invalid(format!(
+                    "tensor {name:?} is {:?} of shape {:?}, expected {dtype:?} of rank {rank}",
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+            Ok(t)
+        };
+        let i64s = |name: &str| -> Result<Vec<i64>> {
+            let t = get(name, Dtype::I64, 1)?;
+            Ok(t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).collect())
+        };
+        let f32s = |name: &str, rank: usize| -> Result<(Vec<f32>, Vec<usize>)> {
+            let t = get(name, Dtype::F32, rank)?;
+            let values = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            Ok((values, t.shape().to_vec()))
+        };
+        let indices = i64s("indices")?;
+        let n = indices.len();
+        let (logits, logit_shape) = f32s("logits", 2)?;
+        let (features, feature_shape) = f32s("features", 2)?;
+        let (confidence, _) = f32s("confidence", 1)?;
+        let labels = i64s("labels")?;
+        let predicted = i64s("predicted")?;
+        let correct = get("correct", Dtype::U8, 1)?.data().to_vec();
+        let num_classes = logit_shape[1];
+        let lengths =
+            [labels.len(), predicted.len(), confidence.len(), correct.len(), logit_shape[0], feature_shape[0]];
+        if lengths.iter().any(|&l| l != n) {
+            return Err(Error::Invalid(format!(
+                "{n} indices but {lengths:?} rows of labels, predicted, confidence, correct, logits and features"
+            )));
+        }
+        let class = |v: i64, what: &str| -> Result<u16> {
+            u16::try_from(v)
+                .ok()
+                .filter(|&c| usize::from(c) < num_classes.max(1))
+                .ok_or_else(|| Error::Invalid(format!("{what} {v} is not a class of the {num_classes} logits")))
+        };
+        Ok(Evaluation {
+            indices: indices
+                .iter()
+                .map(|&i| usize::try_from(i).map_err(|_| Error::Invalid(format!("negative index {i}"))))
+                .collect::<Result<_>>()?,
+            labels: labels.iter().map(|&l| class(l, "label")).collect::<Result<_>>()?,
+            predicted: predicted.iter().map(|&l| class(l, "prediction")).collect::<Result<_>>()?,
+            logits,
+            num_classes,
+            confidence,
+            correct: correct.iter().map(|&c| c != 0).collect(),
+            features,
+            feature_dim: feature_shape[1],
+        })
     }
 }
 

@@ -10,8 +10,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::{
-    Architecture, DeviceKind, ModelConfig, ResNet, TrainConfig, TrainSet, augment_image, device, evaluate, load,
-    retrain_head, train, translate, triangular_lr,
+    Architecture, DeviceKind, Evaluation, ModelConfig, ResNet, TrainConfig, TrainSet, augment_image, device, evaluate,
+    load, retrain_head, train, translate, triangular_lr,
 };
 
 #[test]
@@ -136,6 +136,18 @@ fn evaluation_artifacts_have_the_right_shapes_and_indices() {
     let parsed = safetensors::SafeTensors::deserialize(&st).unwrap();
     assert_eq!(parsed.tensor("features").unwrap().shape(), &[5, 64]);
     assert_eq!(parsed.tensor("indices").unwrap().data().len(), 5 * 8);
+    // It reads back as written; cut short or relabelled, it is an error saying what was expected.
+    assert_eq!(Evaluation::from_safetensors(&st).unwrap(), e);
+    let cut = Evaluation::from_safetensors(&st[..st.len() - 9]).unwrap_err().to_string();
+    assert!(cut.contains("it may be truncated"), "{cut}");
+    let mut short = e.clone();
+    short.labels.pop();
+    let wrong = Evaluation::from_safetensors(&short.to_safetensors()).unwrap_err().to_string();
+    assert!(wrong.contains("5 indices but [4, 5, 5, 5, 5, 5] rows"), "{wrong}");
+    let mut foreign = e.clone();
+    foreign.labels[0] = 9;
+    let wrong = Evaluation::from_safetensors(&foreign.to_safetensors()).unwrap_err().to_string();
+    assert!(wrong.contains("label 9 is not a class of the 4 logits"), "{wrong}");
     // A mismatched weight vector is an error, not a panic.
     let weights = [1.0f32; 3];
     let set = TrainSet { dataset: &data, indices: &indices, weights: Some(&weights) };

@@ -9,6 +9,7 @@ use crate::{ClassSvm, SvmConfig};
 
 /// A fitted binary SVM on preprocessed rows: `decision(x) = w · x + b`, positive for "the classifier is right".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinearSvm {
     /// The normal vector, in the preprocessed space.
     pub w: Vec<f64>,
@@ -62,6 +63,23 @@ pub(crate) struct ClassData<'a> {
 
 /// Fits the class-balanced SVM on `rows` (indices into the class's rows), as scikit-learn's libsvm does.
 pub(crate) fn fit_binary(data: ClassData<'_>, rows: &[usize], c: f64, config: &SvmConfig) -> LinearSvm {
+    solve_binary(data, rows, c, config).0
+}
+
+/// [`fit_binary`], with every intercept libsvm could equally have returned where the intercept hangs on rounding
+/// (`None` elsewhere; see `smo::Solver::intercept_branches`).
+#[cfg(test)]
+pub(crate) fn fit_binary_branches(
+    data: ClassData<'_>,
+    rows: &[usize],
+    c: f64,
+    config: &SvmConfig,
+) -> (LinearSvm, Option<Vec<f64>>) {
+    let (svm, solution) = solve_binary(data, rows, c, config);
+    (svm, solution.branches)
+}
+
+fn solve_binary(data: ClassData<'_>, rows: &[usize], c: f64, config: &SvmConfig) -> (LinearSvm, smo::Solution) {
     let ClassData { gram, z, dim, correct } = data;
     let n = rows.len();
     let n_correct = rows.iter().filter(|&&r| correct[r]).count();
@@ -86,10 +104,10 @@ pub(crate) fn fit_binary(data: ClassData<'_>, rows: &[usize], c: f64, config: &S
             }
         }
     }
-    LinearSvm { w, b: solution.rho, iterations: solution.iterations, support }
+    (LinearSvm { w, b: solution.rho, iterations: solution.iterations, support }, solution)
 }
 
-/// Predicted "correct" flags of a fitted SVM (libsvm votes for classes_[1] unless the internal decision is positive).
+/// Predicted "correct" flags of a fitted SVM (libsvm votes for `classes_[1]` unless the internal decision is positive).
 pub(crate) fn predict(svm: &LinearSvm, data: ClassData<'_>, rows: &[usize]) -> Vec<bool> {
     rows.iter().map(|&r| svm.decision(&data.z[r * data.dim..(r + 1) * data.dim]) >= 0.0).collect()
 }

@@ -19,8 +19,19 @@ const TILE_J: usize = 16;
 impl Gram {
     /// Computes the Gram matrix of `rows` (row-major, `dim` columns).
     ///
-    /// Each entry is summed in f64 over the dimensions in order, `sum += x_i[k] * x_j[k]`, exactly as libsvm's dense `Kernel::dot` does
-    /// (products of f32 values are exact in f64, so the roundings are the same ones), so that the solver sees libsvm's very values.
+    /// Each entry is summed in f64 over the dimensions in order, `sum += x_i[k] * x_j[k]` (products of f32 values are exact in f64).
+    ///
+    /// scikit-learn does not sum that way. Its dense `Kernel::dot` (`sklearn/svm/src/libsvm/svm.cpp`, scikit-learn 1.9.1,
+    /// since scikit-learn PR #16530) is `blas_functions->dot(dim, px->values, 1, py->values, 1)`, which `_libsvm.pyx` sets to
+    /// `sklearn.utils._cython_blas._dot[double]`: BLAS `ddot` from `scipy.linalg.cython_blas`, that is, the BLAS SciPy ships
+    /// (OpenBLAS in the wheels), whose kernel is picked for the CPU at run time and sums in several SIMD accumulators.
+    /// So these entries equal scikit-learn's only to rounding: in f64, most of them differ in the last bits (on the fixtures,
+    /// 60 to 90 per cent of the entries, and most of the diagonal). The fixtures still match because the entries the solver
+    /// reads are rounded to f32 (`Qfloat`), which absorbs those bits (none of the fixtures' entries checked differs after
+    /// it), and the diagonal (`QD`, kept in f64) differs by an ulp or so, which moves the multipliers only at rounding level
+    /// and changed none of the solver's choices on the fixtures: supports and iteration counts match exactly, the intercept and
+    /// the decision values to the tests' tolerance.
+    ///
     /// Speed comes from computing a tile of 4×16 entries at once in registers, one dimension after the other, over packed panels,
     /// and from computing only tiles that reach the upper triangle.
     pub(crate) fn new(rows: &[f32], dim: usize) -> Gram {
@@ -74,8 +85,9 @@ impl Gram {
 
 /// Dot products of rows `i0..i0+rows_in_tile` of `x` with the 16 columns of one panel, each summed in dimension order.
 ///
-/// Compiled for AVX-512, AVX2 and the baseline, chosen at run time; Rust never fuses the multiply and the add,
-/// so every version rounds exactly as libsvm's scalar loop does.
+/// Compiled for AVX-512, AVX2 and the baseline, chosen at run time; Rust never fuses the multiply and the add, and every lane
+/// sums one entry in dimension order, so every version rounds as one in-order scalar loop does (upstream libsvm's dense loop;
+/// scikit-learn's BLAS `ddot` differs, see [`Gram::new`]).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2", "aarch64+neon"))]
 fn tile(x: &[f64], dim: usize, i0: usize, rows_in_tile: usize, panel: &[f64], out: &mut [[f64; TILE_J]; TILE_I]) {
     let mut acc = [[0f64; TILE_J]; TILE_I];

@@ -7,8 +7,8 @@
 //! - [`fit_directions`]: per class, C over `logspace(-6, 0, 7)` by scikit-learn's 2-fold `StratifiedKFold` on balanced accuracy (strict `>`, so ties keep the smaller C), then a refit on all of the class's rows.
 //!   The solver mirrors scikit-learn's libsvm (`SVC(kernel='linear', class_weight='balanced')`) step for step, on a Gram matrix computed once per class and shared by every fold and every C.
 //! - [`Directions`]: decision values, predicted flags, within-class rankings, raw-space directions, and the artifact (JSON, and safetensors for the vectors).
-//! - [`probe`]: a linear probe (multinomial logistic regression through smartcore) for the quality of an embedding space.
-//! - [`metrics`]: accuracy, balanced accuracy, confusion counts, precision and recall against a group, top-K fractions, AUROC.
+//! - [`select`]: the intervention's selection rules: per class, the pool images with the lowest decision value, the lowest confidence, or a seeded random sample.
+//! - [`metrics`]: accuracy, balanced accuracy, confusion counts, precision and recall against a group, top-K fractions, AUROC, and how well a ranking recovers a planted group ([`metrics::planted_recovery`]).
 //!
 //! Invariants: plain data in and out (`&[f32]` rows with a `dim`, `&[bool]` flags, `u16` classes); no `fd-*` crate, no tensor framework, no image crate, no I/O.
 //! Data conditions are values: a class with too few errors is [`ClassOutcome::Skipped`] with its reason; NaN or infinite inputs are an [`Error`] naming the row.
@@ -18,7 +18,7 @@ mod fit;
 mod kernel;
 pub mod metrics;
 mod preprocess;
-pub mod probe;
+pub mod select;
 mod smo;
 
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,8 @@ pub struct SvmConfig {
 impl SvmConfig {
     /// The paper's settings: `np.logspace(-6, 0, 7)`, 2 folds, tolerance 1e-3, shrinking, normalisation.
     ///
-    /// The grid holds numpy's exact values: its second entry is `9.999999999999999e-06`, one ulp below `1e-5`.
+    /// The grid holds the values numpy gives on an AVX-512 CPU: its second entry is `9.999999999999999e-06`, one ulp below `1e-5`
+    /// (numpy's AVX-512 `pow` loop; its baseline loop gives `1e-05` exactly).
     /// It matters: at small C the intercept, and so the cross-validated score, can change with the last bit of C.
     pub fn paper() -> SvmConfig {
         SvmConfig {
@@ -77,6 +78,7 @@ impl SvmConfig {
 
 /// One class's fitted SVM and how it was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClassSvm {
     /// The class.
     pub class: u16,
@@ -111,6 +113,7 @@ pub enum ClassOutcome {
 
 /// The failure directions of every class, with the preprocessing they live in: the artifact of the fit stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Directions {
     /// The preprocessing fitted on the training split.
     pub preprocessing: Preprocessing,
@@ -211,7 +214,13 @@ impl Directions {
     /// The decision value of every raw row under the SVM of its class (`labels`): negative predicts a failure; 0 for a class without an SVM, as the paper does.
     pub fn decision_values(&self, rows: &[f32], labels: &[u16]) -> Result<Vec<f64>> {
         let dim = self.preprocessing.dim();
-        assert_eq!(rows.len(), labels.len() * dim, "{} values are not {} rows of {dim}", rows.len(), labels.len());
+        if rows.len() != labels.len() * dim {
+            return Err(Error::Invalid(format!(
+                "{} values are not {} rows of the directions' {dim} dimensions",
+                rows.len(),
+                labels.len()
+            )));
+        }
         check_finite("embeddings", rows, dim)?;
         let z = self.preprocessing.apply(rows);
         Ok(labels
@@ -219,6 +228,24 @@ impl Directions {
             .enumerate()
             .map(|(i, &l)| self.class(l).map_or(0.0, |c| c.svm.decision(&z[i * dim..(i + 1) * dim])))
             .collect())
+    }
+
+    /// The decision value of raw rows (`dim()` values each, in the space the SVMs were fitted in) under the SVM of one class:
+    /// the preprocessing, then `w · z + b`. `None` when the class has no SVM.
+    ///
+    /// Caption scoring (method spec §2.2) puts text-embedding differences through exactly this, so images and captions are scored
+    /// by one code path.
+    pub fn class_decisions(&self, class: u16, rows: &[f32]) -> Result<Option<Vec<f64>>> {
+        let dim = self.preprocessing.dim();
+        if dim == 0 || !rows.len().is_multiple_of(dim) {
+            return Err(Error::Invalid(format!(
+                "{} values are not rows of the directions' {dim} dimensions",
+                rows.len()
+            )));
+        }
+        let Some(c) = self.class(class) else { return Ok(None) };
+        check_finite("embeddings", rows, dim)?;
+        Ok(Some(self.preprocessing.apply(rows).chunks_exact(dim).map(|z| c.svm.decision(z)).collect()))
     }
 
     /// The directions mapped back to the raw embedding space: `w / std`, unit length (the gradient of the decision before L2 normalisation, which is non-linear, so this is exact only up to each row's norm).

@@ -92,3 +92,83 @@ pub fn auroc(scores: &[f64], positive: &[bool]) -> f64 {
     let n_neg = positive.len() as f64 - n_pos;
     (rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
 }
+
+/// How well one ranking (low score = hard) recovers a planted group, class by class, averaged over the classes with planted rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// Per top-K size reached by at least one class: the mean fraction of the group among each class's K lowest scores.
+    pub curve: Vec<TopKFraction>,
+    /// The mean per-class AUROC of the negated score for group membership (`None` where no class has both kinds of row).
+    pub auroc: Option<f64>,
+}
+
+/// One point of a [`Recovery`] curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopKFraction {
+    /// K.
+    pub k: usize,
+    /// The mean fraction of the planted group among the K hardest, over the classes with at least K rows.
+    pub fraction: f64,
+}
+
+impl Recovery {
+    /// The curve's value at `k`, if some class reached it.
+    pub fn at(&self, k: usize) -> Option<f64> {
+        self.curve.iter().find(|p| p.k == k).map(|p| p.fraction)
+    }
+}
+
+/// The classes that have rows of the planted group (only they count in the planted figures), and the group's mean share of them.
+pub fn planted_classes(labels: &[u16], in_group: &[bool], classes: usize) -> (Vec<u16>, Option<f64>) {
+    assert_eq!(labels.len(), in_group.len(), "labels and group flags differ in length");
+    let with: Vec<u16> =
+        (0..classes as u16).filter(|&c| (0..labels.len()).any(|i| labels[i] == c && in_group[i])).collect();
+    let rates = with.iter().map(|&c| {
+        let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
+        rows.iter().filter(|&&i| in_group[i]).count() as f64 / rows.len() as f64
+    });
+    (with.clone(), finite_mean(rates))
+}
+
+/// How well `scores` (low = hard) recover the rows flagged `in_group` within each class of `classes`: the mean fraction of the
+/// group among each class's K lowest scores for every K of `top_k` (a class counts at K when it has at least K rows), and the mean
+/// per-class AUROC of `-score` (NaN AUROCs of classes with one kind of row left out).
+pub fn planted_recovery(
+    scores: &[f64],
+    labels: &[u16],
+    in_group: &[bool],
+    classes: &[u16],
+    top_k: &[usize],
+) -> Recovery {
+    assert!(
+        scores.len() == labels.len() && labels.len() == in_group.len(),
+        "scores, labels and flags differ in length"
+    );
+    let mut fractions = vec![Vec::new(); top_k.len()];
+    let mut aurocs = Vec::new();
+    for &class in classes {
+        let order = crate::rank_within_class(scores, labels, class);
+        for (j, &k) in top_k.iter().enumerate() {
+            if k <= order.len() {
+                fractions[j].push(fraction_in_top_k(&order, in_group, k));
+            }
+        }
+        let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        let group: Vec<bool> = rows.iter().map(|&i| in_group[i]).collect();
+        aurocs.push(auroc(&rows.iter().map(|&i| -scores[i]).collect::<Vec<_>>(), &group));
+    }
+    let curve = top_k
+        .iter()
+        .zip(&fractions)
+        .filter_map(|(&k, f)| Some(TopKFraction { k, fraction: finite_mean(f.iter().copied())? }))
+        .collect();
+    Recovery { curve, auroc: finite_mean(aurocs) }
+}
+
+/// The mean of the finite values, `None` when there are none.
+pub fn finite_mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}

@@ -5,7 +5,8 @@
 //! second-order working-set selection (JMLR 6, 2005) with shrinking.
 //! The precisions are libsvm's: kernel entries as f32 (`Qfloat`), the diagonal, gradients and multipliers as f64.
 //! The only departure is where kernel values come from: a Gram matrix computed once per class ([`crate::kernel::Gram`])
-//! instead of libsvm's row cache, which changes no value.
+//! instead of libsvm's row cache. The cache itself changes no value; the dot products under it agree with scikit-learn's
+//! BLAS `ddot` only to rounding (see [`crate::kernel::Gram::new`]).
 
 use crate::kernel::Gram;
 
@@ -33,6 +34,9 @@ pub(crate) struct Solution {
     pub(crate) coef: Vec<f64>,
     pub(crate) rho: f64,
     pub(crate) iterations: usize,
+    /// Where `rho` hangs on rounding, every intercept libsvm can return from this solution; see [`Solver::intercept_branches`].
+    #[cfg(test)]
+    pub(crate) branches: Option<Vec<f64>>,
 }
 
 struct Solver<'a> {
@@ -284,6 +288,56 @@ impl<'a> Solver<'a> {
         if nr_free > 0 { sum_free / nr_free as f64 } else { (ub + lb) / 2.0 }
     }
 
+    /// Every intercept libsvm can return from this solution when which one it returns is decided by rounding; `None` when not.
+    ///
+    /// `calculate_rho` averages `y_k G_k` over the free multipliers, and takes the midpoint `(ub + lb) / 2` of the bounds the
+    /// bounded ones give when none is free. When every multiplier is on a bound in exact arithmetic (at small C, class-balanced weights make every
+    /// multiplier end at its `C_i`), the last multiplier the solver moves is computed as a difference (`C_i - diff`, `sum - C_j`),
+    /// and rounding decides whether it lands exactly on its bound or a few ulps short of it. Short of it, it is the one free
+    /// multiplier and `rho = y_k G_k`, near ±1 at small C; on it, `rho` is the midpoint, near 0. Rounding also decides which
+    /// multiplier moves last (a C one ulp apart changes the path). Both are optimal intercepts, and the predictions of the two
+    /// can differ entirely (all one class against the SVM's ranking).
+    ///
+    /// At such a point (at most one free multiplier, and that one within rounding of a bound), this returns the midpoint with
+    /// every multiplier on its bound, and `y_k G_k` of each multiplier `k` that could be the one free multiplier with libsvm's
+    /// stopping test still met: with `k` free, `select_working_set`'s `Gmax + Gmax2` is `max(lb, y_k G_k) - min(ub, y_k G_k)`,
+    /// which must stay below `eps`. Elsewhere (two or more free multipliers, or one well inside its box) the intercept is an
+    /// average that rounding moves only in its last bits, and this returns `None`.
+    #[cfg(test)]
+    fn intercept_branches(&self) -> Option<Vec<f64>> {
+        /// How far inside its box (relative to `C_i`) a multiplier may sit and still be "on its bound but for rounding":
+        /// the residuals seen are below 1e-12, a genuinely free multiplier sits orders of magnitude further in.
+        const ROUNDING: f64 = 1e-9;
+        debug_assert_eq!(self.active_size, self.l, "the solver ends with every row active");
+        let mut status = self.status.clone();
+        let free: Vec<usize> = (0..self.l).filter(|&k| status[k] == Status::Free).collect();
+        match free[..] {
+            [] => {}
+            [k] => {
+                let (alpha, c) = (self.alpha[k], self.c[k]);
+                status[k] = if c - alpha <= ROUNDING * c {
+                    Status::Upper
+                } else if alpha <= ROUNDING * c {
+                    Status::Lower
+                } else {
+                    return None;
+                };
+            }
+            _ => return None,
+        }
+        let y_g: Vec<f64> = (0..self.l).map(|k| f64::from(self.y[k]) * self.g[k]).collect();
+        let (mut ub, mut lb) = (f64::INFINITY, f64::NEG_INFINITY);
+        for k in 0..self.l {
+            match (status[k], self.y[k]) {
+                (Status::Upper, -1) | (Status::Lower, 1) => ub = ub.min(y_g[k]),
+                _ => lb = lb.max(y_g[k]),
+            }
+        }
+        let mut branches = vec![(ub + lb) / 2.0];
+        branches.extend(y_g.iter().copied().filter(|&v| lb.max(v) - ub.min(v) < self.eps));
+        Some(branches)
+    }
+
     /// Moves the pair `(i, j)` and updates the gradient, as the body of libsvm's main loop.
     fn step(&mut self, i: usize, j: usize) {
         let (c_i, c_j) = (self.c[i], self.c[j]);
@@ -424,10 +478,18 @@ pub(crate) fn solve(problem: &Problem<'_>, eps: f64, shrinking: bool) -> Solutio
         s.step(i, j);
     }
     let rho = s.calculate_rho();
+    #[cfg(test)]
+    let branches = s.intercept_branches();
     let mut coef = vec![0.0; l];
     for k in 0..l {
         let original = s.active_set[k];
         coef[original] = s.alpha[k] * f64::from(s.y[k]);
     }
-    Solution { coef, rho, iterations }
+    Solution {
+        coef,
+        rho,
+        iterations,
+        #[cfg(test)]
+        branches,
+    }
 }

@@ -27,6 +27,7 @@ struct Case {
 #[derive(Deserialize)]
 struct Reference {
     cv_scores: Vec<f64>,
+    fold_scores: Vec<Vec<f64>>,
     n_iter: Vec<usize>,
     n_support: Vec<usize>,
     b: Vec<f64>,
@@ -91,11 +92,81 @@ fn preprocessing_matches_numpy() {
     assert_eq!(z.len(), case.labels.len() * 64);
 }
 
+/// numpy's `logspace(-6, 0, 7)` is not one set of bits: `np.power` dispatches on the CPU, and its AVX-512 loop gives
+/// `9.999999999999999e-06` for `10 ** -5.0` where the baseline loop gives `1e-05` (numpy 2.4.6; regenerate the fixtures under
+/// `NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"` to see it). fd-svm's grid is the AVX-512 one.
+const LOGSPACE_WITHOUT_AVX512: [f64; 7] = [1e-06, 1e-05, 0.0001, 0.001, 0.01, 0.1, 1.0];
+
+// Where the intercept hangs on rounding, scikit-learn and fd-svm may each land on either of two optimal intercepts.
+//
+// libsvm's `calculate_rho` averages `y_k G_k` over the free multipliers (0 < alpha_k < C_k) and, when none is free, takes the
+// midpoint of the bounds that the bounded ones give. At small C the class-balanced weights put every multiplier on its bound in
+// exact arithmetic; the last one the solver moves is computed as a difference, and its last bits decide whether it lands on its
+// bound (no multiplier free: rho is the midpoint, near 0, and the SVM ranks rows) or a few ulps short of it (one free: rho is
+// its `y_k G_k`, near ±1, and every row gets one sign, a balanced accuracy of 0.5). Which multiplier moves last also hangs on
+// the last bits, and those are not fixed by the problem: a C one ulp apart (see `LOGSPACE_WITHOUT_AVX512`) flips noisy, small
+// and rare at C = 1e-5 (that is what regenerating the fixtures on a CPU without AVX-512 shows; given the same C and rows,
+// scikit-learn repeats itself), and scikit-learn's kernel values come from its BLAS `ddot`, whose summation order depends on
+// the BLAS build and the CPU (see `kernel.rs`) and which fd-svm matches only to rounding.
+//
+// So at points where our own solver has at most one free multiplier, and that one within rounding of its bound
+// (`smo::Solver::intercept_branches` returns the other intercepts then), scikit-learn's intercept must be ours or one of those
+// other branches, its decision values must be ours under that intercept, and its fold scores must be ours or a score another
+// branch gives. Everything else stays exact: w, the support and the iteration count at every point, and the intercept, the
+// decision values and the scores at every other point. A value that matches no branch still fails.
+
+/// The intercept of the branch that gives scikit-learn's `theirs`: ours when it is within `tolerance`, else the first of
+/// `branches` that is; `None` when no branch gives it.
+fn matching_branch(ours: f64, branches: Option<&[f64]>, theirs: f64, tolerance: f64) -> Option<f64> {
+    std::iter::once(ours).chain(branches.into_iter().flatten().copied()).find(|b| (b - theirs).abs() <= tolerance)
+}
+
+/// Each fold's balanced accuracy at `c`, with, where that fold's intercept hangs on rounding, the score of every other branch.
+fn fold_scores_and_branches(
+    data: fit::ClassData<'_>,
+    folds: &[usize],
+    c: f64,
+    config: &SvmConfig,
+) -> Vec<(f64, Vec<f64>)> {
+    let n = data.correct.len();
+    (0..config.folds)
+        .map(|f| {
+            let train: Vec<usize> = (0..n).filter(|&i| folds[i] != f).collect();
+            let test: Vec<usize> = (0..n).filter(|&i| folds[i] == f).collect();
+            let truth: Vec<bool> = test.iter().map(|&i| data.correct[i]).collect();
+            let (svm, branches) = fit::fit_binary_branches(data, &train, c, config);
+            let score = |b: f64| {
+                let branch = crate::LinearSvm { b, ..svm.clone() };
+                crate::metrics::balanced_accuracy(&fit::predict(&branch, data, &test), &truth)
+            };
+            (score(svm.b), branches.unwrap_or_default().into_iter().map(score).collect())
+        })
+        .collect()
+}
+
+/// Whether scikit-learn's fold scores are ours, fold by fold, or scores another branch of that fold gives.
+fn folds_on_some_branch(ours: &[(f64, Vec<f64>)], theirs: &[f64], tolerance: f64) -> bool {
+    ours.len() == theirs.len()
+        && ours
+            .iter()
+            .zip(theirs)
+            .all(|((score, others), t)| std::iter::once(score).chain(others).any(|s| (s - t).abs() <= tolerance))
+}
+
+/// The index of the first maximum, as the protocol chooses (strict `>`).
+fn first_best(scores: &[f64]) -> usize {
+    (0..scores.len()).fold(0, |best, k| if scores[k] > scores[best] { k } else { best })
+}
+
 #[test]
 fn every_c_matches_scikit_learn() {
     let l = load();
     let config = SvmConfig::paper();
-    assert_eq!(config.c_grid, l.fixtures.cs, "the C grid must be numpy's logspace(-6, 0, 7), bit for bit");
+    assert!(
+        l.fixtures.cs == config.c_grid || l.fixtures.cs == LOGSPACE_WITHOUT_AVX512,
+        "the C grid must be numpy's logspace(-6, 0, 7), bit for bit: {:?}",
+        l.fixtures.cs
+    );
     let mut fits = 0;
     for case in &l.fixtures.cases {
         for (class, reference) in case.per_class.iter().enumerate() {
@@ -107,31 +178,39 @@ fn every_c_matches_scikit_learn() {
             let expected_w = tensor(&l.tensors, &format!("{}.{class}.w", case.name));
             let expected_d = tensor(&l.tensors, &format!("{}.{class}.decision", case.name));
             let n = correct.len();
-            for (k, &c) in config.c_grid.iter().enumerate() {
+            // At the C scikit-learn was given (either logspace), as on the rows it saw: a C one ulp apart takes another path,
+            // with another iteration count.
+            for (k, &c) in l.fixtures.cs.iter().enumerate() {
                 let data = fit::ClassData { gram: &gram, z: &z, dim: case.dim, correct: &correct };
                 let scores = fit::cross_validate(data, &reference.folds, 2, c, &config);
-                let score = (scores[0] + scores[1]) / 2.0;
-                assert!(
-                    (score - reference.cv_scores[k]).abs() <= 1e-3,
-                    "{what} C={c}: cv {score} vs {}",
-                    reference.cv_scores[k]
+                let folds = fold_scores_and_branches(data, &reference.folds, c, &config);
+                assert_eq!(
+                    folds.iter().map(|f| f.0).collect::<Vec<_>>(),
+                    scores,
+                    "{what} C={c}: the folds as fit.rs scores them"
                 );
-                let svm = fit::fit_binary(data, &(0..n).collect::<Vec<_>>(), c, &config);
-                let ours: Vec<f64> = (0..n).map(|i| svm.decision(&z[i * case.dim..(i + 1) * case.dim])).collect();
+                let score = (scores[0] + scores[1]) / 2.0;
+                if (score - reference.cv_scores[k]).abs() > 1e-3 {
+                    assert!(
+                        folds_on_some_branch(&folds, &reference.fold_scores[k], 1e-3),
+                        "{what} C={c}: cv {score} vs {} (folds {folds:?} vs {:?})",
+                        reference.cv_scores[k],
+                        reference.fold_scores[k]
+                    );
+                }
+                let (svm, branches) = fit::fit_binary_branches(data, &(0..n).collect::<Vec<_>>(), c, &config);
                 let theirs: Vec<f64> = expected_d[k * n..(k + 1) * n].iter().map(|&v| f64::from(v)).collect();
                 let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs()));
-                // Even where at most one multiplier is free and the intercept hangs on the last bit of the inputs
-                // (`n_free` in the fixtures), the mirrored solver lands where libsvm lands.
+                let b =
+                    matching_branch(svm.b, branches.as_deref(), reference.b[k], 1e-6 * scale).unwrap_or_else(|| {
+                        panic!("{what} C={c}: b {} vs {} (other branches: {branches:?})", svm.b, reference.b[k])
+                    });
+                let svm = crate::LinearSvm { b, ..svm };
+                let ours: Vec<f64> = (0..n).map(|i| svm.decision(&z[i * case.dim..(i + 1) * case.dim])).collect();
                 let err = ours.iter().zip(&theirs).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
                 let r = pearson(&ours, &theirs);
                 assert!(err <= 1e-3 * scale, "{what} C={c}: max |decision error| {err:e} vs scale {scale:e}");
                 assert!(r >= 0.9999, "{what} C={c}: correlation {r}");
-                assert!(
-                    (svm.b - reference.b[k]).abs() <= 1e-6 * scale,
-                    "{what} C={c}: b {} vs {}",
-                    svm.b,
-                    reference.b[k]
-                );
                 let w_ref = &expected_w[k * case.dim..(k + 1) * case.dim];
                 let w_err = svm.w.iter().zip(w_ref).fold(0f64, |m, (a, b)| m.max((a - f64::from(*b)).abs()));
                 let w_scale = w_ref.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -151,13 +230,40 @@ fn the_protocol_chooses_what_scikit_learn_chooses() {
     let l = load();
     let config = SvmConfig::paper();
     for case in &l.fixtures.cases {
-        // On scikit-learn's inputs, every class's chosen C and CV score.
-        for (class, reference) in case.per_class.iter().enumerate() {
-            let Some(r) = reference else { continue };
+        // On scikit-learn's inputs, every class's CV scores and chosen C, through the protocol with fd-svm's own grid.
+        for (class, r) in case.per_class.iter().enumerate() {
+            let Some(r) = r else { continue };
+            let what = format!("{} class {class}", case.name);
             let (z, correct) = class_rows(&l, case, class as u16);
             let ours = fit::fit_class(class as u16, &z, case.dim, &correct, &config);
-            assert_eq!(ours.c, config.c_grid[r.chosen], "{} class {class}: chosen C", case.name);
-            assert_eq!(ours.cv_scores, r.cv_scores, "{} class {class}: cv scores", case.name);
+            let gram = Gram::new(&z, case.dim);
+            let data = fit::ClassData { gram: &gram, z: &z, dim: case.dim, correct: &correct };
+            for (k, &c) in config.c_grid.iter().enumerate() {
+                if ours.cv_scores[k] == r.cv_scores[k] {
+                    continue;
+                }
+                // Only where a fold's intercept hangs on rounding, and only to a score another branch gives.
+                let folds = fold_scores_and_branches(data, &r.folds, c, &config);
+                assert_eq!(
+                    (folds[0].0 + folds[1].0) / 2.0,
+                    ours.cv_scores[k],
+                    "{what} C={c}: the folds as fit_class scores them"
+                );
+                assert!(
+                    folds_on_some_branch(&folds, &r.fold_scores[k], 0.0),
+                    "{what} C={c}: cv scores {:?} vs {:?} (folds {folds:?} vs {:?})",
+                    ours.cv_scores,
+                    r.cv_scores,
+                    r.fold_scores[k]
+                );
+            }
+            if ours.cv_scores == r.cv_scores {
+                assert_eq!(ours.c, config.c_grid[r.chosen], "{what}: chosen C");
+            } else {
+                // Both score vectors are valid; each chooses by the same rule.
+                assert_eq!(r.chosen, first_best(&r.cv_scores), "{what}: the reference's choice");
+                assert_eq!(ours.c, config.c_grid[first_best(&ours.cv_scores)], "{what}: chosen C");
+            }
         }
     }
     // From raw rows through fd-svm's own preprocessing and the multi-class API.
@@ -363,28 +469,25 @@ fn confusion_precision_recall_and_ranking_on_known_values() {
 }
 
 #[test]
-fn the_linear_probe_separates_separable_classes() {
-    let dim = 8;
-    let mut rng = Rng(11);
-    let mut make = |n: usize| -> (Vec<f32>, Vec<u16>) {
-        let mut rows = Vec::new();
-        let mut labels = Vec::new();
-        for i in 0..n {
-            let class = (i % 3) as u16;
-            for k in 0..dim {
-                let centre = if k == usize::from(class) { 4.0 } else { 0.0 };
-                rows.push((centre + rng.normal()) as f32);
-            }
-            labels.push(class);
-        }
-        (rows, labels)
-    };
-    let (train, train_labels) = make(150);
-    let (test, test_labels) = make(60);
-    let accuracy = crate::probe::linear_probe_accuracy(&train, &train_labels, &test, &test_labels, dim, 1.0).unwrap();
-    assert!(accuracy >= 0.95, "probe accuracy {accuracy}");
-    // Shuffled labels carry nothing.
-    let shuffled: Vec<u16> = test_labels.iter().map(|l| (l + 1) % 3).collect();
-    let chance = crate::probe::linear_probe_accuracy(&train, &train_labels, &test, &shuffled, dim, 1.0).unwrap();
-    assert!(chance <= 0.1, "accuracy against wrong labels {chance}");
+fn planted_recovery_on_a_hand_worked_example() {
+    use crate::metrics::{planted_classes, planted_recovery};
+    // Class 0: rows 0..4, the group is rows 1 and 3. Class 1: rows 4..6, no group, so it does not count. Class 2: rows 6..8, all group.
+    let labels = [0, 0, 0, 0, 1, 1, 2, 2];
+    let in_group = [false, true, false, true, false, false, true, true];
+    let scores = [0.5, -1.0, 0.1, 0.2, 0.0, 0.0, 1.0, 2.0];
+    let (classes, base) = planted_classes(&labels, &in_group, 3);
+    assert_eq!(classes, [0, 2]);
+    // Base rates 2/4 and 2/2.
+    assert_eq!(base, Some(0.75));
+    let r = planted_recovery(&scores, &labels, &in_group, &classes, &[1, 2, 3, 5]);
+    // Class 0 ranks rows 1 (group), 2, 3 (group), 0: top 1 = 1, top 2 = 1/2, top 3 = 2/3; class 2 is all group: 1 at K = 1, 2.
+    // K = 3 is reached by class 0 only, K = 5 by none.
+    assert_eq!(r.curve.iter().map(|p| p.k).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(r.at(1), Some(1.0));
+    assert_eq!(r.at(2), Some(0.75));
+    assert!((r.at(3).unwrap() - 2.0 / 3.0).abs() < 1e-15);
+    assert_eq!(r.at(5), None);
+    // Class 0's AUROC of -score: group scores {-1.0, 0.2} against {0.5, 0.1}: pairs won (1.0 > -0.5, 1.0 > -0.1, -0.2 > -0.5,
+    // -0.2 < -0.1) = 3 of 4. Class 2 has no non-group row, so its NaN is left out.
+    assert_eq!(r.auroc, Some(0.75));
 }

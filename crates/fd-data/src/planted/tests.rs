@@ -1,7 +1,7 @@
 //! Planted subpopulations: group labels, rates, determinism, transforms and config checks.
 
 use crate::planted::*;
-use crate::split::SplitConfig;
+use crate::split::{SplitConfig, SplitPart};
 use crate::synthetic::{SyntheticConfig, make_synthetic};
 use crate::{Dataset, Image, count_labels};
 
@@ -49,10 +49,10 @@ fn superclass_task_subsamples_the_minority_in_train_only() {
     }
     let counts = group_counts(groups, &p.split);
     // 100 per class: val takes 20, the pool half of the other 80, train the rest; train keeps 1 in 4 minority images.
-    assert_eq!(counts[0], ("train", vec![40, 40, 10, 40, 40, 0]));
-    assert_eq!(counts[1], ("val", vec![20, 20, 20, 20, 20, 0]));
-    assert_eq!(counts[2], ("extra", vec![40, 40, 40, 40, 40, 0]));
-    assert_eq!(counts[3], ("test", vec![50, 50, 50, 50, 50, 0]));
+    assert_eq!(counts[0], (SplitPart::Train, vec![40, 40, 10, 40, 40, 0]));
+    assert_eq!(counts[1], (SplitPart::Val, vec![20, 20, 20, 20, 20, 0]));
+    assert_eq!(counts[2], (SplitPart::Extra, vec![40, 40, 40, 40, 40, 0]));
+    assert_eq!(counts[3], (SplitPart::Test, vec![50, 50, 50, 50, 50, 0]));
     // The images themselves are untouched.
     assert_eq!(p.train.image_bytes(0), train.image_bytes(0));
 }
@@ -72,10 +72,10 @@ fn planted_attribute_marks_the_asked_fraction_deterministically() {
     let p = prepare(train.clone(), test.clone(), &split_config, Some(&planted)).unwrap();
     let groups = p.groups.as_ref().unwrap();
     for (part, idx) in p.split.parts() {
-        let (set, g) = if part == "test" { (&p.test, &groups.test) } else { (&p.train, &groups.train) };
+        let (set, g) = if part.is_test() { (&p.test, &groups.test) } else { (&p.train, &groups.train) };
         let planted_labels: Vec<u16> = idx.iter().filter(|&&i| g[i] == 1).map(|&i| set.labels()[i]).collect();
         let all = count_labels(&idx.iter().map(|&i| set.labels()[i]).collect::<Vec<_>>(), 4);
-        let rate = if part == "train" { 0.1 } else { 0.5 };
+        let rate = if part == SplitPart::Train { 0.1 } else { 0.5 };
         let expected: Vec<usize> =
             (0..4).map(|k| if k == 1 || k == 3 { (rate * all[k] as f64).round() as usize } else { 0 }).collect();
         assert_eq!(count_labels(&planted_labels, 4), expected, "{part}");

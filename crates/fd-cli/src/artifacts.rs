@@ -1,0 +1,349 @@
+//! The run directory's artifact formats: one serde struct per JSON file, each carrying its format version and read with
+//! `deny_unknown_fields`, and the embeddings' safetensors layout. [`crate::run::Run`] reads and writes them; the report consumes them.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use fd_data::SplitPart;
+use fd_svm::select::SelectionRule;
+use serde::{Deserialize, Serialize};
+
+/// The file a part's evaluation lives in.
+pub fn eval_file(part: SplitPart) -> String {
+    format!("eval_{part}.safetensors")
+}
+
+/// The file a part's embeddings live in.
+pub fn embeddings_file(part: SplitPart) -> String {
+    format!("embeddings_{part}.safetensors")
+}
+
+/// The name of one retraining (`svm-k100`): its folder under `retrain/`, and its stage is `retrain-<name>`.
+pub fn retrain_name(rule: SelectionRule, k: usize) -> String {
+    format!("{}-k{k}", rule.name())
+}
+
+/// A format version that serializes as `N` and refuses any other number when read, so a file of another version is an error
+/// naming both numbers, before any field of the other format is looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Version<const N: u32>;
+
+impl<const N: u32> Serialize for Version<N> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u32(N)
+    }
+}
+
+impl<'de, const N: u32> Deserialize<'de> for Version<N> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let found = u32::deserialize(d)?;
+        if found != N {
+            return Err(serde::de::Error::custom(format!(
+                "format version {found}, expected {N} (written by another version of fd-cli)"
+            )));
+        }
+        Ok(Version)
+    }
+}
+
+/// A JSON artifact: its file name in the run directory and the stage that writes it.
+pub trait JsonArtifact: Serialize + serde::de::DeserializeOwned {
+    /// The file, relative to the run directory.
+    const FILE: &'static str;
+    /// The stage (and subcommand) that writes it.
+    const STAGE: &'static str;
+}
+
+macro_rules! json_artifact {
+    ($t:ty, $file:literal, $stage:literal) => {
+        impl JsonArtifact for $t {
+            const FILE: &'static str = $file;
+            const STAGE: &'static str = $stage;
+        }
+    };
+}
+
+/// `train_log.json`: what each training epoch did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainLog {
+    /// The format.
+    pub format_version: Version<1>,
+    /// One entry per epoch.
+    pub epochs: Vec<fd_model::EpochLog>,
+}
+json_artifact!(TrainLog, "train_log.json", "train");
+
+/// One part's accuracy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartAccuracy {
+    /// The part.
+    pub part: SplitPart,
+    /// Its images.
+    pub images: usize,
+    /// The classifier's accuracy on them.
+    pub accuracy: f64,
+}
+
+/// `evaluate.json`: the classifier's accuracy on every part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateSummary {
+    /// The format.
+    pub format_version: Version<1>,
+    /// One entry per part, in split order.
+    pub parts: Vec<PartAccuracy>,
+}
+json_artifact!(EvaluateSummary, "evaluate.json", "evaluate");
+
+impl EvaluateSummary {
+    /// The accuracy on `part`.
+    pub fn accuracy(&self, part: SplitPart) -> Option<f64> {
+        self.parts.iter().find(|p| p.part == part).map(|p| p.accuracy)
+    }
+}
+
+/// One part's embedding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedPart {
+    /// The part.
+    pub part: SplitPart,
+    /// Its images.
+    pub images: usize,
+    /// Seconds spent on it.
+    pub seconds: f64,
+    /// Whether the rows came from the cache directory.
+    pub cached: bool,
+}
+
+/// `embed.json`: the space's dimension and what each part took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedSummary {
+    /// The format.
+    pub format_version: Version<1>,
+    /// The embedding dimension.
+    pub dim: usize,
+    /// One entry per part.
+    pub parts: Vec<EmbedPart>,
+}
+json_artifact!(EmbedSummary, "embed.json", "embed");
+
+/// `directions.json`: the per-class SVMs with their preprocessing (the vectors are also in `directions.safetensors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectionsFile {
+    /// The format.
+    pub format_version: Version<1>,
+    /// The directions.
+    pub directions: fd_svm::Directions,
+}
+json_artifact!(DirectionsFile, "directions.json", "fit");
+
+/// One class's SVM quality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassFit {
+    /// The class.
+    pub class: u16,
+    /// The chosen C (`None` when skipped).
+    pub c: Option<f64>,
+    /// Its mean 2-fold CV balanced accuracy on val.
+    pub cv_balanced_accuracy: Option<f64>,
+    /// The SVM's balanced accuracy on the class's test images.
+    pub test_balanced_accuracy: f64,
+    /// The classifier's accuracy on them.
+    pub classifier_test_accuracy: f64,
+    /// Why the class has no SVM, if it has none.
+    pub skipped: Option<String>,
+}
+
+/// `fit.json`: the SVMs' quality on val (cross-validated) and on test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitSummary {
+    /// The format.
+    pub format_version: Version<1>,
+    /// The mean over fitted classes of the chosen C's CV balanced accuracy.
+    pub mean_cv_balanced_accuracy: f64,
+    /// The balanced accuracy of all SVMs' flags on test (classes without an SVM flag nothing).
+    pub test_balanced_accuracy: f64,
+    /// The plain accuracy of the same flags.
+    pub test_accuracy: f64,
+    /// Their confusion counts.
+    pub test_confusion: fd_svm::metrics::Confusion,
+    /// Seconds the fit took.
+    pub fit_seconds: f64,
+    /// One entry per class.
+    pub classes: Vec<ClassFit>,
+}
+json_artifact!(FitSummary, "fit.json", "fit");
+
+/// What the caption stage made of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CaptionOutcome {
+    /// Captioned and checked.
+    Captioned {
+        /// What the scores are taken against: the reference caption, or for a closed space the mean vector of some classes.
+        reference: String,
+        /// The captions and their evidence.
+        captions: fd_caption::class::ClassCaptions,
+    },
+    /// Not captioned, and why.
+    Skipped {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// One class of `captions.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassCaptionsEntry {
+    /// The class.
+    pub class: u16,
+    /// Its name.
+    pub name: String,
+    /// What was made of it.
+    pub outcome: CaptionOutcome,
+}
+
+impl ClassCaptionsEntry {
+    /// The captions, when the class was captioned.
+    pub fn captions(&self) -> Option<&fd_caption::class::ClassCaptions> {
+        match &self.outcome {
+            CaptionOutcome::Captioned { captions, .. } => Some(captions),
+            CaptionOutcome::Skipped { .. } => None,
+        }
+    }
+}
+
+/// `captions.json`: per class the hardest and easiest captions, their held-out checks and subpopulations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionsFile {
+    /// The format.
+    pub format_version: Version<1>,
+    /// One entry per class.
+    pub classes: Vec<ClassCaptionsEntry>,
+}
+json_artifact!(CaptionsFile, "captions.json", "caption");
+
+/// `selections.json`: pool images picked per rule and K, `rules[rule][k]` listing dataset indices, class by class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selections {
+    /// The format.
+    pub format_version: Version<1>,
+    /// The picks.
+    pub rules: BTreeMap<SelectionRule, BTreeMap<usize, Vec<usize>>>,
+}
+json_artifact!(Selections, "selections.json", "select");
+
+/// Embeddings and their dataset indices, as `embeddings_<part>.safetensors` holds them: `embeddings` `[n, dim]` (f32) and
+/// `indices` `[n]` (i64).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// Rows of `dim` values.
+    pub rows: Vec<f32>,
+    /// The dimension.
+    pub dim: usize,
+    /// The dataset index of each row.
+    pub indices: Vec<usize>,
+}
+
+impl Embeddings {
+    /// The safetensors bytes.
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        let data: Vec<u8> = self.rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let idx: Vec<u8> = self.indices.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect();
+        let n = self.indices.len();
+        let view = |dtype, shape, bytes| {
+            safetensors::tensor::TensorView::new(dtype, shape, bytes)
+                .expect("the shapes match the data by construction")
+        };
+        let views = [
+            ("embeddings", view(safetensors::Dtype::F32, vec![n, self.dim], &data)),
+            ("indices", view(safetensors::Dtype::I64, vec![n], &idx)),
+        ];
+        safetensors::serialize(views, None).expect("serializing to memory cannot fail")
+    }
+
+    /// Reads what [`Embeddings::to_safetensors`] wrote; a truncated or foreign file says what was expected.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Embeddings> {
+        use safetensors::Dtype;
+        let st = match safetensors::SafeTensors::deserialize(bytes) {
+            Ok(st) => st,
+            Err(e) => bail!("not a safetensors file ({e}); it may be truncated"),
+        };
+        let (Ok(e), Ok(i)) = (st.tensor("embeddings"), st.tensor("indices")) else {
+            bail!("expected tensors \"embeddings\" and \"indices\"");
+        };
+        if e.dtype() != Dtype::F32 || e.shape().len() != 2 || i.dtype() != Dtype::I64 || i.shape() != [e.shape()[0]] {
+            bail!(
+                "expected embeddings F32 [n, dim] and indices I64 [n], found {:?} {:?} and {:?} {:?}",
+                e.dtype(),
+                e.shape(),
+                i.dtype(),
+                i.shape()
+            );
+        }
+        let rows = e.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let indices = i
+            .data()
+            .chunks_exact(8)
+            .map(|b| usize::try_from(i64::from_le_bytes(b.try_into().expect("8 bytes"))))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| anyhow::anyhow!("a negative dataset index"))?;
+        Ok(Embeddings { rows, dim: e.shape()[1], indices })
+    }
+}
+
+/// A part's embeddings joined with the classifier's evaluation of the same images, row for row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Embeddings, `dim` values a row.
+    pub rows: Vec<f32>,
+    /// The embedding dimension.
+    pub dim: usize,
+    /// Dataset indices.
+    pub indices: Vec<usize>,
+    /// True labels.
+    pub labels: Vec<u16>,
+    /// Whether the classifier was right.
+    pub correct: Vec<bool>,
+    /// Softmax probability of the true class.
+    pub confidence: Vec<f64>,
+}
+
+impl Scored {
+    /// Joins embeddings and an evaluation that list the same images in the same order.
+    pub fn join(embeddings: Embeddings, eval: fd_model::Evaluation) -> Result<Scored> {
+        if embeddings.indices != eval.indices {
+            bail!(
+                "the embeddings ({} rows) and the evaluation ({} rows) do not list the same images in the same order",
+                embeddings.indices.len(),
+                eval.indices.len()
+            );
+        }
+        Ok(Scored {
+            rows: embeddings.rows,
+            dim: embeddings.dim,
+            indices: eval.indices,
+            labels: eval.labels,
+            correct: eval.correct,
+            confidence: eval.confidence.iter().map(|&c| f64::from(c)).collect(),
+        })
+    }
+
+    /// The rows of `class`, by position.
+    pub fn class_rows(&self, class: u16) -> Vec<usize> {
+        (0..self.labels.len()).filter(|&i| self.labels[i] == class).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

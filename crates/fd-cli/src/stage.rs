@@ -1,0 +1,94 @@
+//! The stages of a run, in order: one enum drives `reproduce`'s stage list, the stage subcommands and the dispatcher
+//! ([`crate::stages::run_stage`]).
+
+/// A stage of the paper's pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// The dataset and the embedder's weights into the cache directory.
+    Fetch,
+    /// The classifier.
+    Train,
+    /// The classifier on every part.
+    Evaluate,
+    /// Every part in the latent space.
+    Embed,
+    /// The per-class SVMs.
+    Fit,
+    /// The directions' names.
+    Caption,
+    /// The pool images each rule picks.
+    Select,
+    /// A classifier retrained with each pick.
+    Retrain,
+    /// The summary and the page.
+    Report,
+}
+
+impl Stage {
+    /// Every stage, in the order `reproduce` runs them.
+    pub const ALL: [Stage; 9] = [
+        Stage::Fetch,
+        Stage::Train,
+        Stage::Evaluate,
+        Stage::Embed,
+        Stage::Fit,
+        Stage::Caption,
+        Stage::Select,
+        Stage::Retrain,
+        Stage::Report,
+    ];
+
+    /// The stage's name: its subcommand, its stamp's file name, its `--skip` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Fetch => "fetch",
+            Stage::Train => "train",
+            Stage::Evaluate => "evaluate",
+            Stage::Embed => "embed",
+            Stage::Fit => "fit",
+            Stage::Caption => "caption",
+            Stage::Select => "select",
+            Stage::Retrain => "retrain",
+            Stage::Report => "report",
+        }
+    }
+
+    /// What the stage does and writes, as its subcommand's help says.
+    pub fn about(self) -> &'static str {
+        match self {
+            Stage::Fetch => "Get the dataset and the embedder's weights into the cache directory.",
+            Stage::Train => "Train the classifier on the train split: model.safetensors, train_log.json.",
+            Stage::Evaluate => "Evaluate the classifier on every split: eval_<split>.safetensors, evaluate.json.",
+            Stage::Embed => "Embed every split in the latent space: embeddings_<split>.safetensors, embed.json.",
+            Stage::Fit => {
+                "Fit the per-class SVMs on val and score test: directions.json, directions.safetensors, fit.json."
+            }
+            Stage::Caption => "Name each class's failure direction and check the names on test: captions.json.",
+            Stage::Select => "Pick pool images per class by SVM, confidence and at random: selections.json.",
+            Stage::Retrain => "Retrain from scratch with each selection added: retrain/<rule>-k<K>/.",
+            Stage::Report => "Write summary.json (the fidelity table against the paper) and report.html.",
+        }
+    }
+
+    /// Whether `fd-cli <name> --run DIR` runs the stage alone. `fetch` has a subcommand of its own that names what to fetch
+    /// (`fd-cli fetch cifar10`), which needs no run directory.
+    pub fn has_stage_command(self) -> bool {
+        self != Stage::Fetch
+    }
+
+    /// The stage named `name`.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The names of all stages, comma-separated, for messages.
+    pub fn names() -> String {
+        Stage::ALL.map(Stage::name).join(", ")
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

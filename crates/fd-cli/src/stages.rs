@@ -1,0 +1,34 @@
+//! The stage bodies, one module each, and the dispatcher. Each reads its inputs through [`Run`], keys itself by the config sections
+//! and input hashes it uses, and lets the [`crate::engine::Engine`] decide whether it runs.
+
+#![allow(clippy::print_stdout)]
+
+mod caption;
+mod embed;
+mod evaluate;
+mod fetch;
+mod fit;
+mod report;
+mod retrain;
+mod select;
+mod train;
+
+use anyhow::Result;
+
+use crate::run::Run;
+use crate::stage::Stage;
+
+/// Runs one stage over a run.
+pub fn run_stage(run: &Run, stage: Stage) -> Result<()> {
+    match stage {
+        Stage::Fetch => fetch::fetch(run),
+        Stage::Train => train::train(run),
+        Stage::Evaluate => evaluate::evaluate(run),
+        Stage::Embed => embed::embed(run),
+        Stage::Fit => fit::fit(run),
+        Stage::Caption => caption::caption(run),
+        Stage::Select => select::select(run),
+        Stage::Retrain => retrain::retrain(run),
+        Stage::Report => report::report(run),
+    }
+}

@@ -1,0 +1,162 @@
+//! The caption stage: each class's direction named with the latent space's vocabulary and checked on test, `captions.json`.
+//! The per-class work is fd-caption's; scores come from fd-svm's own preprocessing and decision; this module gathers the candidates.
+
+use std::rc::Rc;
+
+use anyhow::{Context, Result, bail};
+use fd_caption::class::{CaptionConfig, ClassInput, caption_class};
+use fd_caption::vocabulary::{Grammar, Vocabulary};
+use fd_data::SplitPart;
+use serde_json::json;
+
+use crate::artifacts::{CaptionOutcome, CaptionsFile, ClassCaptionsEntry, Scored, Version};
+use crate::run::Run;
+
+/// Captions every class.
+pub(super) fn caption(run: &Run) -> Result<()> {
+    let caption = run.caption_config();
+    let wanted = |n: &str| n == "directions.json" || n.ends_with("_test.safetensors");
+    let mut inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
+    inputs.insert("embedder weights".into(), run.embed_weights_sha()?);
+    if let Some(path) = caption.vocabulary.as_deref().filter(|v| v.ends_with(".json")) {
+        let sha =
+            fd_data::sha256_file(std::path::Path::new(path)).with_context(|| format!("caption.vocabulary {path}"))?;
+        inputs.insert(format!("vocabulary {path}"), sha);
+    }
+    run.engine.run("caption", json!({"embed": run.embed_keyed()?, "caption": caption}), inputs, |out| {
+        let embedder = run.embedder()?;
+        let names = run.prepared()?.train.class_names().to_vec();
+        let candidates = candidates(&embedder, &names, &caption)?;
+        let directions = run.directions()?;
+        let test = run.scored(SplitPart::Test)?;
+        let classes = names
+            .iter()
+            .zip(candidates)
+            .enumerate()
+            .map(|(class, (name, candidates))| {
+                caption_one(&directions, &test, class as u16, name, candidates, &caption)
+            })
+            .collect::<Result<_>>()?;
+        Ok(vec![Run::write(out, &CaptionsFile { format_version: Version, classes })?])
+    })?;
+    Ok(())
+}
+
+/// One class's entry: skipped without an SVM, else its captions scored by the class's SVM and checked on its test images.
+fn caption_one(
+    directions: &fd_svm::Directions,
+    test: &Scored,
+    class: u16,
+    name: &str,
+    candidates: Candidates,
+    config: &CaptionConfig,
+) -> Result<ClassCaptionsEntry> {
+    let dim = test.dim;
+    let deltas = fd_caption::score::caption_deltas(&candidates.texts, &candidates.reference_vector);
+    let Some(scores) = directions.class_decisions(class, &deltas)? else {
+        let reason = "no SVM for this class (see fit.json)".to_string();
+        return Ok(ClassCaptionsEntry { class, name: name.into(), outcome: CaptionOutcome::Skipped { reason } });
+    };
+    let members = test.class_rows(class);
+    let images: Vec<f32> = members.iter().flat_map(|&i| test.rows[i * dim..(i + 1) * dim].iter().copied()).collect();
+    let correct: Vec<bool> = members.iter().map(|&i| test.correct[i]).collect();
+    let ids: Vec<usize> = members.iter().map(|&i| test.indices[i]).collect();
+    let input = ClassInput {
+        captions: &candidates.captions,
+        texts: &candidates.texts,
+        scores: &scores,
+        images: &images,
+        correct: &correct,
+        ids: &ids,
+        dim,
+    };
+    let captions = caption_class(&input, config);
+    let hard = captions.hard();
+    println!(
+        "caption: {name:<12} hard: {:<24} ({} nearest test images {:.2} vs class {:.2}, p = {:.3}{})  easy: {}",
+        hard.caption,
+        config.k,
+        hard.check.accuracy,
+        hard.check.class_accuracy,
+        hard.check.p_value,
+        if hard.check.supported { "" } else { ", unsupported" },
+        captions.easy().caption,
+    );
+    let outcome = CaptionOutcome::Captioned { reference: candidates.reference, captions };
+    Ok(ClassCaptionsEntry { class, name: name.into(), outcome })
+}
+
+/// One class's candidate captions, their embeddings, and the reference the scores are taken against.
+/// A closed vocabulary's captions and embeddings are shared by every class, hence the `Rc`s.
+struct Candidates {
+    captions: Rc<Vec<String>>,
+    texts: Rc<Vec<f32>>,
+    reference_vector: Vec<f32>,
+    reference: String,
+}
+
+/// The candidates of every class. A closed space (EfficientNet) offers its ImageNet class names to every class, against the mean
+/// vector of the class's own hyponyms (or of the whole vocabulary). An open space (CLIP) offers the caption set the config names
+/// (method spec §2.1; `cifar10-simple` by default), against the reference caption "a photo of a <label>" (§2.2).
+fn candidates(embedder: &fd_clip::Embedder, class_names: &[String], config: &CaptionConfig) -> Result<Vec<Candidates>> {
+    if let Some(vocabulary) = embedder.vocabulary() {
+        let texts = Rc::new(embedder.embed_texts(&vocabulary)?);
+        let captions = Rc::new(vocabulary.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+        let names: Vec<&str> = class_names.iter().map(String::as_str).collect();
+        let all: Vec<usize> = (0..vocabulary.len()).collect();
+        let closed = |hyponyms: &Vec<usize>| {
+            let (rows, reference) = if hyponyms.is_empty() {
+                (&all, "the mean of the vocabulary")
+            } else {
+                (hyponyms, "the mean of the class's ImageNet hyponyms")
+            };
+            Candidates {
+                captions: Rc::clone(&captions),
+                texts: Rc::clone(&texts),
+                reference_vector: fd_caption::score::mean_of_rows(&texts, embedder.dim(), rows),
+                reference: reference.into(),
+            }
+        };
+        return Ok(fd_clip::imagenet::cifar10_hyponyms(&names).iter().map(closed).collect());
+    }
+    let name = config.vocabulary.as_deref().unwrap_or("cifar10-simple");
+    let set = vocabulary(name, class_names.len())?;
+    let grammar = Grammar::Paper;
+    set.classes
+        .iter()
+        .zip(&set.labels)
+        .map(|(class, label)| {
+            let captions = fd_caption::vocabulary::class_captions(class, grammar);
+            let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+            let reference = fd_caption::vocabulary::reference_caption(label, grammar);
+            Ok(Candidates {
+                texts: Rc::new(embedder.embed_texts(&refs)?),
+                reference_vector: embedder.embed_texts(&[reference.as_str()])?,
+                captions: Rc::new(captions),
+                reference,
+            })
+        })
+        .collect()
+}
+
+/// The caption set `name` (a built-in set, or a `.json` file in fd-caption's format), checked against the dataset's classes.
+fn vocabulary(name: &str, classes: usize) -> Result<Vocabulary> {
+    let set = if name.ends_with(".json") {
+        let text = std::fs::read_to_string(name).with_context(|| format!("reading caption.vocabulary {name}"))?;
+        serde_json::from_str::<Vocabulary>(&text).with_context(|| {
+            format!("parsing caption.vocabulary {name} (expected fd-caption's format: labels and classes)")
+        })?
+    } else {
+        let Some(set) = fd_caption::vocabulary::vocabulary(name) else {
+            bail!(
+                "caption.vocabulary = {name:?} is neither a .json file nor a built-in set (one of {})",
+                fd_caption::vocabulary::vocabulary_names().join(", ")
+            );
+        };
+        set
+    };
+    if let Err(message) = set.check(classes) {
+        bail!("caption.vocabulary {name}: {message}");
+    }
+    Ok(set)
+}

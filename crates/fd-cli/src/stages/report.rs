@@ -1,0 +1,83 @@
+//! The report stage: `summary.json` and `report.html` from the finished stages' artifacts.
+
+use anyhow::Result;
+use fd_data::SplitPart;
+use serde_json::json;
+
+use crate::artifacts::retrain_name;
+use crate::artifacts::{CaptionsFile, EvaluateSummary, FitSummary, Selections};
+use crate::report::{ReportInputs, Retrained, Setting, StageTime, Summary};
+use crate::run::Run;
+
+/// Writes the report.
+pub(super) fn report(run: &Run) -> Result<()> {
+    let mut stages: Vec<String> = ["evaluate", "embed", "fit", "caption"].map(String::from).to_vec();
+    let mut retrains = Vec::new();
+    if run.experiment.intervene.is_some() {
+        stages.push("select".into());
+        // Retrainings not run (`--skip retrain`) are left out of the report.
+        for (&rule, by_k) in &run.read::<Selections>()?.rules {
+            for &k in by_k.keys() {
+                let stage = format!("retrain-{}", retrain_name(rule, k));
+                if run.engine.finished(&stage).is_ok() {
+                    stages.push(stage);
+                    retrains.push((rule, k));
+                }
+            }
+        }
+    }
+    let names: Vec<&str> = stages.iter().map(String::as_str).collect();
+    let inputs = run.engine.inputs(&names, |n| !n.ends_with("model.safetensors"))?;
+    let times = names
+        .iter()
+        .map(|s| Ok(StageTime { stage: s.to_string(), seconds: run.engine.finished(s)?.seconds }))
+        .collect::<Result<Vec<_>>>()?;
+    let experiment = &run.experiment;
+    let config = json!({"caption": experiment.caption, "intervene": experiment.intervene, "data": experiment.data});
+    run.engine.run("report", config, inputs, |out| {
+        let (classifier, fit, captions): (EvaluateSummary, FitSummary, CaptionsFile) =
+            (run.read()?, run.read()?, run.read()?);
+        let test = run.scored(SplitPart::Test)?;
+        let decisions = run.directions()?.decision_values(&test.rows, &test.labels)?;
+        let prepared = run.prepared()?;
+        let planted: Option<Vec<bool>> =
+            prepared.groups.as_ref().map(|g| test.indices.iter().map(|&i| g.is_planted(g.test[i])).collect());
+        let retrained = retrains
+            .iter()
+            .map(|&(rule, k)| {
+                let eval = run.read_eval(&format!("retrain/{}/eval_test.safetensors", retrain_name(rule, k)))?;
+                Ok(Retrained { rule, k, indices: eval.indices, correct: eval.correct })
+            })
+            .collect::<Result<_>>()?;
+        let spelled = |v: serde_json::Result<serde_json::Value>| {
+            v.ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "?".into())
+        };
+        let inputs = ReportInputs {
+            name: run.dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned()),
+            setting: Setting::of(&experiment.data),
+            architecture: experiment
+                .model
+                .as_ref()
+                .map_or("?".into(), |m| spelled(serde_json::to_value(m.architecture))),
+            embedder: experiment.embed.as_ref().map_or("?".into(), |e| spelled(serde_json::to_value(e.embedder))),
+            classifier: &classifier,
+            fit: &fit,
+            captions: &captions,
+            caption_k: run.caption_config().k,
+            test: &test,
+            decisions: &decisions,
+            planted: planted.as_deref(),
+            num_classes: prepared.train.num_classes(),
+            class_names: prepared.train.class_names(),
+            test_images: &prepared.test,
+            retrained,
+            stages: times.clone(),
+        };
+        let summary = crate::report::summary(&inputs);
+        let written = Run::write::<Summary>(out, &summary)?;
+        fd_data::write_atomic(&out.join("report.html"), crate::report::html(&inputs, &summary).as_bytes())?;
+        print!("{}", crate::report::table(&summary));
+        Ok(vec![written, "report.html".into()])
+    })?;
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! The retrain stage: a classifier retrained from scratch with each selection added to the train split, evaluated on test:
+//! `retrain/<rule>-k<K>/{model,eval_test}.safetensors` and `train_log.json`, one stage (`retrain-<rule>-k<K>`) each, so an
+//! interruption loses one retraining at most.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::artifacts::retrain_name;
+use crate::artifacts::{Selections, TrainLog, Version};
+use crate::progress::Bars;
+use crate::run::Run;
+
+/// Runs every retraining.
+pub(super) fn retrain(run: &Run) -> Result<()> {
+    if run.experiment.intervene.is_none() {
+        println!("retrain: no [intervene] section, nothing to do");
+        return Ok(());
+    }
+    let (model_config, train_config) = run.model_sections()?;
+    let selections: Selections = run.read()?;
+    for (&rule, by_k) in &selections.rules {
+        for (&k, picked) in by_k {
+            let name = retrain_name(rule, k);
+            let config = json!({"data": run.experiment.data, "model": model_config, "train": train_config});
+            let inputs =
+                BTreeMap::from([(format!("selection {name}"), fd_data::sha256_hex(&serde_json::to_vec(picked)?))]);
+            run.engine.run(&format!("retrain-{name}"), config, inputs, |out| {
+                let prepared = run.prepared()?;
+                let device = run.device()?;
+                let indices: Vec<usize> = prepared.split.train.iter().chain(picked).copied().collect();
+                let set = fd_model::TrainSet { dataset: &prepared.train, indices: &indices, weights: None };
+                let classes = prepared.train.num_classes();
+                let (model, epochs) =
+                    fd_model::train(model_config, classes, set, train_config, &device, &Bars::default())?;
+                let (test, test_indices) = prepared.images(fd_data::SplitPart::Test);
+                let eval = fd_model::evaluate(&model, model_config, test, test_indices, 512, &device, &Bars::default());
+                println!("retrain: {name}: test accuracy {:.2}%", 100.0 * eval.accuracy());
+                let dir = Path::new("retrain").join(&name);
+                std::fs::create_dir_all(out.join(&dir))?;
+                let rel = |f: &str| dir.join(f).to_string_lossy().into_owned();
+                fd_model::load::save_weights(&model, &out.join(rel("model.safetensors")))?;
+                Run::write_eval(out, &rel("eval_test.safetensors"), &eval)?;
+                let log = TrainLog { format_version: Version, epochs };
+                fd_data::write_atomic(&out.join(rel("train_log.json")), &serde_json::to_vec_pretty(&log)?)?;
+                Ok(vec![rel("model.safetensors"), rel("eval_test.safetensors"), rel("train_log.json")])
+            })?;
+        }
+    }
+    Ok(())
+}
