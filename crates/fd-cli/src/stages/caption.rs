@@ -29,6 +29,14 @@ pub(super) fn caption(run: &Run) -> Result<()> {
         let candidates = candidates(&embedder, &names, &caption)?;
         let directions = run.directions()?;
         let test = run.scored(SplitPart::Test)?;
+        if embedder.dim() != test.dim || directions.preprocessing.dim() != test.dim {
+            bail!(
+                "the embedder gives {} dimensions, the test embeddings have {} and the directions {}; run `fd-cli reproduce` to remake them",
+                embedder.dim(),
+                test.dim,
+                directions.preprocessing.dim()
+            );
+        }
         let classes = names
             .iter()
             .zip(candidates)

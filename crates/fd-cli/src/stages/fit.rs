@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use fd_data::SplitPart;
 use serde_json::json;
 
@@ -19,6 +19,14 @@ pub(super) fn fit(run: &Run) -> Result<()> {
     run.engine.run("fit", json!({"svm": svm}), inputs, |out| {
         let (train, val, test) =
             (run.scored(SplitPart::Train)?, run.scored(SplitPart::Val)?, run.scored(SplitPart::Test)?);
+        if train.dim != val.dim || test.dim != val.dim {
+            bail!(
+                "the embeddings of train, val and test have {}, {} and {} dimensions; run `fd-cli embed` to remake them",
+                train.dim,
+                val.dim,
+                test.dim
+            );
+        }
         let input = fd_svm::FitInput {
             train: &train.rows,
             rows: &val.rows,

@@ -30,7 +30,7 @@ fn sources(md5: &str, url: &str) -> Cifar10Sources {
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    crate::to_hex(&Md5::digest(bytes))
 }
 
 /// Lists a directory's entries by name, sorted.

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use expect_test::expect;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::count_labels;
 use crate::split::{SplitConfig, create_dataset_split, every_kth_per_class, split};
@@ -29,7 +28,7 @@ fn check(indices: &[usize], labels: &[u16], reference: &PartReference) {
     let part_labels: Vec<u16> = indices.iter().map(|&i| labels[i]).collect();
     assert_eq!(count_labels(&part_labels, 10), reference.class_counts);
     let bytes: Vec<u8> = indices.iter().flat_map(|&i| (i as u32).to_le_bytes()).collect();
-    let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let digest = crate::sha256_hex(&bytes);
     assert_eq!(digest, reference.sha256_u32le, "the indices differ from the reference in order or content");
 }
 
