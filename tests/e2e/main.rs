@@ -482,7 +482,8 @@ fn data_scan_lists_and_decodes_a_users_images() {
     let fixture = root().join("crates/fd-data/fixtures/folder");
     let out = stdout(&fd_cli(tmp.path(), &["data", "scan", "--images", fixture.join("images").to_str().unwrap()]));
     assert!(out.contains("8 images in 2 classes") && out.contains("decoded 8 images"), "{out}");
-    let out = stdout(&fd_cli(tmp.path(), &["data", "scan", "--manifest", fixture.join("manifest.csv").to_str().unwrap()]));
+    let out =
+        stdout(&fd_cli(tmp.path(), &["data", "scan", "--manifest", fixture.join("manifest.csv").to_str().unwrap()]));
     assert!(out.contains("8 images in 2 classes") && out.contains("none 8"), "{out}");
     // A damaged image stops the scan with its name, or is listed and skipped when asked.
     let dir = tmp.path().join("images/cat");
@@ -490,7 +491,12 @@ fn data_scan_lists_and_decodes_a_users_images() {
     std::fs::copy(fixture.join("images/cat/a_rgb.png"), dir.join("good.png")).unwrap();
     std::fs::write(dir.join("bad.jpg"), b"\xff\xd8\xff\xe0 not really").unwrap();
     let images = tmp.path().join("images");
-    fails_naming(tmp.path(), &["data", "scan", "--images", images.to_str().unwrap()], "bad.jpg", "cannot decode the image");
+    fails_naming(
+        tmp.path(),
+        &["data", "scan", "--images", images.to_str().unwrap()],
+        "bad.jpg",
+        "cannot decode the image",
+    );
     let out = stdout(&fd_cli(tmp.path(), &["data", "scan", "--images", images.to_str().unwrap(), "--skip-unreadable"]));
     assert!(out.contains("decoded 1 images") && out.contains("unreadable: ") && out.contains("bad.jpg"), "{out}");
 }

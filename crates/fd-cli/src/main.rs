@@ -105,7 +105,7 @@ impl FromArgMatches for StageCommand {
 impl Subcommand for StageCommand {
     fn augment_subcommands(command: clap::Command) -> clap::Command {
         Stage::ALL.into_iter().filter(|s| s.has_stage_command()).fold(command, |command, stage| {
-            command.subcommand(StageArgs::augment_args(clap::Command::new(stage.name()).about(stage.about())))
+            command.subcommand(StageArgs::augment_args(clap::Command::new(stage.name())).about(stage.about()))
         })
     }
 

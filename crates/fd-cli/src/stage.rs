@@ -56,17 +56,17 @@ impl Stage {
     /// What the stage does and writes, as its subcommand's help says.
     pub fn about(self) -> &'static str {
         match self {
-            Stage::Fetch => "Get the dataset and the embedder's weights into the cache directory.",
-            Stage::Train => "Train the classifier on the train split: model.safetensors, train_log.json.",
-            Stage::Evaluate => "Evaluate the classifier on every split: eval_<split>.safetensors, evaluate.json.",
-            Stage::Embed => "Embed every split in the latent space: embeddings_<split>.safetensors, embed.json.",
+            Stage::Fetch => "Get the dataset and the embedder's weights into the cache directory",
+            Stage::Train => "Train the classifier on the train split: model.safetensors, train_log.json",
+            Stage::Evaluate => "Evaluate the classifier on every split: eval_<split>.safetensors, evaluate.json",
+            Stage::Embed => "Embed every split in the latent space: embeddings_<split>.safetensors, embed.json",
             Stage::Fit => {
-                "Fit the per-class SVMs on val and score test: directions.json, directions.safetensors, fit.json."
+                "Fit the per-class SVMs on val and score test: directions.json, directions.safetensors, fit.json"
             }
-            Stage::Caption => "Name each class's failure direction and check the names on test: captions.json.",
-            Stage::Select => "Pick pool images per class by SVM, confidence and at random: selections.json.",
-            Stage::Retrain => "Retrain from scratch with each selection added: retrain/<rule>-k<K>/.",
-            Stage::Report => "Write summary.json (the fidelity table against the paper) and report.html.",
+            Stage::Caption => "Name each class's failure direction and check the names on test: captions.json",
+            Stage::Select => "Pick pool images per class by SVM, confidence and at random: selections.json",
+            Stage::Retrain => "Retrain from scratch with each selection added: retrain/<rule>-k<K>/",
+            Stage::Report => "Write summary.json (the fidelity table against the paper) and report.html",
         }
     }
 
