@@ -45,6 +45,13 @@ pub struct Stamp {
     pub seconds: f64,
 }
 
+/// How a file on disk differs from what a stamp recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mismatch {
+    Missing,
+    Changed,
+}
+
 /// How long a stage took in this process, and whether it was skipped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timing {
@@ -113,15 +120,22 @@ impl Engine {
         })
     }
 
+    /// Whether the file at `rel` is missing or no longer has the hash `recorded`; `None` when it has.
+    fn mismatch(&self, rel: &str, recorded: &str) -> Result<Option<Mismatch>> {
+        let path = self.dir.join(rel);
+        if !path.is_file() {
+            return Ok(Some(Mismatch::Missing));
+        }
+        Ok((self.sha256(&path)? != recorded).then_some(Mismatch::Changed))
+    }
+
     /// The first output of `stamp` whose file is missing or no longer has the hash the stamp recorded.
     fn changed_output(&self, stamp: &Stamp) -> Result<Option<(String, &'static str)>> {
         for (rel, sha) in &stamp.outputs {
-            let path = self.dir.join(rel);
-            if !path.is_file() {
-                return Ok(Some((rel.clone(), "is missing")));
-            }
-            if self.sha256(&path)? != *sha {
-                return Ok(Some((rel.clone(), "changed after the stage wrote it")));
+            match self.mismatch(rel, sha)? {
+                Some(Mismatch::Missing) => return Ok(Some((rel.clone(), "is missing"))),
+                Some(Mismatch::Changed) => return Ok(Some((rel.clone(), "changed after the stage wrote it"))),
+                None => {}
             }
         }
         Ok(None)
@@ -132,18 +146,16 @@ impl Engine {
         let mut inputs = BTreeMap::new();
         for stage in stages {
             let stamp = self.finished(stage)?;
-            for (name, sha) in stamp.outputs {
-                if !only(&name) {
-                    continue;
-                }
-                let path = self.dir.join(&name);
-                let found = if path.is_file() { Some(self.sha256(&path)?) } else { None };
-                if found.as_ref() != Some(&sha) {
-                    let how = if found.is_some() { "changed after stage" } else { "is missing, though stage" };
+            for (name, sha) in stamp.outputs.into_iter().filter(|(name, _)| only(name)) {
+                if let Some(m) = self.mismatch(&name, &sha)? {
+                    let how = match m {
+                        Mismatch::Changed => "changed after stage",
+                        Mismatch::Missing => "is missing, though stage",
+                    };
                     let command = stage.split('-').next().unwrap_or(stage);
                     bail!(
                         "{}: {how} {stage:?} wrote it (sha256 {sha} recorded); run `fd-cli {command}` or `fd-cli reproduce` to remake it",
-                        path.display()
+                        self.dir.join(&name).display()
                     );
                 }
                 inputs.insert(name, sha);
@@ -203,13 +215,17 @@ impl Engine {
         if path.exists() {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
-        for rel in outputs.keys() {
+        for (rel, sha) in outputs {
             let to = self.dir.join(rel);
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
             std::fs::rename(partial.join(rel), &to)
                 .with_context(|| format!("moving {rel} into {}", self.dir.display()))?;
+            // The next stage reads this file as an input: it need not hash it again.
+            let meta = std::fs::metadata(&to).with_context(|| format!("reading {}", to.display()))?;
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            self.hashes.borrow_mut().insert(to, (meta.len(), modified, sha.clone()));
         }
         Ok(())
     }
