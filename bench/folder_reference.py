@@ -16,15 +16,24 @@ import numpy as np
 from PIL import Image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+SPLITS = ("train", "val", "extra", "test")
+
+
+def subfolders(folder):
+    names = sorted(d for d in os.listdir(folder) if not d.startswith(".") and os.path.isdir(os.path.join(folder, d)))
+    return [os.path.join(folder, d) for d in names]
 
 
 def main():
     root = sys.argv[1]
     start = time.perf_counter()
     files = []
-    for c in sorted(d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d))):
-        folder = os.path.join(root, c)
-        files += [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.lower().endswith(EXTENSIONS)]
+    top = subfolders(root)
+    # `root/<split>/<class>/…` when every top folder names a split, as fd-data reads it; else `root/<class>/…`.
+    splits = top if top and all(os.path.basename(d) in SPLITS for d in top) else [root]
+    for split in splits:
+        for folder in subfolders(split):
+            files += [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.lower().endswith(EXTENSIONS)]
     total = 0
     for f in files:
         with Image.open(f) as image:

@@ -146,7 +146,7 @@ fn bench_data() -> Result<()> {
     Ok(())
 }
 
-/// Decoding an image folder (CIFAR-10 written out as `<class>/<set>_<index>.png`, 60,000 files): fd-data's reader on one thread
+/// Decoding an image folder (CIFAR-10 written out as `<set>/<class>/<index>.png`, 60,000 files): fd-data's reader on one thread
 /// and on all, against Pillow on the same files, best of three each.
 fn bench_folder() -> Result<()> {
     let check = Command::new(python()).args(["-c", "import numpy, PIL"]).status();
@@ -159,7 +159,7 @@ fn bench_folder() -> Result<()> {
     fd_cli(&["fetch", "cifar10"])?;
     let scratch = root().join("target").join("bench-folder");
     let dir = scratch.to_str().context("the scratch path is not UTF-8")?;
-    if !scratch.join("truck").is_dir() {
+    if !scratch.join("test").join("truck").is_dir() {
         fd_cli_output(&bin, &["data", "export", "--layout", "folder", "--out", dir])?;
     }
     let seconds = |line: &str| -> Result<(f64, u64)> {

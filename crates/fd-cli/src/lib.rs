@@ -8,11 +8,13 @@
 //! - [`engine`] decides whether a stage runs (stamps, keys, the `.partial/` rename); [`run`] owns the run directory and reads and
 //!   writes every artifact, whose formats are in [`artifacts`].
 //! - [`report`] turns typed artifacts into `summary.json` and `report.html`.
+//! - [`audit`] turns `fd-cli audit`'s flags into a config, so a user's own images and classifier need no config file.
 //! - [`config`], [`fetch`], [`data`], [`mod@bench`] and [`progress`] serve the binary's other commands.
 //!
 //! The binary is `fd-cli` (not `fd`, which a popular file finder owns).
 
 pub mod artifacts;
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod data;

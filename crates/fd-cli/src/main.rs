@@ -57,6 +57,8 @@ enum Command {
         skip: Vec<String>,
     },
     /// One stage over a run directory (one subcommand per stage; see `Stage`).
+    /// Audit your own classifier on your own images, no config file: every stage, then report.html in the run directory.
+    Audit(Box<fd_cli::audit::AuditArgs>),
     #[command(flatten)]
     Stage(StageCommand),
     /// Time a piece of the toolkit on this machine (used by `cargo xtask bench`).
@@ -140,6 +142,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Fetch { what, from } => fetch_command(&what, from, &data_dir),
         Command::Data { command } => fd_cli::data::data(command, &data_dir),
         Command::Reproduce { config, run, skip } => reproduce(&config, run, &skip, &data_dir),
+        Command::Audit(args) => {
+            let experiment = args.experiment()?;
+            run_all(experiment, &args.run_dir(), &[], &data_dir, "audit")
+        }
         Command::Stage(StageCommand { stage, args }) => {
             let config_path = args.config.unwrap_or_else(|| args.run.join("config.toml"));
             let run = Run::open(&args.run, &data_dir, config::load_experiment(&config_path)?)?;
@@ -187,18 +193,23 @@ fn reproduce(config_path: &Path, run: Option<PathBuf>, skip: &[String], data_dir
     let dir = run.unwrap_or_else(|| {
         Path::new("runs").join(config_path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned()))
     });
-    let run = Run::open(&dir, data_dir, experiment)?;
+    run_all(experiment, &dir, &skip, data_dir, "reproduce")
+}
+
+/// Runs every stage but `skip` over the run directory `dir`, then prints the time each took; `command` names the caller.
+fn run_all(experiment: config::Experiment, dir: &Path, skip: &[Stage], data_dir: &Path, command: &str) -> Result<()> {
+    let run = Run::open(dir, data_dir, experiment)?;
     let start = Instant::now();
     for stage in Stage::ALL.into_iter().filter(|s| !skip.contains(s)) {
         fd_cli::stages::run_stage(&run, stage).with_context(|| {
-            format!("reproduce: stage {stage} (artifacts of finished stages are kept in {})", dir.display())
+            format!("{command}: stage {stage} (artifacts of finished stages are kept in {})", dir.display())
         })?;
     }
-    println!("reproduce: {} in {:.0} s", dir.display(), start.elapsed().as_secs_f64());
+    println!("{command}: {} in {:.0} s", dir.display(), start.elapsed().as_secs_f64());
     for t in run.engine.timings.borrow().iter() {
         let note = if t.skipped { " (finished earlier, skipped now)" } else { "" };
-        println!("reproduce: {:<24} {:>8.1} s{note}", t.stage, t.seconds);
+        println!("{command}: {:<24} {:>8.1} s{note}", t.stage, t.seconds);
     }
-    println!("reproduce: report in {}", dir.join("report.html").display());
+    println!("{command}: report in {}", dir.join("report.html").display());
     Ok(())
 }

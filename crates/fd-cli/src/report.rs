@@ -33,15 +33,18 @@ pub enum Setting {
     Superclass,
     /// A planted attribute.
     Attribute,
+    /// The user's own dataset on disk (no paper figure to compare with; a `group` column gives planted figures).
+    Own,
 }
 
 impl Setting {
     /// The setting of a dataset config.
     pub fn of(data: &fd_data::DataConfig) -> Setting {
-        match &data.planted {
-            Some(fd_data::PlantedConfig::Superclass(_)) => Setting::Superclass,
-            Some(_) => Setting::Attribute,
-            None => Setting::Cifar10,
+        match (&data.dataset, &data.planted) {
+            (fd_data::DatasetConfig::Folder(_), _) => Setting::Own,
+            (_, Some(fd_data::PlantedConfig::Superclass(_))) => Setting::Superclass,
+            (_, Some(_)) => Setting::Attribute,
+            (_, None) => Setting::Cifar10,
         }
     }
 }
@@ -89,7 +92,7 @@ pub struct ReportInputs<'a> {
     /// The class names.
     pub class_names: &'a [String],
     /// The test set the test part's dataset indices point into (for the page's images).
-    pub test_images: &'a fd_data::Dataset,
+    pub test_images: &'a fd_data::Images,
     /// The retrained classifiers, in rule and K order.
     pub retrained: Vec<Retrained>,
     /// Each finished stage's time.

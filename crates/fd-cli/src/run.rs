@@ -24,6 +24,8 @@ pub struct Run {
     prepared: OnceCell<fd_data::Prepared>,
     /// The sha256 of the embedder's weight files, hashed once (CLIP's is 600 MB).
     weights_sha: OnceCell<String>,
+    /// The fingerprint of a folder dataset's files, taken once.
+    files_sha: OnceCell<String>,
 }
 
 impl Run {
@@ -38,6 +40,7 @@ impl Run {
             engine: Engine::new(dir),
             prepared: OnceCell::new(),
             weights_sha: OnceCell::new(),
+            files_sha: OnceCell::new(),
         })
     }
 
@@ -47,9 +50,41 @@ impl Run {
             return Ok(p);
         }
         let p = fd_data::load_prepared(&self.data_dir, &self.experiment.data).with_context(|| {
-            format!("loading data from {} (run `fd-cli fetch cifar10` first)", self.data_dir.display())
+            match &self.experiment.data.dataset {
+                fd_data::DatasetConfig::Folder(_) => {
+                    "reading the dataset on disk that [data.dataset] names".to_string()
+                }
+                _ => format!("loading data from {} (run `fd-cli fetch cifar10` first)", self.data_dir.display()),
+            }
         })?;
+        if !p.skipped.is_empty() {
+            let list: String = p.skipped.iter().map(|(path, why)| format!("{}\t{why}\n", path.display())).collect();
+            fd_data::write_atomic(&self.dir.join("unreadable.tsv"), list.as_bytes())?;
+            tracing::warn!(images = p.skipped.len(), "left out unreadable images (listed in unreadable.tsv)");
+        }
         Ok(self.prepared.get_or_init(|| p))
+    }
+
+    /// The `[data]` section as stage keys see it: a dataset on disk adds a fingerprint of its files (paths, labels, lengths and
+    /// modification times), so that changed images rerun the stages that read them.
+    pub fn data_key(&self) -> Result<serde_json::Value> {
+        let mut key = serde_json::to_value(&self.experiment.data)?;
+        if let fd_data::DatasetConfig::Folder(c) = &self.experiment.data.dataset {
+            if self.files_sha.get().is_none() {
+                let sha = c.listing()?.fingerprint()?;
+                let _ = self.files_sha.set(sha);
+            }
+            key["files"] = self.files_sha.get().cloned().into();
+        }
+        Ok(key)
+    }
+
+    /// The side of the square images a classifier trained here sees (a built-in dataset's own; a folder dataset's `image_size`).
+    pub fn classifier_size(&self) -> usize {
+        match &self.experiment.data.dataset {
+            fd_data::DatasetConfig::Folder(c) => c.image_size,
+            _ => 32,
+        }
     }
 
     /// The number of classes.

@@ -13,13 +13,13 @@ pub mod effnet;
 mod error;
 pub mod imagenet;
 pub mod load;
-pub mod preprocess;
+pub use fd_data::preprocess;
 pub mod tokenize;
 
 use std::path::Path;
 
 use burn::prelude::*;
-use fd_data::{Dataset, Progress};
+use fd_data::{Dataset, Image, Progress};
 use serde::{Deserialize, Serialize};
 
 pub use error::{Error, Result};
@@ -222,24 +222,39 @@ impl Embedder {
     /// The embedding of images `indices` of `dataset`: rows of `dim()` values.
     pub fn embed_images(&self, dataset: &Dataset, indices: &[usize], progress: &dyn Progress) -> Vec<f32> {
         let _s = tracing::info_span!("embed_images", images = indices.len()).entered();
-        let s = self.preprocess.size;
         let mut out = Vec::with_capacity(indices.len() * self.dim());
         progress.start("embed images", indices.len() as u64);
         for batch in indices.chunks(self.batch_size) {
-            let mut data = Vec::with_capacity(batch.len() * 3 * s * s);
-            for &i in batch {
-                preprocess::push_chw(&dataset.image(i), &self.preprocess, &mut data);
-            }
-            let x = Tensor::<4>::from_data(TensorData::new(data, [batch.len(), 3, s, s]), &self.device);
-            let features = match &self.backbone {
-                Backbone::EffNet(m) => m.features(x),
-                Backbone::Clip { model, .. } => model.image_embeds(x).expect("an embedder's CLIP has a vision tower"),
-            };
-            out.extend(features.into_data().try_to_vec::<f32>().expect("f32 features"));
+            let images: Vec<Image> = batch.iter().map(|&i| dataset.image(i)).collect();
+            out.extend(self.embed_batch(&images));
             progress.advance(batch.len() as u64);
         }
         progress.finish();
         out
+    }
+
+    /// Images per forward pass.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The embedding of `images`, each of any size (brought to the network's input by its own preprocessing), in one forward
+    /// pass: rows of `dim()` values.
+    pub fn embed_batch(&self, images: &[Image]) -> Vec<f32> {
+        if images.is_empty() {
+            return Vec::new();
+        }
+        let s = self.preprocess.size;
+        let mut data = Vec::with_capacity(images.len() * 3 * s * s);
+        for image in images {
+            preprocess::push_chw(image, &self.preprocess, &mut data);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, s, s]), &self.device);
+        let features = match &self.backbone {
+            Backbone::EffNet(m) => m.features(x),
+            Backbone::Clip { model, .. } => model.image_embeds(x).expect("an embedder's CLIP has a vision tower"),
+        };
+        features.into_data().try_to_vec::<f32>().expect("f32 features")
     }
 
     /// The captions this space can embed when its vocabulary is closed (EfficientNet: the first lemma of each ImageNet class its

@@ -16,6 +16,8 @@ use crate::Image;
 use crate::error::{Error, Result, io};
 use crate::split::SplitPart;
 
+pub mod prepare;
+
 /// The file extensions an image folder is read for (case-insensitive).
 pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
 
@@ -56,6 +58,52 @@ impl Listing {
     /// Whether every entry carries a split (then the user's split is used; otherwise the paper's rule makes one).
     pub fn has_split(&self) -> bool {
         !self.entries.is_empty() && self.entries.iter().all(|e| e.split.is_some())
+    }
+
+    /// The same listing with the classes in the order of `names` (a classes file, `path`), which must name the same classes.
+    pub fn with_class_order(mut self, names: Vec<String>, path: &Path) -> Result<Listing> {
+        let found: BTreeSet<&String> = self.class_names.iter().collect();
+        let given: BTreeSet<&String> = names.iter().collect();
+        if found != given {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the classes file names {:?}, the folder has the classes {:?}; they must be the same",
+                    names, self.class_names
+                ),
+            });
+        }
+        let map: Vec<u16> =
+            self.class_names.iter().map(|c| names.iter().position(|n| n == c).expect("same set") as u16).collect();
+        for e in &mut self.entries {
+            e.label = map[usize::from(e.label)];
+        }
+        self.class_names = names;
+        Ok(self)
+    }
+
+    /// A sha256 over every entry (path, label, split, group) and its file's length and modification time: a change to the
+    /// images on disk changes it, without reading them.
+    pub fn fingerprint(&self) -> Result<String> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            let path = self.path(i);
+            let meta = std::fs::metadata(&path).map_err(io(&path))?;
+            let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            let line = format!(
+                "{}\t{}\t{:?}\t{:?}\t{}\t{}\n",
+                e.path.display(),
+                e.label,
+                e.split,
+                e.group,
+                meta.len(),
+                modified.map_or(0, |d| d.as_nanos())
+            );
+            hasher.update(line.as_bytes());
+        }
+        hasher.update(self.class_names.join("\n").as_bytes());
+        Ok(crate::to_hex(&hasher.finalize()))
     }
 
     /// The full path of entry `i`.

@@ -10,6 +10,7 @@
 //! It is one of the crates that may do I/O; every write goes through a temporary file and a rename, so an error never leaves a half-written artifact.
 //! It logs with `tracing` only and reports long work through [`Progress`].
 
+pub mod arrays;
 pub mod cache;
 pub mod cifar10;
 mod dataset;
@@ -18,7 +19,9 @@ pub mod fetch;
 pub mod folder;
 mod fs;
 mod image;
+mod images;
 pub mod planted;
+pub mod preprocess;
 mod progress;
 pub mod split;
 pub mod synthetic;
@@ -31,8 +34,10 @@ use serde::{Deserialize, Serialize};
 
 pub use dataset::{Dataset, count_labels};
 pub use error::{Error, Result};
+pub use folder::prepare::FolderConfig;
 pub use fs::{sha256_file, sha256_hex, to_hex, write_atomic};
 pub use image::{Image, decode_png, encode_png, image_grid, write_png};
+pub use images::{Files, Images};
 pub use planted::{Groups, PlantedConfig, Prepared};
 pub use progress::{NoProgress, Progress};
 pub use split::{Split, SplitConfig, SplitPart};
@@ -45,15 +50,18 @@ pub enum DatasetConfig {
     Cifar10,
     /// A tiny synthetic dataset made from a seed.
     Synthetic(synthetic::SyntheticConfig),
+    /// The user's images on disk: an image folder or a CSV manifest ([`folder`]).
+    Folder(FolderConfig),
 }
 
 impl DatasetConfig {
-    /// The class names of the dataset.
-    pub fn class_names(&self) -> Vec<String> {
-        match self {
+    /// The class names of the dataset (a folder dataset's are read from disk).
+    pub fn class_names(&self) -> Result<Vec<String>> {
+        Ok(match self {
             DatasetConfig::Cifar10 => cifar10::CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
             DatasetConfig::Synthetic(c) => (0..c.classes).map(|k| format!("class{k}")).collect(),
-        }
+            DatasetConfig::Folder(c) => c.listing()?.class_names,
+        })
     }
 }
 
@@ -73,17 +81,27 @@ impl DataConfig {
     /// Checks the values once, at load time.
     pub fn validate(&self) -> Result<()> {
         self.split.validate()?;
-        if let DatasetConfig::Synthetic(c) = &self.dataset {
-            c.validate()?;
+        match &self.dataset {
+            DatasetConfig::Synthetic(c) => c.validate()?,
+            DatasetConfig::Folder(c) => {
+                c.validate()?;
+                if self.planted.is_some() {
+                    return Err(Error::Invalid(
+                        "[data.planted] plants groups in a built-in dataset; a folder dataset's ground truth is its manifest's `group` column".into(),
+                    ));
+                }
+            }
+            DatasetConfig::Cifar10 => {}
         }
         if let Some(planted) = &self.planted {
-            planted::validate(planted, &self.dataset.class_names())?;
+            planted::validate(planted, &self.dataset.class_names()?)?;
         }
         Ok(())
     }
 }
 
-/// Loads the dataset `config` names from the decoded cache under `data_dir`, splits it, and plants its subpopulation.
+/// Loads the dataset `config` names (a built-in one from the decoded cache under `data_dir`), splits it, and plants its
+/// subpopulation.
 pub fn load_prepared(data_dir: &Path, config: &DataConfig) -> Result<Prepared> {
     let (train, test) = match &config.dataset {
         DatasetConfig::Cifar10 => {
@@ -91,6 +109,10 @@ pub fn load_prepared(data_dir: &Path, config: &DataConfig) -> Result<Prepared> {
             (data.train, data.test)
         }
         DatasetConfig::Synthetic(c) => synthetic::make_synthetic(c),
+        DatasetConfig::Folder(c) => {
+            let out = folder::prepare::prepare(c, &config.split)?;
+            return Ok(Prepared { skipped: out.skipped, ..out.prepared });
+        }
     };
     planted::prepare(train, test, &config.split, config.planted.as_ref())
 }
@@ -99,8 +121,11 @@ pub fn load_prepared(data_dir: &Path, config: &DataConfig) -> Result<Prepared> {
 pub fn write_prepared(prepared: &Prepared, dir: &Path) -> Result<()> {
     write_atomic(&dir.join("split.json"), &to_json(&prepared.split))?;
     if let Some(groups) = &prepared.groups {
-        cache::write_dataset(&prepared.train, &dir.join("train.fdds"))?;
-        cache::write_dataset(&prepared.test, &dir.join("test.fdds"))?;
+        // Images on disk stay there; planted images in memory are written out.
+        if let (Images::Memory(train), Images::Memory(test)) = (&prepared.train, &prepared.test) {
+            cache::write_dataset(train, &dir.join("train.fdds"))?;
+            cache::write_dataset(test, &dir.join("test.fdds"))?;
+        }
         write_atomic(&dir.join("groups.json"), &to_json(groups))?;
     }
     Ok(())
@@ -110,13 +135,17 @@ pub fn write_prepared(prepared: &Prepared, dir: &Path) -> Result<()> {
 pub fn read_prepared(dir: &Path, data_dir: &Path, config: &DataConfig) -> Result<Prepared> {
     let split: Split = read_json(&dir.join("split.json"))?;
     let groups_path = dir.join("groups.json");
-    let (train, test, groups) = if groups_path.is_file() {
+    let (train, test, groups) = if groups_path.is_file() && dir.join("train.fdds").is_file() {
         let groups: Groups = read_json(&groups_path)?;
-        (cache::read_dataset(&dir.join("train.fdds"))?, cache::read_dataset(&dir.join("test.fdds"))?, Some(groups))
+        (
+            cache::read_dataset(&dir.join("train.fdds"))?.into(),
+            cache::read_dataset(&dir.join("test.fdds"))?.into(),
+            Some(groups),
+        )
     } else {
         let base = DataConfig { planted: None, ..config.clone() };
         let p = load_prepared(data_dir, &base)?;
-        (p.train, p.test, None)
+        (p.train, p.test, p.groups)
     };
     let out_of_range = split.parts().into_iter().find_map(|(name, idx)| {
         let len = if name.is_test() { test.len() } else { train.len() };
@@ -128,7 +157,7 @@ pub fn read_prepared(dir: &Path, data_dir: &Path, config: &DataConfig) -> Result
             message: format!("{name} index {i} is out of range for a set of {len} images"),
         });
     }
-    Ok(Prepared { train, test, split, groups })
+    Ok(Prepared { train, test, split, groups, skipped: Vec::new() })
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::split::{Split, SplitConfig, SplitPart, split};
-use crate::{Dataset, Image};
+use crate::{Dataset, Image, Images};
 
 /// A planted subpopulation, chosen by `kind` in the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,18 +182,20 @@ pub fn validate(config: &PlantedConfig, class_names: &[String]) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
     /// The training set that `split.train`, `split.val` and `split.extra` index.
-    pub train: Dataset,
+    pub train: Images,
     /// The test set that `split.test` indexes.
-    pub test: Dataset,
+    pub test: Images,
     /// The split.
     pub split: Split,
-    /// Ground-truth groups, for planted datasets.
+    /// Ground-truth groups, for planted datasets and manifests with a `group` column.
     pub groups: Option<Groups>,
+    /// Image files left out as unreadable, with the reason (only for a folder dataset with `skip_unreadable`).
+    pub skipped: Vec<(std::path::PathBuf, String)>,
 }
 
 impl Prepared {
     /// The dataset a part indexes (the test set for test, the training set otherwise) and the part's indices into it.
-    pub fn images(&self, part: SplitPart) -> (&Dataset, &[usize]) {
+    pub fn images(&self, part: SplitPart) -> (&Images, &[usize]) {
         (if part.is_test() { &self.test } else { &self.train }, self.split.indices(part))
     }
 
@@ -216,7 +218,7 @@ pub fn prepare(
     match planted {
         None => {
             let split = split(train.labels(), train.num_classes(), test.len(), split_config);
-            Ok(Prepared { train, test, split, groups: None })
+            Ok(Prepared { train: train.into(), test: test.into(), split, groups: None, skipped: Vec::new() })
         }
         Some(PlantedConfig::Superclass(c)) => plant_superclasses(&train, &test, split_config, c),
         Some(PlantedConfig::Attribute(c)) => plant_attribute(train, test, split_config, c),
@@ -269,7 +271,7 @@ fn plant_superclasses(
     let split = Split { train: kept_train, ..base };
     let groups = Groups { names: names.to_vec(), planted: minority, train: train_groups, test: test_groups };
     tracing::info!(train = split.train.len(), val = split.val.len(), extra = split.extra.len(), "planted superclasses");
-    Ok(Prepared { train: new_train, test: new_test, split, groups: Some(groups) })
+    Ok(Prepared { train: new_train.into(), test: new_test.into(), split, groups: Some(groups), skipped: Vec::new() })
 }
 
 fn plant_attribute(
@@ -313,7 +315,7 @@ fn plant_attribute(
         train: train_groups,
         test: test_groups,
     };
-    Ok(Prepared { train, test, split, groups: Some(groups) })
+    Ok(Prepared { train: train.into(), test: test.into(), split, groups: Some(groups), skipped: Vec::new() })
 }
 
 fn transform_name(t: Transform) -> &'static str {

@@ -17,7 +17,9 @@
 mod augment;
 mod device;
 mod error;
+pub mod external;
 pub mod load;
+pub mod onnx;
 mod ops;
 mod predict;
 pub mod resnet;

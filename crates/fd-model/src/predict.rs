@@ -33,6 +33,17 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// Appends `other`'s rows (an evaluation of more images by the same classifier).
+    pub fn append(&mut self, other: Evaluation) {
+        self.indices.extend(other.indices);
+        self.labels.extend(other.labels);
+        self.logits.extend(other.logits);
+        self.predicted.extend(other.predicted);
+        self.confidence.extend(other.confidence);
+        self.correct.extend(other.correct);
+        self.features.extend(other.features);
+    }
+
     /// The fraction of rows predicted correctly.
     pub fn accuracy(&self) -> f64 {
         self.correct.iter().filter(|&&c| c).count() as f64 / self.correct.len().max(1) as f64

@@ -27,7 +27,7 @@ pub(super) fn fidelity(s: &Summary, arch: &str, embedder: &str) -> Vec<FidelityR
     let (paper_acc, paper_bal, paper_cv) = match s.setting {
         Setting::Superclass => (Some(0.6963), Some(0.713), None),
         Setting::Cifar10 => (Some(0.7905), Some(0.694), Some(0.667)),
-        Setting::Attribute => (None, None, None),
+        Setting::Attribute | Setting::Own => (None, None, None),
     };
     let source =
         if s.setting == Setting::Superclass { "paper: spurious CIFAR-100; ours: its CIFAR-10 analogue" } else { "" };

@@ -189,13 +189,42 @@ fn caption_table(c: &ClassCaptions) -> String {
     h
 }
 
+/// The long side of a thumbnail of an image from disk.
+const THUMBNAIL: usize = 96;
+
+/// Image `i` as the report shows it: a built-in dataset's as it is; one from disk resized to fit [`THUMBNAIL`] square (a grey
+/// tile if it cannot be read).
+fn thumbnail(set: &fd_data::Images, i: usize) -> fd_data::Image {
+    let Ok(image) = set.image(i) else {
+        return fd_data::Image::new(THUMBNAIL, THUMBNAIL, vec![128; THUMBNAIL * THUMBNAIL * 3]);
+    };
+    if matches!(set, fd_data::Images::Memory(_)) {
+        return image;
+    }
+    // Every tile of a grid has one size: the image fitted inside a square, on grey.
+    let scale = THUMBNAIL as f64 / image.height.max(image.width) as f64;
+    let (h, w) = (
+        ((image.height as f64 * scale).round() as usize).clamp(1, THUMBNAIL),
+        ((image.width as f64 * scale).round() as usize).clamp(1, THUMBNAIL),
+    );
+    let small = fd_data::preprocess::resize_bilinear(&image, h, w);
+    let (top, left) = ((THUMBNAIL - h) / 2, (THUMBNAIL - w) / 2);
+    let mut data = vec![128; THUMBNAIL * THUMBNAIL * 3];
+    for y in 0..h {
+        let row = ((top + y) * THUMBNAIL + left) * 3;
+        data[row..row + w * 3].copy_from_slice(&small.data[y * w * 3..(y + 1) * w * 3]);
+    }
+    fd_data::Image::new(THUMBNAIL, THUMBNAIL, data)
+}
+
 /// An image grid with a green frame around images the classifier got right and a red one around its errors, as a PNG data URI.
-fn strip(set: &fd_data::Dataset, indices: &[usize], correct: &HashMap<usize, bool>) -> String {
+/// Images from disk are shown at most [`THUMBNAIL`] pixels on their long side; one that cannot be read is a grey tile.
+fn strip(set: &fd_data::Images, indices: &[usize], correct: &HashMap<usize, bool>) -> String {
     let tiles: Vec<fd_data::Image> = indices
         .iter()
         .map(|&i| {
-            let image = set.image(i);
-            let (h, w) = (set.height(), set.width());
+            let image = thumbnail(set, i);
+            let (h, w) = (image.height, image.width);
             let color = match correct.get(&i) {
                 Some(true) => [40, 160, 60],
                 Some(false) => [200, 40, 40],
@@ -214,11 +243,13 @@ fn strip(set: &fd_data::Dataset, indices: &[usize], correct: &HashMap<usize, boo
     if tiles.is_empty() {
         return String::new();
     }
+    let tiles_small = tiles[0].width < 64;
     let grid = fd_data::image_grid(&tiles, 10, 2, [255, 255, 255]);
     let png = fd_data::encode_png(&grid);
     format!(
         "<img class=\"strip\" width=\"{}\" src=\"data:image/png;base64,{}\" alt=\"test images\">",
-        grid.width * 2,
+        // Small images (CIFAR-10's 32 pixels) are shown at twice their size.
+        if tiles_small { grid.width * 2 } else { grid.width },
         base64::engine::general_purpose::STANDARD.encode(png)
     )
 }

@@ -39,7 +39,7 @@ struct Fixture {
     decisions: Vec<f64>,
     planted: Vec<bool>,
     names: Vec<String>,
-    images: fd_data::Dataset,
+    images: fd_data::Images,
 }
 
 /// Two classes of six test rows each (dataset indices 100..112); rows 0, 1 and 6 are the planted group.
@@ -96,7 +96,8 @@ fn fixture() -> Fixture {
             [vec![0u16; 106], vec![1; 6]].concat(),
             vec!["class0".into(), "class1".into()],
         )
-        .unwrap(),
+        .unwrap()
+        .into(),
     }
 }
 

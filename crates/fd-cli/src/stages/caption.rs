@@ -10,6 +10,7 @@ use fd_data::SplitPart;
 use serde_json::json;
 
 use crate::artifacts::{CaptionOutcome, CaptionsFile, ClassCaptionsEntry, Scored, Version};
+use crate::config::ImportedEmbeddings;
 use crate::run::Run;
 
 /// Captions every class.
@@ -17,22 +18,50 @@ pub(super) fn caption(run: &Run) -> Result<()> {
     let caption = run.caption_config();
     let wanted = |n: &str| n == "directions.json" || n.ends_with("_test.safetensors");
     let mut inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
-    inputs.insert("embedder weights".into(), run.embed_weights_sha()?);
+    let imported = run.experiment.embeddings.as_ref();
+    let key = if let Some(imported) = imported {
+        for file in imported.captions.iter().chain(&imported.caption_texts) {
+            let sha = run.engine.sha256(file).with_context(|| format!("reading [embeddings] {}", file.display()))?;
+            inputs.insert(format!("captions {}", file.display()), sha);
+        }
+        json!({"embeddings": imported, "caption": caption})
+    } else {
+        inputs.insert("embedder weights".into(), run.embed_weights_sha()?);
+        json!({"embed": run.embed_keyed()?, "caption": caption})
+    };
     if let Some(path) = caption.vocabulary.as_deref().filter(|v| v.ends_with(".json")) {
         let sha =
             fd_data::sha256_file(std::path::Path::new(path)).with_context(|| format!("caption.vocabulary {path}"))?;
         inputs.insert(format!("vocabulary {path}"), sha);
     }
-    run.engine.run("caption", json!({"embed": run.embed_keyed()?, "caption": caption}), inputs, |out| {
-        let embedder = run.embedder()?;
+    run.engine.run("caption", key, inputs, |out| {
         let names = run.prepared()?.train.class_names().to_vec();
-        let candidates = candidates(&embedder, &names, &caption)?;
-        let directions = run.directions()?;
         let test = run.scored(SplitPart::Test)?;
-        if embedder.dim() != test.dim || directions.preprocessing.dim() != test.dim {
+        let (candidates, dim) = match imported {
+            Some(imported) => match imported_candidates(imported, &names)? {
+                Some(c) => c,
+                None => {
+                    let reason = "no caption embeddings ([embeddings] captions)".to_string();
+                    let classes = (0..names.len())
+                        .map(|k| ClassCaptionsEntry {
+                            class: k as u16,
+                            name: names[k].clone(),
+                            outcome: CaptionOutcome::Skipped { reason: reason.clone() },
+                        })
+                        .collect();
+                    println!("caption: {reason}, nothing to caption");
+                    return Ok(vec![Run::write(out, &CaptionsFile { format_version: Version, classes })?]);
+                }
+            },
+            None => {
+                let embedder = run.embedder()?;
+                (candidates(&embedder, &names, &caption)?, embedder.dim())
+            }
+        };
+        let directions = run.directions()?;
+        if dim != test.dim || directions.preprocessing.dim() != test.dim {
             bail!(
-                "the embedder gives {} dimensions, the test embeddings have {} and the directions {}; run `fd-cli reproduce` to remake them",
-                embedder.dim(),
+                "the captions have {dim} dimensions, the test embeddings have {} and the directions {}; run `fd-cli reproduce` to remake them",
                 test.dim,
                 directions.preprocessing.dim()
             );
@@ -48,6 +77,40 @@ pub(super) fn caption(run: &Run) -> Result<()> {
         Ok(vec![Run::write(out, &CaptionsFile { format_version: Version, classes })?])
     })?;
     Ok(())
+}
+
+/// The user's caption embeddings as every class's candidates, against the caption "a photo of a <class>." where the captions
+/// hold it, else the mean of all captions; `None` without caption embeddings.
+fn imported_candidates(imported: &ImportedEmbeddings, names: &[String]) -> Result<Option<(Vec<Candidates>, usize)>> {
+    let (Some(file), Some(texts_file)) = (&imported.captions, &imported.caption_texts) else { return Ok(None) };
+    let (rows, dim, _) = super::embed::read_rows(file)?;
+    let text = std::fs::read_to_string(texts_file).with_context(|| format!("reading {}", texts_file.display()))?;
+    let captions: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if captions.len() != rows.len() {
+        bail!(
+            "{} lists {} captions, {} has {} rows; give one caption a line, in the rows' order",
+            texts_file.display(),
+            captions.len(),
+            file.display(),
+            rows.len()
+        );
+    }
+    let texts = Rc::new(rows.concat());
+    let captions = Rc::new(captions);
+    let all: Vec<usize> = (0..captions.len()).collect();
+    let candidates = names
+        .iter()
+        .map(|name| {
+            let plain = |c: &str| c.trim_end_matches('.').to_lowercase();
+            let wanted = [format!("a photo of a {name}"), format!("a photo of an {name}")].map(|c| plain(&c));
+            let (reference_vector, reference) = match captions.iter().position(|c| wanted.contains(&plain(c))) {
+                Some(r) => (rows[r].clone(), captions[r].clone()),
+                None => (fd_caption::score::mean_of_rows(&texts, dim, &all), "the mean of the captions".into()),
+            };
+            Candidates { captions: Rc::clone(&captions), texts: Rc::clone(&texts), reference_vector, reference }
+        })
+        .collect();
+    Ok(Some((candidates, dim)))
 }
 
 /// One class's entry: skipped without an SVM, else its captions scored by the class's SVM and checked on its test images.
@@ -127,8 +190,14 @@ fn candidates(embedder: &fd_clip::Embedder, class_names: &[String], config: &Cap
         };
         return Ok(fd_clip::imagenet::cifar10_hyponyms(&names).iter().map(closed).collect());
     }
-    let name = config.vocabulary.as_deref().unwrap_or("cifar10-simple");
-    let set = vocabulary(name, class_names.len())?;
+    let set = match config.vocabulary.as_deref() {
+        Some(name) => vocabulary(name, class_names.len())?,
+        // CIFAR-10's classes get the paper's simple captions; any other dataset the same template over its class names.
+        None if class_names.iter().map(String::as_str).eq(fd_data::cifar10::CLASS_NAMES) => {
+            vocabulary("cifar10-simple", class_names.len())?
+        }
+        None => fd_caption::vocabulary::simple(class_names),
+    };
     let grammar = Grammar::Paper;
     set.classes
         .iter()

@@ -1,26 +1,33 @@
-//! The embed stage: every part in the latent space, `embeddings_<part>.safetensors` and `embed.json`.
+//! The embed stage: every part in the latent space, `embeddings_<part>.safetensors` and `embed.json`; or the user's own
+//! embeddings (`[embeddings]`) brought into the same artifacts.
 //!
-//! Embeddings are also kept in the cache directory, keyed by the images' pixels, the embed config and the weights, so another run
-//! over the same images (another model, a relabelled task) reuses them.
+//! Computed embeddings are also kept in the cache directory, keyed by the images (their pixels, or a dataset on disk's file
+//! fingerprint), the embed config and the weights, so another run over the same images (another model, a relabelled task)
+//! reuses them.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use fd_data::SplitPart;
+use anyhow::{Context, Result, bail};
+use fd_data::{Images, Progress, SplitPart};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::artifacts::embeddings_file;
 use crate::artifacts::{EmbedPart, EmbedSummary, Embeddings, Version};
+use crate::config::ImportedEmbeddings;
 use crate::progress::Bars;
 use crate::run::Run;
 
 /// Embeds every part.
 pub(super) fn embed(run: &Run) -> Result<()> {
+    if let Some(imported) = &run.experiment.embeddings {
+        return import(run, imported);
+    }
     let keyed = run.embed_keyed()?;
     let weights_sha = run.embed_weights_sha()?;
-    let config = json!({"data": run.experiment.data, "embed": keyed});
+    let data_key = run.data_key()?;
+    let config = json!({"data": data_key, "embed": keyed});
     let inputs = BTreeMap::from([("embedder weights".to_string(), weights_sha.clone())]);
     run.engine.run("embed", config, inputs, |out| {
         let embedder = run.embedder()?;
@@ -33,8 +40,12 @@ pub(super) fn embed(run: &Run) -> Result<()> {
             let (set, indices) = prepared.images(part);
             let mut hasher = Sha256::new();
             hasher.update(serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha}))?);
-            for &i in indices {
-                hasher.update(set.image_bytes(i));
+            match set {
+                Images::Memory(d) => indices.iter().for_each(|&i| hasher.update(d.image_bytes(i))),
+                Images::Files(f) => {
+                    hasher.update(serde_json::to_vec(&data_key["files"])?);
+                    indices.iter().for_each(|&i| hasher.update(f.rows()[i].to_le_bytes()));
+                }
             }
             let cached = cache.join(format!("{}.safetensors", fd_data::to_hex(&hasher.finalize())));
             let name = embeddings_file(part);
@@ -44,7 +55,15 @@ pub(super) fn embed(run: &Run) -> Result<()> {
                 std::fs::copy(&cached, out.join(&name)).with_context(|| format!("copying {}", cached.display()))?;
                 println!("embed: {part:<6} {} images from the cache {}", indices.len(), cached.display());
             } else {
-                let rows = embedder.embed_images(set, indices, &Bars::default());
+                let bars = Bars::default();
+                bars.start("embed images", indices.len() as u64);
+                let mut rows = Vec::with_capacity(indices.len() * embedder.dim());
+                set.batches(indices, embedder.batch_size(), |chunk, images| {
+                    rows.extend(embedder.embed_batch(&images));
+                    bars.advance(chunk.len() as u64);
+                    Ok(())
+                })?;
+                bars.finish();
                 let seconds = start.elapsed().as_secs_f64();
                 let bytes = Embeddings { rows, dim: embedder.dim(), indices: indices.to_vec() }.to_safetensors();
                 fd_data::write_atomic(&out.join(&name), &bytes)?;
@@ -60,4 +79,86 @@ pub(super) fn embed(run: &Run) -> Result<()> {
         Ok(written)
     })?;
     Ok(())
+}
+
+/// Brings the user's image embeddings into the run: one row per image of the dataset's listing, in its order or keyed by index.
+fn import(run: &Run, imported: &ImportedEmbeddings) -> Result<()> {
+    let path = &imported.images;
+    let sha = run.engine.sha256(path).with_context(|| format!("reading [embeddings] images {}", path.display()))?;
+    let inputs = BTreeMap::from([(format!("embeddings {}", path.display()), sha)]);
+    run.engine.run("embed", json!({"data": run.data_key()?, "embeddings": imported}), inputs, |out| {
+        let start = Instant::now();
+        let prepared = run.prepared()?;
+        let table = read_rows(path)?;
+        let (rows_of, dim) = (table.0, table.1);
+        let mut written = Vec::new();
+        let mut parts = Vec::new();
+        for part in SplitPart::ALL {
+            let (set, indices) = prepared.images(part);
+            let Images::Files(files) = set else {
+                bail!("imported embeddings key their rows by the dataset's files; use them with a dataset on disk ([data.dataset] name = \"folder\")");
+            };
+            let listing_len = files.listing().entries.len();
+            if rows_of.len() != listing_len && table.2.is_none() {
+                bail!(
+                    "{}: {} rows for a dataset of {listing_len} images; give one row per image in the listing's order, or an `index` tensor",
+                    path.display(),
+                    rows_of.len()
+                );
+            }
+            let mut rows = Vec::with_capacity(indices.len() * dim);
+            for &i in indices {
+                let listing_row = files.rows()[i];
+                let r = match &table.2 {
+                    None => listing_row,
+                    Some(by_row) => by_row.get(&listing_row).copied().with_context(|| {
+                        format!("{}: no row for image {}", path.display(), files.listing().entries[listing_row].path.display())
+                    })?,
+                };
+                rows.extend_from_slice(&rows_of[r]);
+            }
+            let name = embeddings_file(part);
+            fd_data::write_atomic(&out.join(&name), &Embeddings { rows, dim, indices: indices.to_vec() }.to_safetensors())?;
+            println!("embed: {part:<6} {} imported embeddings of dimension {dim}", indices.len());
+            parts.push(EmbedPart { part, images: indices.len(), seconds: start.elapsed().as_secs_f64(), cached: false });
+            written.push(name);
+        }
+        written.push(Run::write(out, &EmbedSummary { format_version: Version, dim, parts })?);
+        Ok(written)
+    })?;
+    Ok(())
+}
+
+/// The rows of an embeddings file (`.npy` or safetensors `embeddings`), its dimension, and, with an `index` tensor, each listing
+/// index's row. A non-finite value is an error naming the row.
+type Rows = (Vec<Vec<f32>>, usize, Option<BTreeMap<usize, usize>>);
+
+/// Reads an embeddings file.
+pub(super) fn read_rows(path: &std::path::Path) -> Result<Rows> {
+    let array = fd_data::arrays::read_array(path, "embeddings")?;
+    let [n, dim] = array.shape[..] else {
+        bail!("{}: embeddings must be a 2-D array [rows, dim], found shape {:?}", path.display(), array.shape);
+    };
+    if n == 0 || dim == 0 {
+        bail!("{}: the embeddings are empty (shape {:?})", path.display(), array.shape);
+    }
+    let values = array.to_f32();
+    if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+        bail!("{}: row {} has a non-finite value ({}); embeddings must be finite", path.display(), k / dim, values[k]);
+    }
+    let rows = values.chunks(dim).map(<[f32]>::to_vec).collect();
+    let index = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        None
+    } else {
+        fd_data::arrays::read_safetensors(path)?.remove("index").map(|a| {
+            let ints = a.integers().map(<[i64]>::to_vec).unwrap_or_default();
+            ints.iter().enumerate().map(|(r, &i)| (i as usize, r)).collect::<BTreeMap<usize, usize>>()
+        })
+    };
+    if let Some(map) = &index
+        && map.len() != n
+    {
+        bail!("{}: the `index` tensor must give each of the {n} rows a distinct listing index", path.display());
+    }
+    Ok((rows, dim, index))
 }

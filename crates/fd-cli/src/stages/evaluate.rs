@@ -1,7 +1,12 @@
-//! The evaluate stage: the classifier on every part, `eval_<part>.safetensors` and `evaluate.json`.
+//! The evaluate stage: the classifier on every part, `eval_<part>.safetensors` and `evaluate.json`. The classifier is the one
+//! the train stage trained, or the user's (`[classifier]`): an ONNX model run here, or a file of its predictions.
 
-use anyhow::Result;
-use fd_data::SplitPart;
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use fd_data::{Images, SplitPart};
+use fd_model::Evaluation;
+use fd_model::external::{ClassifierConfig, Wanted, empty_evaluation, push_scores};
 use serde_json::json;
 
 use crate::artifacts::eval_file;
@@ -9,26 +14,118 @@ use crate::artifacts::{EvaluateSummary, PartAccuracy, Version};
 use crate::progress::Bars;
 use crate::run::Run;
 
-/// Evaluates the trained classifier.
+/// Evaluates the classifier on every part.
 pub(super) fn evaluate(run: &Run) -> Result<()> {
+    if let Some(classifier) = &run.experiment.classifier {
+        return evaluate_external(run, classifier);
+    }
     let inputs = run.engine.inputs(&["train"], |_| true)?;
     let (model_config, _) = run.model_sections()?;
-    let config = json!({"data": run.experiment.data, "model": model_config});
+    let config = json!({"data": run.data_key()?, "model": model_config});
     run.engine.run("evaluate", config, inputs, |out| {
         let prepared = run.prepared()?;
         let device = run.device()?;
         let model = run.load_model("model.safetensors", &device)?;
-        let mut written = Vec::new();
-        let mut parts = Vec::new();
-        for part in SplitPart::ALL {
+        write_parts(out, |part| {
             let (set, indices) = prepared.images(part);
-            let eval = fd_model::evaluate(&model, model_config, set, indices, 512, &device, &Bars::default());
-            written.push(Run::write_eval(out, &eval_file(part), &eval)?);
-            println!("evaluate: {part:<6} accuracy {:.2}% ({} images)", 100.0 * eval.accuracy(), indices.len());
-            parts.push(PartAccuracy { part, images: indices.len(), accuracy: eval.accuracy() });
-        }
-        written.push(Run::write(out, &EvaluateSummary { format_version: Version, parts })?);
-        Ok(written)
+            evaluate_trained(run, &model, set, indices, &device)
+        })
     })?;
     Ok(())
+}
+
+/// The trained classifier on `indices` of `set`; images on disk are decoded and resized a chunk at a time.
+pub(super) fn evaluate_trained(
+    run: &Run,
+    model: &fd_model::ResNet,
+    set: &Images,
+    indices: &[usize],
+    device: &fd_model::Device,
+) -> Result<Evaluation> {
+    let (model_config, _) = run.model_sections()?;
+    let bars = Bars::default();
+    let Images::Files(_) = set else {
+        let dataset = set.memory("evaluate")?;
+        return Ok(fd_model::evaluate(model, model_config, dataset, indices, 512, device, &bars));
+    };
+    let mut all: Option<Evaluation> = None;
+    for chunk in indices.chunks(4096) {
+        let dataset = set.resized(chunk, run.classifier_size())?;
+        let local: Vec<usize> = (0..chunk.len()).collect();
+        let mut eval = fd_model::evaluate(model, model_config, &dataset, &local, 512, device, &bars);
+        eval.indices = chunk.to_vec();
+        match &mut all {
+            Some(all) => all.append(eval),
+            None => all = Some(eval),
+        }
+    }
+    all.context("no images to evaluate")
+}
+
+/// The user's classifier on every part.
+fn evaluate_external(run: &Run, classifier: &ClassifierConfig) -> Result<()> {
+    let file = classifier.predictions.as_ref().or(classifier.onnx.as_ref()).context("[classifier] names no file")?;
+    let sha = run.engine.sha256(file).with_context(|| format!("reading [classifier] file {}", file.display()))?;
+    let inputs = BTreeMap::from([(format!("classifier {}", file.display()), sha)]);
+    let mut keyed = classifier.clone();
+    (keyed.predictions, keyed.onnx) = (None, None);
+    let config = json!({"data": run.data_key()?, "classifier": keyed});
+    run.engine.run("evaluate", config, inputs, |out| {
+        let prepared = run.prepared()?;
+        let names = prepared.train.class_names().to_vec();
+        if let Some(path) = &classifier.predictions {
+            let predictions = fd_model::load::read_predictions(path, &names)?;
+            return write_parts(out, |part| {
+                let (set, indices) = prepared.images(part);
+                let Images::Files(files) = set else {
+                    bail!("a predictions file keys its rows by the dataset's files; use it with a dataset on disk ([data.dataset] name = \"folder\")");
+                };
+                let listing = files.listing();
+                let wanted: Vec<Wanted<'_>> = indices
+                    .iter()
+                    .map(|&i| {
+                        let row = files.rows()[i];
+                        Wanted { index: i, row, path: &listing.entries[row].path, label: set.labels()[i] }
+                    })
+                    .collect();
+                Ok(predictions.evaluation(&wanted, listing.entries.len(), names.len())?)
+            });
+        }
+        let path = classifier.onnx.as_ref().context("[classifier] names no file")?;
+        let model = fd_model::load::load_onnx_classifier(path, classifier)?;
+        write_parts(out, |part| {
+            let (set, indices) = prepared.images(part);
+            let mut eval = empty_evaluation(names.len(), indices.len());
+            set.batches(indices, model.batch_size(), |chunk, images| {
+                let (scores, k) = model.logits(&images).map_err(|e| fd_data::Error::Invalid(e.to_string()))?;
+                if k != names.len() {
+                    return Err(fd_data::Error::Invalid(format!(
+                        "{}: the model gives {k} outputs per image, the dataset has {} classes ({})",
+                        path.display(),
+                        names.len(),
+                        names.join(", ")
+                    )));
+                }
+                let labels: Vec<u16> = chunk.iter().map(|&i| set.labels()[i]).collect();
+                push_scores(&mut eval, chunk, &labels, &scores);
+                Ok(())
+            })?;
+            Ok(eval)
+        })
+    })?;
+    Ok(())
+}
+
+/// Evaluates every part with `eval` and writes `eval_<part>.safetensors` and `evaluate.json`.
+fn write_parts(out: &std::path::Path, mut eval: impl FnMut(SplitPart) -> Result<Evaluation>) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    let mut parts = Vec::new();
+    for part in SplitPart::ALL {
+        let e = eval(part)?;
+        written.push(Run::write_eval(out, &eval_file(part), &e)?);
+        println!("evaluate: {part:<6} accuracy {:.2}% ({} images)", 100.0 * e.accuracy(), e.indices.len());
+        parts.push(PartAccuracy { part, images: e.indices.len(), accuracy: e.accuracy() });
+    }
+    written.push(Run::write(out, &EvaluateSummary { format_version: Version, parts })?);
+    Ok(written)
 }

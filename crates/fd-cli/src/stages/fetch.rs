@@ -26,6 +26,7 @@ pub(super) fn fetch(run: &Run) -> Result<()> {
     }
     if let Some(embed) = &run.experiment.embed
         && embed.weights.is_none()
+        && run.experiment.embeddings.is_none()
     {
         match embed.embedder {
             fd_clip::EmbedderKind::EfficientnetLite0 => {

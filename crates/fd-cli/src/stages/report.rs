@@ -33,7 +33,7 @@ pub(super) fn report(run: &Run) -> Result<()> {
         .map(|s| Ok(StageTime { stage: s.to_string(), seconds: run.engine.finished(s)?.seconds }))
         .collect::<Result<Vec<_>>>()?;
     let experiment = &run.experiment;
-    let config = json!({"caption": experiment.caption, "intervene": experiment.intervene, "data": experiment.data});
+    let config = json!({"caption": experiment.caption, "intervene": experiment.intervene, "data": run.data_key()?});
     run.engine.run("report", config, inputs, |out| {
         let (classifier, fit, captions): (EvaluateSummary, FitSummary, CaptionsFile) =
             (run.read()?, run.read()?, run.read()?);
@@ -55,11 +55,18 @@ pub(super) fn report(run: &Run) -> Result<()> {
         let inputs = ReportInputs {
             name: run.dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned()),
             setting: Setting::of(&experiment.data),
-            architecture: experiment
-                .model
-                .as_ref()
-                .map_or("?".into(), |m| spelled(serde_json::to_value(m.architecture))),
-            embedder: experiment.embed.as_ref().map_or("?".into(), |e| spelled(serde_json::to_value(e.embedder))),
+            architecture: match (&experiment.classifier, &experiment.model) {
+                (Some(c), _) => {
+                    c.onnx.as_ref().map_or("the user's predictions".into(), |p| format!("ONNX {}", p.display()))
+                }
+                (None, Some(m)) => spelled(serde_json::to_value(m.architecture)),
+                (None, None) => "?".into(),
+            },
+            embedder: match (&experiment.embeddings, &experiment.embed) {
+                (Some(e), _) => format!("imported {}", e.images.display()),
+                (None, Some(e)) => spelled(serde_json::to_value(e.embedder)),
+                (None, None) => "?".into(),
+            },
             classifier: &classifier,
             fit: &fit,
             captions: &captions,

@@ -19,24 +19,30 @@ pub(super) fn retrain(run: &Run) -> Result<()> {
         println!("retrain: no [intervene] section, nothing to do");
         return Ok(());
     }
+    if run.experiment.classifier.is_some() {
+        println!("retrain: the classifier is the user's ([classifier]); retrain it with the images in selections.json");
+        return Ok(());
+    }
     let (model_config, train_config) = run.model_sections()?;
     let selections: Selections = run.read()?;
+    let data_key = run.data_key()?;
     for (&rule, by_k) in &selections.rules {
         for (&k, picked) in by_k {
             let name = retrain_name(rule, k);
-            let config = json!({"data": run.experiment.data, "model": model_config, "train": train_config});
+            let config = json!({"data": data_key, "model": model_config, "train": train_config});
             let inputs =
                 BTreeMap::from([(format!("selection {name}"), fd_data::sha256_hex(&serde_json::to_vec(picked)?))]);
             run.engine.run(&format!("retrain-{name}"), config, inputs, |out| {
                 let prepared = run.prepared()?;
                 let device = run.device()?;
                 let indices: Vec<usize> = prepared.split.train.iter().chain(picked).copied().collect();
-                let set = fd_model::TrainSet { dataset: &prepared.train, indices: &indices, weights: None };
+                let dataset = prepared.train.dataset(run.classifier_size())?;
+                let set = fd_model::TrainSet { dataset: &dataset, indices: &indices, weights: None };
                 let classes = prepared.train.num_classes();
                 let (model, epochs) =
                     fd_model::train(model_config, classes, set, train_config, &device, &Bars::default())?;
                 let (test, test_indices) = prepared.images(fd_data::SplitPart::Test);
-                let eval = fd_model::evaluate(&model, model_config, test, test_indices, 512, &device, &Bars::default());
+                let eval = super::evaluate::evaluate_trained(run, &model, test, test_indices, &device)?;
                 println!("retrain: {name}: test accuracy {:.2}%", 100.0 * eval.accuracy());
                 let dir = Path::new("retrain").join(&name);
                 std::fs::create_dir_all(out.join(&dir))?;

@@ -11,11 +11,16 @@ use crate::run::Run;
 
 /// Trains the classifier.
 pub(super) fn train(run: &Run) -> Result<()> {
+    if run.experiment.classifier.is_some() {
+        println!("train: the classifier is the user's ([classifier]), nothing to train");
+        return Ok(());
+    }
     let (model_config, train_config) = run.model_sections()?;
-    let config = json!({"data": run.experiment.data, "model": model_config, "train": train_config});
+    let config = json!({"data": run.data_key()?, "model": model_config, "train": train_config});
     run.engine.run("train", config, BTreeMap::new(), |out| {
         let prepared = run.prepared()?;
-        let set = fd_model::TrainSet { dataset: &prepared.train, indices: &prepared.split.train, weights: None };
+        let dataset = prepared.train.dataset(run.classifier_size())?;
+        let set = fd_model::TrainSet { dataset: &dataset, indices: &prepared.split.train, weights: None };
         let classes = prepared.train.num_classes();
         let (model, epochs) =
             fd_model::train(model_config, classes, set, train_config, &run.device()?, &Bars::default())?;

@@ -54,7 +54,7 @@ fn superclass_task_subsamples_the_minority_in_train_only() {
     assert_eq!(counts[2], (SplitPart::Extra, vec![40, 40, 40, 40, 40, 0]));
     assert_eq!(counts[3], (SplitPart::Test, vec![50, 50, 50, 50, 50, 0]));
     // The images themselves are untouched.
-    assert_eq!(p.train.image_bytes(0), train.image_bytes(0));
+    assert_eq!(p.train.image(0).unwrap().data, train.image_bytes(0));
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn planted_attribute_marks_the_asked_fraction_deterministically() {
             (0..4).map(|k| if k == 1 || k == 3 { (rate * all[k] as f64).round() as usize } else { 0 }).collect();
         assert_eq!(count_labels(&planted_labels, 4), expected, "{part}");
         for &i in idx {
-            let img = set.image(i);
+            let img = set.image(i).unwrap();
             let gray = img.data.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]);
             assert_eq!(gray, g[i] == 1, "{part} image {i}");
         }

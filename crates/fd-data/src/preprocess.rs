@@ -1,6 +1,6 @@
-//! Image preprocessing for the embedders, into an NCHW batch: either the paper's plain bilinear resize of the whole image (as it feeds
-//! CLIP, method spec §1.4) or CLIP's canonical one (PIL's bicubic resize of the short side, centre crop, bit for bit as Pillow does it
-//! on 8-bit images), then per-channel normalisation.
+//! Image preprocessing for the networks (the embedders, and a user's ONNX classifier), into an NCHW batch: either the paper's plain
+//! bilinear resize of the whole image (as it feeds CLIP, method spec §1.4) or CLIP's canonical one (PIL's bicubic resize of the short
+//! side, centre crop, bit for bit as Pillow does it on 8-bit images), then per-channel normalisation.
 
 /// CLIP's per-channel mean on the 0-1 scale.
 #[allow(clippy::excessive_precision)] // The constants as OpenAI publishes them.
@@ -53,7 +53,7 @@ impl Preprocess {
 }
 
 /// Brings an HWC u8 image to `size`×`size` as `p.resize` says, normalises it, and appends it in CHW order to `out`.
-pub fn push_chw(image: &fd_data::Image, p: &Preprocess, out: &mut Vec<f32>) {
+pub fn push_chw(image: &crate::Image, p: &Preprocess, out: &mut Vec<f32>) {
     match p.resize {
         Resize::Paper => push_bilinear(image, p, out),
         Resize::Canonical => {
@@ -125,7 +125,7 @@ fn clip8(v: i64) -> u8 {
 }
 
 /// Pillow's `Image.resize((w, h), Image.BICUBIC)` of an 8-bit RGB image: a horizontal pass, then a vertical one, each rounded to 8 bits.
-pub fn pil_bicubic(image: &fd_data::Image, height: usize, width: usize) -> fd_data::Image {
+pub fn pil_bicubic(image: &crate::Image, height: usize, width: usize) -> crate::Image {
     let (h, w) = (image.height, image.width);
     let half = 1i64 << (PRECISION_BITS - 1);
     let horizontal = pil_coefficients(w, width);
@@ -150,33 +150,62 @@ pub fn pil_bicubic(image: &fd_data::Image, height: usize, width: usize) -> fd_da
             }
         }
     }
-    fd_data::Image::new(height, width, out)
+    crate::Image::new(height, width, out)
+}
+
+/// PyTorch's bilinear taps (`align_corners=False`) from `input` samples to `output`: per output sample, the two input samples and
+/// the weight of the second.
+fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
+    let scale = input as f32 / output as f32;
+    (0..output)
+        .map(|d| {
+            let src = ((d as f32 + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (src.floor() as usize).min(input - 1);
+            let i1 = (i0 + 1).min(input - 1);
+            (i0, i1, src - i0 as f32)
+        })
+        .collect()
+}
+
+/// The bilinear value of channel `c` at the taps `(y0, y1, ly)` and `(x0, x1, lx)`, on the 0-1 scale.
+fn bilinear_at(
+    image: &crate::Image,
+    c: usize,
+    (y0, y1, ly): (usize, usize, f32),
+    (x0, x1, lx): (usize, usize, f32),
+) -> f32 {
+    let px = |y: usize, x: usize| f32::from(image.data[(y * image.width + x) * 3 + c]) / 255.0;
+    let top = px(y0, x0) * (1.0 - lx) + px(y0, x1) * lx;
+    let bottom = px(y1, x0) * (1.0 - lx) + px(y1, x1) * lx;
+    top * (1.0 - ly) + bottom * ly
 }
 
 /// The paper's resize: bilinear (PyTorch's `interpolate(mode="bilinear", align_corners=False)`) of the whole image to a square.
-fn push_bilinear(image: &fd_data::Image, p: &Preprocess, out: &mut Vec<f32>) {
-    let (h, w, s) = (image.height, image.width, p.size);
-    let taps = |input: usize| -> Vec<(usize, usize, f32)> {
-        let scale = input as f32 / s as f32;
-        (0..s)
-            .map(|d| {
-                let src = ((d as f32 + 0.5) * scale - 0.5).max(0.0);
-                let i0 = (src.floor() as usize).min(input - 1);
-                let i1 = (i0 + 1).min(input - 1);
-                (i0, i1, src - i0 as f32)
-            })
-            .collect()
-    };
-    let (ys, xs) = (taps(h), taps(w));
+fn push_bilinear(image: &crate::Image, p: &Preprocess, out: &mut Vec<f32>) {
+    let (ys, xs) = (bilinear_taps(image.height, p.size), bilinear_taps(image.width, p.size));
     for c in 0..3 {
-        let px = |y: usize, x: usize| f32::from(image.data[(y * w + x) * 3 + c]) / 255.0;
-        for &(y0, y1, ly) in &ys {
-            for &(x0, x1, lx) in &xs {
-                let top = px(y0, x0) * (1.0 - lx) + px(y0, x1) * lx;
-                let bottom = px(y1, x0) * (1.0 - lx) + px(y1, x1) * lx;
-                let v = top * (1.0 - ly) + bottom * ly;
-                out.push((v - p.mean[c]) / p.std[c]);
+        for &y in &ys {
+            for &x in &xs {
+                out.push((bilinear_at(image, c, y, x) - p.mean[c]) / p.std[c]);
             }
         }
     }
+}
+
+/// The whole image resized bilinearly (as [`Resize::Paper`]) to `height`×`width`, rounded to 8 bits; an image of that size
+/// comes back unchanged.
+pub fn resize_bilinear(image: &crate::Image, height: usize, width: usize) -> crate::Image {
+    if image.height == height && image.width == width {
+        return image.clone();
+    }
+    let (ys, xs) = (bilinear_taps(image.height, height), bilinear_taps(image.width, width));
+    let mut data = Vec::with_capacity(height * width * 3);
+    for &y in &ys {
+        for &x in &xs {
+            for c in 0..3 {
+                data.push((bilinear_at(image, c, y, x) * 255.0).round().clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    crate::Image::new(height, width, data)
 }
