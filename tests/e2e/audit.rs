@@ -164,6 +164,28 @@ fn audit_runs_on_a_users_folder_with_predictions_onnx_and_imported_embeddings() 
     );
     let selections = read_json(&run.join("selections.json"));
     assert_eq!(selections["rules"]["svm"]["3"].as_array().unwrap().len(), 9);
+    // The same rows in reverse, keyed by a paths file: the same directions.
+    let reversed: Vec<Vec<f32>> = rows.iter().rev().cloned().collect();
+    let (emb_rev, paths) = (tmp.path().join("emb_rev.npy"), tmp.path().join("paths.txt"));
+    write_npy(&emb_rev, &reversed);
+    std::fs::write(&paths, items.iter().rev().map(|i| format!("{}\n", i.path)).collect::<String>()).unwrap();
+    let run_rev = tmp.path().join("run-emb-rev");
+    let args = [
+        "--manifest",
+        &s(&manifest_path),
+        "--predictions",
+        &s(&preds),
+        "--embeddings",
+        &s(&emb_rev),
+        "--embedding-paths",
+        &s(&paths),
+        "--run",
+        &s(&run_rev),
+    ]
+    .map(String::from);
+    stdout(&audit(tmp.path(), &args));
+    let directions = |run: &Path| read_json(&run.join("directions.json"))["directions"].clone();
+    assert_eq!(directions(&run), directions(&run_rev));
 
     // The committed ONNX classifier on the same folder.
     let run = tmp.path().join("run-onnx");
@@ -213,6 +235,13 @@ fn audit_bad_inputs_name_the_file_and_the_fix() {
     let emb = tmp.path().join("emb.npy");
     write_npy(&emb, &vec![vec![0.5f32; 4]; items.len() - 3]);
     call(&with(&["--predictions", &s(&good), "--embeddings", &s(&emb)], "r3"), "emb.npy", "rows for a dataset of");
+    // A paths file that names an image the dataset does not have.
+    let paths = tmp.path().join("paths.txt");
+    let mut names: Vec<String> = items.iter().skip(3).map(|i| i.path.clone()).collect();
+    names[1] = "apple/missing.png".into();
+    std::fs::write(&paths, names.join("\n")).unwrap();
+    let args = ["--predictions", &s(&good), "--embeddings", &s(&emb), "--embedding-paths", &s(&paths)];
+    call(&with(&args, "r3b"), "paths.txt", "line 2: \"apple/missing.png\" is not an image of the dataset");
     // An ONNX model whose classes do not match the dataset's (the fixture has three; a two-class dataset).
     let two = tmp.path().join("two");
     for class in ["a", "b"] {

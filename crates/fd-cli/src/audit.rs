@@ -48,6 +48,9 @@ pub struct AuditArgs {
     /// instead of computing them.
     #[arg(long)]
     pub embeddings: Option<PathBuf>,
+    /// The image of each embedding row: one path a line (as the folder or manifest lists it), in the rows' order.
+    #[arg(long, requires = "embeddings")]
+    pub embedding_paths: Option<PathBuf>,
     /// Caption embeddings from the same model's text tower (with --caption-texts).
     #[arg(long, requires = "caption_texts", requires = "embeddings")]
     pub captions: Option<PathBuf>,
@@ -132,6 +135,7 @@ impl AuditArgs {
             embed: self.embeddings.is_none().then_some(embed),
             embeddings: self.embeddings.clone().map(|images| ImportedEmbeddings {
                 images,
+                paths: self.embedding_paths.clone(),
                 captions: self.captions.clone(),
                 caption_texts: self.caption_texts.clone(),
             }),

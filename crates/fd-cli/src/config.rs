@@ -53,6 +53,10 @@ pub struct ImportedEmbeddings {
     /// The images' embeddings: `.npy` `[images, dim]` in the dataset's listing order, or safetensors with `embeddings`
     /// `[images, dim]` and optionally `index` `[images]` (each row's index in the listing).
     pub images: std::path::PathBuf,
+    /// The image each row is of: a text file, one path a line (as the folder or manifest lists it, relative to its root), in
+    /// the rows' order; instead of the listing's order or an `index` tensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<std::path::PathBuf>,
     /// Caption embeddings from the same model's text tower: `.npy` `[captions, dim]` or safetensors `embeddings`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captions: Option<std::path::PathBuf>,

@@ -84,12 +84,21 @@ pub(super) fn embed(run: &Run) -> Result<()> {
 /// Brings the user's image embeddings into the run: one row per image of the dataset's listing, in its order or keyed by index.
 fn import(run: &Run, imported: &ImportedEmbeddings) -> Result<()> {
     let path = &imported.images;
-    let sha = run.engine.sha256(path).with_context(|| format!("reading [embeddings] images {}", path.display()))?;
-    let inputs = BTreeMap::from([(format!("embeddings {}", path.display()), sha)]);
+    let mut inputs = BTreeMap::new();
+    for file in std::iter::once(path).chain(&imported.paths) {
+        let sha = run.engine.sha256(file).with_context(|| format!("reading [embeddings] {}", file.display()))?;
+        inputs.insert(format!("embeddings {}", file.display()), sha);
+    }
     run.engine.run("embed", json!({"data": run.data_key()?, "embeddings": imported}), inputs, |out| {
         let start = Instant::now();
         let prepared = run.prepared()?;
-        let table = read_rows(path)?;
+        let mut table = read_rows(path)?;
+        if let Some(paths) = &imported.paths {
+            let Images::Files(files) = &prepared.test else {
+                bail!("[embeddings] paths name files of a dataset on disk ([data.dataset] name = \"folder\")");
+            };
+            table.2 = Some(rows_by_path(paths, files.listing(), table.0.len())?);
+        }
         let (rows_of, dim) = (table.0, table.1);
         let mut written = Vec::new();
         let mut parts = Vec::new();
@@ -127,6 +136,35 @@ fn import(run: &Run, imported: &ImportedEmbeddings) -> Result<()> {
         Ok(written)
     })?;
     Ok(())
+}
+
+/// Each listing index's row, from a file naming each row's image (one path a line, as the listing names it).
+fn rows_by_path(
+    file: &std::path::Path,
+    listing: &fd_data::folder::Listing,
+    rows: usize,
+) -> Result<BTreeMap<usize, usize>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.len() != rows {
+        bail!(
+            "{}: {} paths for {rows} embedding rows; give one path a line, in the rows' order",
+            file.display(),
+            lines.len()
+        );
+    }
+    let by_path: BTreeMap<&std::path::Path, usize> =
+        listing.entries.iter().enumerate().map(|(k, e)| (e.path.as_path(), k)).collect();
+    let mut out = BTreeMap::new();
+    for (r, line) in lines.iter().enumerate() {
+        let Some(&k) = by_path.get(std::path::Path::new(line)) else {
+            bail!("{}: line {}: {line:?} is not an image of the dataset", file.display(), r + 1);
+        };
+        if out.insert(k, r).is_some() {
+            bail!("{}: line {}: {line:?} appears twice", file.display(), r + 1);
+        }
+    }
+    Ok(out)
 }
 
 /// The rows of an embeddings file (`.npy` or safetensors `embeddings`), its dimension, and, with an `index` tensor, each listing

@@ -38,7 +38,7 @@ pub(super) fn fit(run: &Run) -> Result<()> {
         let start = Instant::now();
         let directions = fd_svm::fit_directions(&input, &svm, 2)?;
         let summary = fit_summary(&directions, &test, classes, start.elapsed().as_secs_f64())?;
-        print_fit(&summary);
+        print_fit(&summary, run.prepared()?.train.class_names());
         let mut written = Run::write_directions(out, &directions)?;
         written.push(Run::write(out, &summary)?);
         Ok(written)
@@ -87,15 +87,17 @@ pub(crate) fn fit_summary(
     })
 }
 
-fn print_fit(s: &FitSummary) {
-    println!("fit: {:<6} {:>6} {:>10} {:>10} {:>14}", "class", "C", "CV bal", "test bal", "test acc (clf)");
+fn print_fit(s: &FitSummary, names: &[String]) {
+    let w = names.iter().map(|n| n.len() + 4).max().unwrap_or(6).max(6);
+    println!("fit: {:<w$} {:>6} {:>10} {:>10} {:>14}", "class", "C", "CV bal", "test bal", "test acc (clf)");
     for c in &s.classes {
+        let class = format!("{} {}", c.class, names.get(usize::from(c.class)).map_or("", String::as_str));
         match (c.c, c.cv_balanced_accuracy) {
             (Some(chosen), Some(cv)) => println!(
-                "fit: {:<6} {chosen:>6.0e} {cv:>10.4} {:>10.4} {:>14.4}",
-                c.class, c.test_balanced_accuracy, c.classifier_test_accuracy
+                "fit: {class:<w$} {chosen:>6.0e} {cv:>10.4} {:>10.4} {:>14.4}",
+                c.test_balanced_accuracy, c.classifier_test_accuracy
             ),
-            _ => println!("fit: {:<6} skipped", c.class),
+            _ => println!("fit: {class:<w$} skipped"),
         }
     }
     println!(
