@@ -235,6 +235,20 @@ fn audit_bad_inputs_name_the_file_and_the_fix() {
     let emb = tmp.path().join("emb.npy");
     write_npy(&emb, &vec![vec![0.5f32; 4]; items.len() - 3]);
     call(&with(&["--predictions", &s(&good), "--embeddings", &s(&emb)], "r3"), "emb.npy", "rows for a dataset of");
+    // An `index` tensor that repeats a row.
+    let indexed = tmp.path().join("indexed.safetensors");
+    let n = items.len();
+    let data: Vec<u8> = vec![0.5f32; n * 4].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut index: Vec<i64> = (0..n as i64).collect();
+    index[5] = 4;
+    let index: Vec<u8> = index.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let tensors = [
+        ("embeddings", safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n, 4], &data).unwrap()),
+        ("index", safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![n], &index).unwrap()),
+    ];
+    std::fs::write(&indexed, safetensors::serialize(tensors, None).unwrap()).unwrap();
+    let args = ["--predictions", &s(&good), "--embeddings", &s(&indexed)];
+    call(&with(&args, "r3c"), "indexed.safetensors", "row 5: index 4 appears twice");
     // A paths file that names an image the dataset does not have.
     let paths = tmp.path().join("paths.txt");
     let mut names: Vec<String> = items.iter().skip(3).map(|i| i.path.clone()).collect();
@@ -264,12 +278,22 @@ fn audit_bad_inputs_name_the_file_and_the_fix() {
     let bytes = std::fs::read(&damaged).unwrap();
     std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
     call(&with(&["--predictions", &s(&good)], "r5"), "011.png", "cannot decode the image");
+    // Predictions keyed by order still line up: the unreadable image keeps its row, unused.
+    let ordered = tmp.path().join("ordered.csv");
+    let rows: String = items.iter().map(|i| format!("{}\n", CLASSES[i.class])).collect();
+    std::fs::write(&ordered, format!("prediction\n{rows}")).unwrap();
     let run = tmp.path().join("r6");
     let out = fd_cli(
         tmp.path(),
-        &with(&["--predictions", &s(&good), "--skip-unreadable"], "r6").iter().map(String::as_str).collect::<Vec<_>>(),
+        &with(&["--predictions", &s(&ordered), "--skip-unreadable"], "r6")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     );
     stdout(&out);
+    let accuracy =
+        read_json(&run.join("evaluate.json"))["parts"].as_array().unwrap().iter().all(|p| p["accuracy"] == 1.0);
+    assert!(accuracy, "every prediction is right, so every part's accuracy is 1");
     let listed = std::fs::read_to_string(run.join("unreadable.tsv")).unwrap();
     assert!(listed.contains("011.png") && listed.lines().count() == 1, "{listed}");
 }

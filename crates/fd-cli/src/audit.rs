@@ -14,7 +14,7 @@ use crate::config::{Experiment, ImportedEmbeddings};
 /// Flags of `fd-cli audit`.
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
-    /// An image folder: DIR/<class>/<image>, or DIR/<split>/<class>/<image> with splits train, val, extra, test.
+    /// An image folder: `DIR/<class>/<image>`, or `DIR/<split>/<class>/<image>` with splits train, val, extra, test.
     #[arg(long, conflicts_with = "manifest", required_unless_present = "manifest")]
     pub images: Option<PathBuf>,
     /// Or a CSV manifest: `path,label` and optional `split`, `group` and metadata columns, paths relative to the manifest.
@@ -44,6 +44,9 @@ pub struct AuditArgs {
     /// The ONNX model takes BGR channels.
     #[arg(long)]
     pub bgr: bool,
+    /// Images per ONNX forward pass (an export that fixes its batch size gets exactly this many, the last batch padded).
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
     /// Your own image embeddings (.npy [images, dim] in the listing's order, or safetensors `embeddings` [+ `index`]),
     /// instead of computing them.
     #[arg(long)]
@@ -73,14 +76,39 @@ pub struct AuditArgs {
     /// Pick this many extra-pool images per class by each rule (SVM, confidence, random) for you to label.
     #[arg(long)]
     pub select: Option<usize>,
-    /// The run directory (default runs/audit-<folder or manifest name>).
+    /// The run directory (default `runs/audit-<name of the folder or manifest>`).
     #[arg(long)]
     pub run: Option<PathBuf>,
 }
 
 impl AuditArgs {
-    /// The experiment the flags describe, validated.
+    /// The experiment the flags describe, validated; its paths are absolute, so the saved `config.toml` works from any directory.
     pub fn experiment(&self) -> Result<Experiment> {
+        let this = self.absolute()?;
+        this.experiment_as_given()
+    }
+
+    /// The same flags with every path made absolute (an existing file or folder, or relative to the current directory).
+    fn absolute(&self) -> Result<AuditArgs> {
+        let fix = |p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
+            p.as_ref().map(|p| std::path::absolute(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))).transpose()
+        };
+        Ok(AuditArgs {
+            images: fix(&self.images)?,
+            manifest: fix(&self.manifest)?,
+            classes: fix(&self.classes)?,
+            predictions: fix(&self.predictions)?,
+            onnx: fix(&self.onnx)?,
+            embeddings: fix(&self.embeddings)?,
+            embedding_paths: fix(&self.embedding_paths)?,
+            captions: fix(&self.captions)?,
+            caption_texts: fix(&self.caption_texts)?,
+            embed_weights: fix(&self.embed_weights)?,
+            ..self.clone()
+        })
+    }
+
+    fn experiment_as_given(&self) -> Result<Experiment> {
         let resize = match self.resize.as_str() {
             "paper" => Resize::Paper,
             "canonical" => Resize::Canonical,
@@ -99,7 +127,7 @@ impl AuditArgs {
                 resize,
             },
             bgr: self.bgr,
-            batch_size: 64,
+            batch_size: self.batch_size,
         };
         let embedder: fd_clip::EmbedderKind = serde_json::from_value(serde_json::Value::String(self.embedder.clone()))
             .map_err(|_| {

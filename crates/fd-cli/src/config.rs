@@ -61,7 +61,7 @@ pub struct ImportedEmbeddings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captions: Option<std::path::PathBuf>,
     /// The captions, one a line, in the rows' order. The caption stage scores them all; the class's reference is the one that
-    /// reads "a photo of a <class>." when present, else the class's mean image embedding.
+    /// reads `a photo of a <class>.` when present, else the mean of all the captions' embeddings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption_texts: Option<std::path::PathBuf>,
 }

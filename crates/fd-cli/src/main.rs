@@ -56,9 +56,9 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         skip: Vec<String>,
     },
-    /// One stage over a run directory (one subcommand per stage; see `Stage`).
     /// Audit your own classifier on your own images, no config file: every stage, then report.html in the run directory.
     Audit(Box<fd_cli::audit::AuditArgs>),
+    /// One stage over a run directory (one subcommand per stage; see `Stage`).
     #[command(flatten)]
     Stage(StageCommand),
     /// Time a piece of the toolkit on this machine (used by `cargo xtask bench`).

@@ -89,7 +89,8 @@ impl Run {
 
     /// The number of classes.
     pub fn num_classes(&self) -> Result<usize> {
-        Ok(self.prepared()?.train.num_classes())
+        // The config knows (a dataset on disk by its listing alone, nothing decoded).
+        Ok(self.experiment.data.dataset.class_names()?.len())
     }
 
     /// The device the config names.

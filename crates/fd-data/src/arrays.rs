@@ -142,10 +142,11 @@ fn check_len(path: &Path, shape: &[usize], values: &Values) -> Result<()> {
         Values::F32(v) => v.len(),
         Values::I64(v) => v.len(),
     };
-    if shape.iter().product::<usize>() != len {
+    let wanted = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if wanted != Some(len) {
         return Err(Error::Format {
             path: path.to_path_buf(),
-            message: format!("shape {shape:?} needs {} values, the file holds {len}", shape.iter().product::<usize>()),
+            message: format!("shape {shape:?} does not match the {len} values the file holds"),
         });
     }
     Ok(())

@@ -198,9 +198,10 @@ pub fn read_image_folder(root: &Path) -> Result<Listing> {
             root.display()
         )));
     }
-    let split_layout = top.iter().all(|d| SplitPart::from_name(&name_of(d)).is_some());
+    let split_of = |d: &PathBuf| SplitPart::from_name(&name_of(d).to_ascii_lowercase());
+    let split_layout = top.iter().all(|d| split_of(d).is_some());
     let parts: Vec<(Option<SplitPart>, PathBuf)> = if split_layout {
-        top.iter().map(|d| (SplitPart::from_name(&name_of(d)), d.clone())).collect()
+        top.iter().map(|d| (split_of(d), d.clone())).collect()
     } else {
         vec![(None, root.to_path_buf())]
     };
@@ -276,7 +277,7 @@ pub fn read_manifest(path: &Path, classes: Option<Vec<String>>) -> Result<Listin
         let split = match split_col.map(get).filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(
-                SplitPart::from_name(&s)
+                SplitPart::from_name(&s.to_ascii_lowercase())
                     .ok_or_else(|| format(format!("line {row}: split {s:?} is not one of train, val, extra, test")))?,
             ),
         };

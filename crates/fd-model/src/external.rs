@@ -242,11 +242,10 @@ pub fn push_row(out: &mut Evaluation, index: usize, label: u16, logits: &[f32], 
     out.correct.push(predicted == label);
 }
 
-/// Appends rows of a model's output (`labels.len() × num_classes` scores: probabilities when every row is a distribution, else
-/// logits), predicted by argmax.
-pub fn push_scores(out: &mut Evaluation, indices: &[usize], labels: &[u16], scores: &[f32]) {
+/// Appends rows of a model's output (`labels.len() × num_classes` scores, probabilities or logits as `probabilities` says),
+/// predicted by argmax.
+pub fn push_scores(out: &mut Evaluation, indices: &[usize], labels: &[u16], scores: &[f32], probabilities: bool) {
     let k = out.num_classes;
-    let probabilities = are_probabilities(scores, k);
     for (r, (&index, &label)) in indices.iter().zip(labels).enumerate() {
         let row = &scores[r * k..(r + 1) * k];
         let logits: Vec<f32> =

@@ -24,10 +24,11 @@ pub(super) fn caption(run: &Run) -> Result<()> {
             let sha = run.engine.sha256(file).with_context(|| format!("reading [embeddings] {}", file.display()))?;
             inputs.insert(format!("captions {}", file.display()), sha);
         }
-        json!({"embeddings": imported, "caption": caption})
+        json!({"embeddings": imported, "caption": caption, "data": run.data_key()?})
     } else {
         inputs.insert("embedder weights".into(), run.embed_weights_sha()?);
-        json!({"embed": run.embed_keyed()?, "caption": caption})
+        // The data's key too: the captions and the report name the classes.
+        json!({"embed": run.embed_keyed()?, "caption": caption, "data": run.data_key()?})
     };
     if let Some(path) = caption.vocabulary.as_deref().filter(|v| v.ends_with(".json")) {
         let sha =
@@ -79,7 +80,7 @@ pub(super) fn caption(run: &Run) -> Result<()> {
     Ok(())
 }
 
-/// The user's caption embeddings as every class's candidates, against the caption "a photo of a <class>." where the captions
+/// The user's caption embeddings as every class's candidates, against the caption `a photo of a <class>.` where the captions
 /// hold it, else the mean of all captions; `None` without caption embeddings.
 fn imported_candidates(imported: &ImportedEmbeddings, names: &[String]) -> Result<Option<(Vec<Candidates>, usize)>> {
     let (Some(file), Some(texts_file)) = (&imported.captions, &imported.caption_texts) else { return Ok(None) };

@@ -138,6 +138,25 @@ fn import(run: &Run, imported: &ImportedEmbeddings) -> Result<()> {
     Ok(())
 }
 
+/// Each listing index's row, from an `index` tensor: `[rows]` integers, each a listing index, none negative or repeated.
+fn index_map(path: &std::path::Path, a: &fd_data::arrays::Array, rows: usize) -> Result<BTreeMap<usize, usize>> {
+    let Some(ints) = a.integers().filter(|i| a.shape.len() == 1 && i.len() == rows) else {
+        bail!(
+            "{}: `index` must be a 1-D integer tensor of {rows} values (one per row), found shape {:?}",
+            path.display(),
+            a.shape
+        );
+    };
+    let mut out = BTreeMap::new();
+    for (r, &i) in ints.iter().enumerate() {
+        let Ok(i) = usize::try_from(i) else { bail!("{}: row {r}: index {i} is negative", path.display()) };
+        if out.insert(i, r).is_some() {
+            bail!("{}: row {r}: index {i} appears twice", path.display());
+        }
+    }
+    Ok(out)
+}
+
 /// Each listing index's row, from a file naming each row's image (one path a line, as the listing names it).
 fn rows_by_path(
     file: &std::path::Path,
@@ -188,15 +207,10 @@ pub(super) fn read_rows(path: &std::path::Path) -> Result<Rows> {
     let index = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
         None
     } else {
-        fd_data::arrays::read_safetensors(path)?.remove("index").map(|a| {
-            let ints = a.integers().map(<[i64]>::to_vec).unwrap_or_default();
-            ints.iter().enumerate().map(|(r, &i)| (i as usize, r)).collect::<BTreeMap<usize, usize>>()
-        })
+        match fd_data::arrays::read_safetensors(path)?.remove("index") {
+            None => None,
+            Some(a) => Some(index_map(path, &a, n)?),
+        }
     };
-    if let Some(map) = &index
-        && map.len() != n
-    {
-        bail!("{}: the `index` tensor must give each of the {n} rows a distinct listing index", path.display());
-    }
     Ok((rows, dim, index))
 }

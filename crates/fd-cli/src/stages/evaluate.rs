@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use fd_data::{Images, SplitPart};
 use fd_model::Evaluation;
-use fd_model::external::{ClassifierConfig, Wanted, empty_evaluation, push_scores};
+use fd_model::external::{ClassifierConfig, Wanted, are_probabilities, empty_evaluation, push_scores};
 use serde_json::json;
 
 use crate::artifacts::eval_file;
@@ -48,8 +48,9 @@ pub(super) fn evaluate_trained(
         let dataset = set.memory("evaluate")?;
         return Ok(fd_model::evaluate(model, model_config, dataset, indices, 512, device, &bars));
     };
+    // An empty part is evaluated too, so its evaluation has the classifier's shape.
     let mut all: Option<Evaluation> = None;
-    for chunk in indices.chunks(4096) {
+    for chunk in indices.chunks(4096).chain(indices.is_empty().then_some(&indices[..0])) {
         let dataset = set.resized(chunk, run.classifier_size())?;
         let local: Vec<usize> = (0..chunk.len()).collect();
         let mut eval = fd_model::evaluate(model, model_config, &dataset, &local, 512, device, &bars);
@@ -93,27 +94,47 @@ fn evaluate_external(run: &Run, classifier: &ClassifierConfig) -> Result<()> {
         }
         let path = classifier.onnx.as_ref().context("[classifier] names no file")?;
         let model = fd_model::load::load_onnx_classifier(path, classifier)?;
+        let mut scores = Vec::new();
+        for part in SplitPart::ALL {
+            let (set, indices) = prepared.images(part);
+            scores.push(onnx_scores(&model, path, set, indices, &names)?);
+        }
+        // Probabilities or logits is the model's property: decided once, over every image.
+        let probabilities = scores.iter().all(|s| are_probabilities(s, names.len()));
         write_parts(out, |part| {
             let (set, indices) = prepared.images(part);
             let mut eval = empty_evaluation(names.len(), indices.len());
-            set.batches(indices, model.batch_size(), |chunk, images| {
-                let (scores, k) = model.logits(&images).map_err(|e| fd_data::Error::Invalid(e.to_string()))?;
-                if k != names.len() {
-                    return Err(fd_data::Error::Invalid(format!(
-                        "{}: the model gives {k} outputs per image, the dataset has {} classes ({})",
-                        path.display(),
-                        names.len(),
-                        names.join(", ")
-                    )));
-                }
-                let labels: Vec<u16> = chunk.iter().map(|&i| set.labels()[i]).collect();
-                push_scores(&mut eval, chunk, &labels, &scores);
-                Ok(())
-            })?;
+            let labels: Vec<u16> = indices.iter().map(|&i| set.labels()[i]).collect();
+            push_scores(&mut eval, indices, &labels, &scores[SplitPart::ALL.iter().position(|p| *p == part).unwrap_or(0)], probabilities);
             Ok(eval)
         })
     })?;
     Ok(())
+}
+
+/// The ONNX classifier's scores for `indices` of `set`, a batch at a time; an output of the wrong width names the file.
+fn onnx_scores(
+    model: &fd_model::onnx::OnnxClassifier,
+    path: &std::path::Path,
+    set: &Images,
+    indices: &[usize],
+    names: &[String],
+) -> Result<Vec<f32>> {
+    let mut scores = Vec::with_capacity(indices.len() * names.len());
+    set.batches(indices, model.batch_size(), |_, images| {
+        let (batch, k) = model.logits(&images).map_err(|e| fd_data::Error::Invalid(e.to_string()))?;
+        if k != names.len() {
+            return Err(fd_data::Error::Invalid(format!(
+                "{}: the model gives {k} outputs per image, the dataset has {} classes ({})",
+                path.display(),
+                names.len(),
+                names.join(", ")
+            )));
+        }
+        scores.extend(batch);
+        Ok(())
+    })?;
+    Ok(scores)
 }
 
 /// Evaluates every part with `eval` and writes `eval_<part>.safetensors` and `evaluate.json`.

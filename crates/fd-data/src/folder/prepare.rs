@@ -95,26 +95,33 @@ pub struct PreparedListing {
 /// Reads the listing `config` names, leaves out unreadable files when asked (each is decoded once to find them), and splits it.
 pub fn prepare(config: &FolderConfig, split_config: &SplitConfig) -> Result<PreparedListing> {
     let _s = tracing::info_span!("prepare_folder").entered();
-    let mut listing = config.listing()?;
+    let listing = config.listing()?;
     let mut skipped = Vec::new();
+    // Unreadable files stay in the listing (so a user's files keyed by listing index keep their rows) but enter no part.
+    let mut left_out = BTreeSet::new();
     if config.skip_unreadable {
         let all: Vec<usize> = (0..listing.entries.len()).collect();
         skipped = listing.decode_batches(&all, 256, true, |_, _| Ok(()))?;
         let bad: BTreeSet<PathBuf> = skipped.iter().map(|(p, _)| p.clone()).collect();
-        let root = listing.root.clone();
-        listing.entries.retain(|e| !bad.contains(&root.join(&e.path)));
+        left_out = (0..listing.entries.len()).filter(|&r| bad.contains(&listing.path(r))).collect();
         for (path, why) in &skipped {
             tracing::warn!(path = %path.display(), reason = %why, "left out an unreadable image");
         }
     }
-    let prepared = split_listing(Arc::new(listing), split_config, &config.planted_groups)?;
+    let prepared = split_listing(Arc::new(listing), split_config, &config.planted_groups, &left_out)?;
     Ok(PreparedListing { prepared, skipped })
 }
 
-/// Splits a listing by the rule of this module's documentation.
-pub fn split_listing(listing: Arc<Listing>, config: &SplitConfig, planted_groups: &[String]) -> Result<Prepared> {
+/// Splits a listing by the rule of this module's documentation, leaving out the entries `left_out`.
+pub fn split_listing(
+    listing: Arc<Listing>,
+    config: &SplitConfig,
+    planted_groups: &[String],
+    left_out: &BTreeSet<usize>,
+) -> Result<Prepared> {
     let entries = &listing.entries;
     let nc = listing.class_names.len();
+    let kept: Vec<usize> = (0..entries.len()).filter(|r| !left_out.contains(r)).collect();
     let has_val = entries.iter().any(|e| e.split == Some(SplitPart::Val));
     let (train_rows, test_rows, split) = if has_val {
         if let Some(e) = entries.iter().find(|e| e.split.is_none()) {
@@ -124,9 +131,9 @@ pub fn split_listing(listing: Arc<Listing>, config: &SplitConfig, planted_groups
                 e.path.display()
             )));
         }
-        let train_rows: Vec<usize> =
-            (0..entries.len()).filter(|&r| entries[r].split != Some(SplitPart::Test)).collect();
-        let test_rows: Vec<usize> = (0..entries.len()).filter(|&r| entries[r].split == Some(SplitPart::Test)).collect();
+        let in_part = |r: &usize, test: bool| (entries[*r].split == Some(SplitPart::Test)) == test;
+        let train_rows: Vec<usize> = kept.iter().copied().filter(|r| in_part(r, false)).collect();
+        let test_rows: Vec<usize> = kept.iter().copied().filter(|r| in_part(r, true)).collect();
         let part = |p: SplitPart| (0..train_rows.len()).filter(|&i| entries[train_rows[i]].split == Some(p)).collect();
         let split = Split {
             train: part(SplitPart::Train),
@@ -136,25 +143,37 @@ pub fn split_listing(listing: Arc<Listing>, config: &SplitConfig, planted_groups
         };
         (train_rows, test_rows, split)
     } else {
+        if let Some(e) = entries.iter().find(|e| e.split == Some(SplitPart::Extra)) {
+            return Err(Error::Invalid(format!(
+                "{}: {} is marked extra but no image is marked val; mark the val images too (then every image needs a \
+                 split), or mark only train and test and let the paper's rule make val and extra",
+                listing.root.display(),
+                e.path.display()
+            )));
+        }
         let marked_test: Vec<usize> =
-            (0..entries.len()).filter(|&r| entries[r].split == Some(SplitPart::Test)).collect();
+            kept.iter().copied().filter(|&r| entries[r].split == Some(SplitPart::Test)).collect();
         let test_rows = if marked_test.is_empty() {
-            let (mut held_out, _) = every_kth_per_class(&listing.labels(), nc, TEST_EVERY);
+            let labels: Vec<u16> = kept.iter().map(|&r| entries[r].label).collect();
+            let (held_out, _) = every_kth_per_class(&labels, nc, TEST_EVERY);
+            let mut held_out: Vec<usize> = held_out.into_iter().map(|k| kept[k]).collect();
             held_out.sort_unstable();
             held_out
         } else {
             marked_test
         };
         let is_test: BTreeSet<usize> = test_rows.iter().copied().collect();
-        let train_rows: Vec<usize> = (0..entries.len()).filter(|r| !is_test.contains(r)).collect();
+        let train_rows: Vec<usize> = kept.iter().copied().filter(|r| !is_test.contains(r)).collect();
         let labels: Vec<u16> = train_rows.iter().map(|&r| entries[r].label).collect();
         let split = split(&labels, nc, test_rows.len(), config);
         (train_rows, test_rows, split)
     };
-    if split.val.is_empty() || split.test.is_empty() {
+    if split.val.is_empty() || split.test.is_empty() || split.train.len() < 2 {
         return Err(Error::Invalid(format!(
-            "{}: the split leaves {} val and {} test images; the SVMs need both (add images, or mark a split)",
+            "{}: the split leaves {} train, {} val and {} test images; the SVMs need val and test images, and at least 2 \
+             train images (their embeddings' mean and spread normalise the rest); add images, or mark a split",
             listing.root.display(),
+            split.train.len(),
             split.val.len(),
             split.test.len()
         )));

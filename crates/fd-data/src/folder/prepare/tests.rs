@@ -1,6 +1,6 @@
 //! The split rule of a listing, its groups, and the images it hands out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ fn rows(images: &Images) -> Vec<usize> {
 #[test]
 fn without_splits_every_sixth_image_per_class_is_test_and_the_rest_is_split_as_cifar10() {
     let l = listing(2, 60, |_| None, |_| None);
-    let p = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &[]).unwrap();
+    let p = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &[], &BTreeSet::new()).unwrap();
     // Test: every 6th of each class in listing order, sorted; 10 + 10.
     let test = rows(&p.test);
     assert_eq!(test.len(), 20);
@@ -59,7 +59,7 @@ fn without_splits_every_sixth_image_per_class_is_test_and_the_rest_is_split_as_c
 fn marked_test_and_train_images_keep_their_part_and_train_is_split_by_the_rule() {
     // As CIFAR-10 exported with `<set>/<class>/…`: train and test marked, no val.
     let l = listing(2, 60, |i| Some(if i >= 100 { SplitPart::Test } else { SplitPart::Train }), |_| None);
-    let p = split_listing(l, &SplitConfig::paper_cifar10(), &[]).unwrap();
+    let p = split_listing(l, &SplitConfig::paper_cifar10(), &[], &BTreeSet::new()).unwrap();
     assert_eq!(rows(&p.test), (100..120).collect::<Vec<_>>());
     assert_eq!(rows(&p.train), (0..100).collect::<Vec<_>>());
     assert_eq!(p.split.val.len(), 20);
@@ -74,7 +74,7 @@ fn a_full_user_split_is_taken_as_it_is_and_a_partial_one_is_an_error() {
         _ => SplitPart::Train,
     };
     let l = listing(2, 10, |i| Some(part(i)), |_| None);
-    let p = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &[]).unwrap();
+    let p = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &[], &BTreeSet::new()).unwrap();
     let train_rows = rows(&p.train);
     for (name, idx) in p.split.parts() {
         let set_rows = if name.is_test() { rows(&p.test) } else { train_rows.clone() };
@@ -82,7 +82,7 @@ fn a_full_user_split_is_taken_as_it_is_and_a_partial_one_is_an_error() {
     }
     assert_eq!((p.split.val.len(), p.split.test.len()), (4, 4));
     let partial = listing(2, 10, |i| (i != 3).then(|| part(i)), |_| None);
-    let e = split_listing(partial, &SplitConfig::paper_cifar10(), &[]).unwrap_err().to_string();
+    let e = split_listing(partial, &SplitConfig::paper_cifar10(), &[], &BTreeSet::new()).unwrap_err().to_string();
     assert!(e.contains("img0003.png has none"), "{e}");
 }
 
@@ -101,24 +101,39 @@ fn groups_come_from_the_group_column_and_the_minority_ones_are_planted() {
         })
     };
     let l = listing(2, 60, |_| None, group);
-    let p = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &[]).unwrap();
+    let p = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &[], &BTreeSet::new()).unwrap();
     let g = p.groups.as_ref().unwrap();
     assert_eq!(g.names, ["land", "rare", "water"]);
     assert_eq!(g.planted, [1]);
     for (i, &r) in rows(&p.test).iter().enumerate() {
         assert_eq!(g.names[usize::from(g.test[i])], group(r).unwrap());
     }
-    let named = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &["land".into()]).unwrap();
+    let named = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &["land".into()], &BTreeSet::new()).unwrap();
     assert_eq!(named.groups.unwrap().planted, [0]);
-    let e = split_listing(l, &SplitConfig::paper_cifar10(), &["sea".into()]).unwrap_err().to_string();
+    let e = split_listing(l, &SplitConfig::paper_cifar10(), &["sea".into()], &BTreeSet::new()).unwrap_err().to_string();
     assert!(e.contains("\"sea\"") && e.contains("land, rare, water"), "{e}");
 }
 
 #[test]
 fn too_few_images_for_val_or_test_is_an_error() {
     let l = listing(2, 1, |_| None, |_| None);
-    let e = split_listing(l, &SplitConfig::paper_cifar10(), &[]).unwrap_err().to_string();
-    assert!(e.contains("the SVMs need both"), "{e}");
+    let e = split_listing(l, &SplitConfig::paper_cifar10(), &[], &BTreeSet::new()).unwrap_err().to_string();
+    assert!(e.contains("the SVMs need val and test images"), "{e}");
+}
+
+#[test]
+fn left_out_files_keep_every_other_files_listing_index_and_extra_without_val_is_an_error() {
+    let l = listing(2, 60, |_| None, |_| None);
+    let left_out: BTreeSet<usize> = [0, 7, 64].into();
+    let p = split_listing(l.clone(), &SplitConfig::paper_cifar10(), &[], &left_out).unwrap();
+    let (train, test) = (rows(&p.train), rows(&p.test));
+    assert_eq!(train.len() + test.len(), 117);
+    assert!(train.iter().chain(&test).all(|r| !left_out.contains(r)));
+    // Rows keep their listing index: entry 1's file is still entry 1.
+    assert!(train.iter().chain(&test).any(|&r| r == 1));
+    let marked = listing(2, 60, |i| (i % 9 == 0).then_some(SplitPart::Extra), |_| None);
+    let e = split_listing(marked, &SplitConfig::paper_cifar10(), &[], &BTreeSet::new()).unwrap_err().to_string();
+    assert!(e.contains("img0000.png is marked extra but no image is marked val"), "{e}");
 }
 
 #[test]
