@@ -120,6 +120,7 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
         "embed",
         "fit",
         "caption",
+        "describe",
         "select",
         "retrain-svm-k4",
         "retrain-confidence-k4",

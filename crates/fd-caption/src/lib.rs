@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod class;
+pub mod names;
 pub mod score;
 pub mod subpopulation;
 pub mod vocabulary;

@@ -79,6 +79,8 @@ pub struct ReportInputs<'a> {
     pub fit: &'a FitSummary,
     /// `captions.json`.
     pub captions: &'a CaptionsFile,
+    /// `names.json`, when the describe stage ran.
+    pub names: Option<&'a crate::artifacts::NamesFile>,
     /// The caption subpopulations' size.
     pub caption_k: usize,
     /// The test part.
@@ -195,12 +197,63 @@ pub struct Summary {
     pub captions: CaptionFigures,
     /// The planted group, for planted datasets.
     pub planted: Option<PlantedFigures>,
+    /// The names from image attributes, when the describe stage ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<NameFigures>,
     /// No intervention, then each retraining.
     pub intervention: Vec<Intervention>,
     /// Each finished stage's time.
     pub stages: Vec<StageTime>,
     /// Each figure beside the paper's.
     pub fidelity: Vec<FidelityRow>,
+}
+
+/// The names from image attributes: per class its first hard name and whether it passed the held-out check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameFigures {
+    /// Classes with names.
+    pub named_classes: usize,
+    /// Classes with at least one hard name that passed the held-out check.
+    pub verified_classes: usize,
+    /// Per named class: its first verified hard name (else its first hard name, unverified).
+    pub classes: Vec<ClassTopName>,
+}
+
+/// One class's leading name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassTopName {
+    /// The class.
+    pub class: u16,
+    /// Its leading hard name, if any.
+    pub phrase: Option<String>,
+    /// Whether it passed the held-out check.
+    pub verified: bool,
+}
+
+fn name_figures(names: &crate::artifacts::NamesFile) -> NameFigures {
+    use crate::artifacts::NamesOutcome;
+    let classes: Vec<ClassTopName> = names
+        .classes
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            NamesOutcome::Named { names, .. } => {
+                let top = names.top_verified().or(names.hard.first());
+                Some(ClassTopName {
+                    class: c.class,
+                    phrase: top.map(|n| n.phrase.clone()),
+                    verified: top.is_some_and(|n| n.check.supported),
+                })
+            }
+            NamesOutcome::Skipped { .. } => None,
+        })
+        .collect();
+    NameFigures {
+        named_classes: classes.len(),
+        verified_classes: classes.iter().filter(|c| c.verified).count(),
+        classes,
+    }
 }
 
 impl JsonArtifact for Summary {
@@ -268,6 +321,7 @@ pub fn summary(inputs: &ReportInputs<'_>) -> Summary {
         },
         captions,
         planted,
+        names: inputs.names.map(name_figures),
         intervention,
         stages: inputs.stages.clone(),
         fidelity: Vec::new(),

@@ -16,6 +16,8 @@ pub enum Stage {
     Fit,
     /// The directions' names.
     Caption,
+    /// The directions named by image attributes.
+    Describe,
     /// The pool images each rule picks.
     Select,
     /// A classifier retrained with each pick.
@@ -26,13 +28,14 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order `reproduce` runs them.
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Fetch,
         Stage::Train,
         Stage::Evaluate,
         Stage::Embed,
         Stage::Fit,
         Stage::Caption,
+        Stage::Describe,
         Stage::Select,
         Stage::Retrain,
         Stage::Report,
@@ -47,6 +50,7 @@ impl Stage {
             Stage::Embed => "embed",
             Stage::Fit => "fit",
             Stage::Caption => "caption",
+            Stage::Describe => "describe",
             Stage::Select => "select",
             Stage::Retrain => "retrain",
             Stage::Report => "report",
@@ -64,6 +68,9 @@ impl Stage {
                 "Fit the per-class SVMs on val and score test: directions.json, directions.safetensors, fit.json"
             }
             Stage::Caption => "Name each class's failure direction and check the names on test: captions.json",
+            Stage::Describe => {
+                "Name each class's failure by image attributes (brightness, blur, colours, background), checked on test: names.json"
+            }
             Stage::Select => "Pick pool images per class by SVM, confidence and at random: selections.json",
             Stage::Retrain => "Retrain from scratch with each selection added: retrain/<rule>-k<K>/",
             Stage::Report => "Write summary.json (the fidelity table against the paper) and report.html",

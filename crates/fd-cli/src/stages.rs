@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 mod caption;
+mod describe;
 mod embed;
 mod evaluate;
 mod fetch;
@@ -27,6 +28,7 @@ pub fn run_stage(run: &Run, stage: Stage) -> Result<()> {
         Stage::Embed => embed::embed(run),
         Stage::Fit => fit::fit(run),
         Stage::Caption => caption::caption(run),
+        Stage::Describe => describe::describe(run),
         Stage::Select => select::select(run),
         Stage::Retrain => retrain::retrain(run),
         Stage::Report => report::report(run),

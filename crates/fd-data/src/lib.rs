@@ -11,6 +11,7 @@
 //! It logs with `tracing` only and reports long work through [`Progress`].
 
 pub mod arrays;
+pub mod attributes;
 pub mod cache;
 pub mod cifar10;
 mod dataset;

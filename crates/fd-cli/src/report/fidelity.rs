@@ -78,6 +78,16 @@ fn caption_rows(s: &Summary) -> Vec<FidelityRow> {
         ),
         row("class accuracy on test (mean over classes)", s.captions.class_accuracy_mean, cifar.then_some(0.79), ""),
     ]
+    .into_iter()
+    .chain(s.names.as_ref().map(|n| {
+        row(
+            "classes whose failures have an image-attribute name verified on test",
+            Some(n.verified_classes as f64),
+            None,
+            "the describe stage (no paper figure: the paper names failures with captions only)",
+        )
+    }))
+    .collect()
 }
 
 fn planted_rows(s: &Summary) -> Vec<FidelityRow> {

@@ -135,6 +135,7 @@ fn class_section(inputs: &ReportInputs<'_>, summary: &Summary, class: u16, corre
             f.skipped.as_deref().map_or(String::new(), |s| format!(" (skipped: {})", esc(s)))
         );
     }
+    h.push_str(&names_block(inputs, class, correct));
     let order = fd_svm::rank_within_class(inputs.decisions, &test.labels, class);
     let hardest: Vec<usize> = order.iter().take(20).map(|&r| test.indices[r]).collect();
     let easiest: Vec<usize> = order.iter().rev().take(20).map(|&r| test.indices[r]).collect();
@@ -160,6 +161,52 @@ fn class_section(inputs: &ReportInputs<'_>, summary: &Summary, class: u16, corre
         );
     }
     h.push_str("</section>");
+    h
+}
+
+/// The class's names from image attributes, verified ones first in words, then the table and the images of the first name.
+fn names_block(inputs: &ReportInputs<'_>, class: u16, correct: &HashMap<usize, bool>) -> String {
+    use crate::artifacts::NamesOutcome;
+    let Some(entry) = inputs.names.and_then(|n| n.classes.iter().find(|c| c.class == class)) else {
+        return String::new();
+    };
+    let NamesOutcome::Named { names, top_name_images } = &entry.outcome else { return String::new() };
+    let verified: Vec<String> =
+        names.hard.iter().filter(|n| n.check.supported).map(|n| format!("<b>{}</b>", esc(&n.phrase))).collect();
+    let mut h = format!(
+        "<p class=\"names\">What its failures look like (verified on test): {}</p>",
+        if verified.is_empty() { "no name passed the held-out check".to_string() } else { verified.join(", ") }
+    );
+    h.push_str(
+        "<table><tr><th>side</th><th>image attribute</th><th>share of the hardest / easiest</th><th>share of the class</th>\
+         <th>lift</th><th>test accuracy with it</th><th>class</th><th>p</th><th></th></tr>",
+    );
+    for (side, list) in [("hard", &names.hard), ("easy", &names.easy)] {
+        for n in list {
+            let verdict = if n.check.supported { "" } else { "<span class=\"bad\">unsupported</span>" };
+            let _ = write!(
+                h,
+                "<tr><td>{side}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{} ({} images)</td><td>{}</td><td>{:.3}</td><td>{verdict}</td></tr>",
+                esc(&n.phrase),
+                fmt(Some(n.share_top)),
+                fmt(Some(n.share_class)),
+                n.lift,
+                fmt(Some(n.check.accuracy)),
+                n.check.k,
+                fmt(Some(n.check.class_accuracy)),
+                n.check.p_value,
+            );
+        }
+    }
+    h.push_str("</table>");
+    if let Some(first) = names.hard.first() {
+        let _ = write!(
+            h,
+            "<h3>Test images that are “{}”</h3>{}",
+            esc(&first.phrase),
+            strip(inputs.test_images, top_name_images, correct)
+        );
+    }
     h
 }
 

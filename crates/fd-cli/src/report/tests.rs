@@ -111,6 +111,7 @@ fn inputs(f: &Fixture) -> ReportInputs<'_> {
         classifier: &f.classifier,
         fit: &f.fit,
         captions: &f.captions,
+        names: None,
         caption_k: 3,
         test: &f.test,
         decisions: &f.decisions,

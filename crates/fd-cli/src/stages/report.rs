@@ -12,6 +12,11 @@ use crate::run::Run;
 /// Writes the report.
 pub(super) fn report(run: &Run) -> Result<()> {
     let mut stages: Vec<String> = ["evaluate", "embed", "fit", "caption"].map(String::from).to_vec();
+    // The describe stage's names, when it ran (`--skip describe` leaves them out).
+    let described = run.engine.finished("describe").is_ok();
+    if described {
+        stages.push("describe".into());
+    }
     let mut retrains = Vec::new();
     if run.experiment.intervene.is_some() {
         stages.push("select".into());
@@ -37,6 +42,7 @@ pub(super) fn report(run: &Run) -> Result<()> {
     run.engine.run("report", config, inputs, |out| {
         let (classifier, fit, captions): (EvaluateSummary, FitSummary, CaptionsFile) =
             (run.read()?, run.read()?, run.read()?);
+        let names: Option<crate::artifacts::NamesFile> = if described { Some(run.read()?) } else { None };
         let test = run.scored(SplitPart::Test)?;
         let decisions = run.directions()?.decision_values(&test.rows, &test.labels)?;
         let prepared = run.prepared()?;
@@ -70,6 +76,7 @@ pub(super) fn report(run: &Run) -> Result<()> {
             classifier: &classifier,
             fit: &fit,
             captions: &captions,
+            names: names.as_ref(),
             caption_k: run.caption_config().k,
             test: &test,
             decisions: &decisions,

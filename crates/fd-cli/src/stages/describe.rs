@@ -1,0 +1,166 @@
+//! The describe stage: each class's failure direction named by image attributes (fd-data's `attributes`: brightness, contrast,
+//! colour, blur, noise, dominant hue, background colour, object share), found by contrast on the extra pool and checked on test
+//! (fd-caption's `names`), `names.json`. It needs no text encoder, so it names failures in any latent space.
+
+use anyhow::Result;
+use fd_caption::names::{Candidate, NameConfig, name_class};
+use fd_data::attributes::{Attributes, BACKGROUNDS, HUES, Measure, attributes};
+use fd_data::{Images, SplitPart};
+use serde_json::json;
+
+use crate::artifacts::{ClassNamesEntry, NamesFile, NamesOutcome, Scored, Version};
+use crate::run::Run;
+
+/// Test images shown for the first hard name.
+const SHOWN: usize = 20;
+
+/// Names every class.
+pub(super) fn describe(run: &Run) -> Result<()> {
+    let config = NameConfig::default();
+    let wanted = |n: &str| {
+        n == "directions.json" || ["val", "extra", "test"].iter().any(|p| n.ends_with(&format!("_{p}.safetensors")))
+    };
+    let inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
+    run.engine.run("describe", json!({"data": run.data_key()?, "names": config}), inputs, |out| {
+        let prepared = run.prepared()?;
+        let directions = run.directions()?;
+        let discovery = if prepared.split.extra.is_empty() { SplitPart::Val } else { SplitPart::Extra };
+        let (found, test) = (run.scored(discovery)?, run.scored(SplitPart::Test)?);
+        let found_attributes = measure(prepared.images(discovery).0, &found.indices)?;
+        let test_attributes = measure(prepared.images(SplitPart::Test).0, &test.indices)?;
+        let names = prepared.train.class_names();
+        let classes = (0..names.len())
+            .map(|k| {
+                let class = k as u16;
+                let outcome = describe_class(
+                    &directions,
+                    class,
+                    (&found, &found_attributes),
+                    (&test, &test_attributes),
+                    &config,
+                )?;
+                print_class(&names[k], &outcome);
+                Ok(ClassNamesEntry { class, name: names[k].clone(), outcome })
+            })
+            .collect::<Result<_>>()?;
+        Ok(vec![Run::write(out, &NamesFile { format_version: Version, config, discovery, classes })?])
+    })?;
+    Ok(())
+}
+
+/// The attributes of `indices` of `set`, each measured on the image at its own size.
+fn measure(set: &Images, indices: &[usize]) -> Result<Vec<Attributes>> {
+    let mut out = Vec::with_capacity(indices.len());
+    set.batches(indices, 256, |_, images| {
+        out.extend(images.iter().map(attributes));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A candidate predicate: its phrase, its family, and the test.
+type Predicate = (String, String, Box<dyn Fn(&Attributes) -> bool>);
+
+/// The quantiles of the class's discovery values a measure is cut at: a failure mode can be a tenth of the class or half of it.
+const CUTS: [f64; 5] = [0.1, 0.2, 0.3, 0.4, 0.5];
+
+/// The candidate predicates of one class: low and high on each measure, cut at each of [`CUTS`] (low) and one minus it (high)
+/// of the class's discovery values, with the threshold in the phrase (the best cut of a measure and side wins); grayscale;
+/// each dominant hue; each background colour.
+fn predicates(found: &[&Attributes]) -> Vec<Predicate> {
+    let mut out: Vec<Predicate> = Vec::new();
+    for m in Measure::ALL {
+        let mut values: Vec<f32> = found.iter().map(|a| a.measure(m)).collect();
+        values.sort_by(f32::total_cmp);
+        let at = |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+        let (low_phrase, high_phrase) = m.phrases();
+        for q in CUTS {
+            let (low, high) = (at(q), at(1.0 - q));
+            let name = m.name();
+            out.push((
+                format!("{low_phrase} ({name} ≤ {low:.3})"),
+                format!("low {name}"),
+                Box::new(move |a: &Attributes| a.measure(m) <= low),
+            ));
+            out.push((
+                format!("{high_phrase} ({name} ≥ {high:.3})"),
+                format!("high {name}"),
+                Box::new(move |a: &Attributes| a.measure(m) >= high),
+            ));
+        }
+    }
+    out.push(("grayscale images".into(), "grayscale".into(), Box::new(|a: &Attributes| a.grayscale())));
+    for (h, hue) in HUES.iter().enumerate() {
+        let phrase = format!("mostly {hue} images");
+        out.push((phrase.clone(), phrase, Box::new(move |a: &Attributes| a.hue == Some(h as u8))));
+    }
+    for (b, colour) in BACKGROUNDS.iter().enumerate() {
+        let phrase = format!("against a {colour} background");
+        out.push((phrase.clone(), phrase, Box::new(move |a: &Attributes| usize::from(a.background) == b)));
+    }
+    out
+}
+
+/// One class's names.
+fn describe_class(
+    directions: &fd_svm::Directions,
+    class: u16,
+    (found, found_attributes): (&Scored, &[Attributes]),
+    (test, test_attributes): (&Scored, &[Attributes]),
+    config: &NameConfig,
+) -> Result<NamesOutcome> {
+    let members = found.class_rows(class);
+    let test_members = test.class_rows(class);
+    let dim = found.dim;
+    let rows: Vec<f32> = members.iter().flat_map(|&i| found.rows[i * dim..(i + 1) * dim].iter().copied()).collect();
+    let Some(decisions) = directions.class_decisions(class, &rows)? else {
+        return Ok(NamesOutcome::Skipped { reason: "no SVM for this class (see fit.json)".into() });
+    };
+    if members.len() < 2 * config.min_top || test_members.is_empty() {
+        let reason = format!("{} discovery and {} test images: too few to contrast", members.len(), test_members.len());
+        return Ok(NamesOutcome::Skipped { reason });
+    }
+    let class_found: Vec<&Attributes> = members.iter().map(|&i| &found_attributes[i]).collect();
+    let class_test: Vec<&Attributes> = test_members.iter().map(|&i| &test_attributes[i]).collect();
+    let predicates = predicates(&class_found);
+    let flags: Vec<(Vec<bool>, Vec<bool>)> = predicates
+        .iter()
+        .map(|(_, _, p)| (class_found.iter().map(|a| p(a)).collect(), class_test.iter().map(|a| p(a)).collect()))
+        .collect();
+    let candidates: Vec<Candidate<'_>> = predicates
+        .iter()
+        .zip(&flags)
+        .map(|((phrase, family, _), (discovery, held_out))| Candidate { phrase, family, discovery, held_out })
+        .collect();
+    let decisions: Vec<f32> = decisions.iter().map(|&d| d as f32).collect();
+    let correct: Vec<bool> = test_members.iter().map(|&i| test.correct[i]).collect();
+    let names = name_class(&candidates, &decisions, &correct, config);
+    let top_name_images = names
+        .hard
+        .first()
+        .and_then(|first| predicates.iter().position(|(phrase, _, _)| *phrase == first.phrase))
+        .map(|p| {
+            let with = test_members.iter().zip(&flags[p].1).filter(|(_, has)| **has);
+            with.map(|(&i, _)| test.indices[i]).take(SHOWN).collect()
+        })
+        .unwrap_or_default();
+    Ok(NamesOutcome::Named { names, top_name_images })
+}
+
+#[allow(clippy::print_stdout)]
+fn print_class(name: &str, outcome: &NamesOutcome) {
+    let NamesOutcome::Named { names, .. } = outcome else {
+        println!("describe: {name:<12} skipped");
+        return;
+    };
+    let show = |n: Option<&fd_caption::names::AttributeName>| {
+        n.map_or("-".to_string(), |n| {
+            let verdict = if n.check.supported { "" } else { ", unsupported" };
+            format!(
+                "{} (x{:.1}; test accuracy {:.2} vs class {:.2}, p = {:.3}{verdict})",
+                n.phrase, n.lift, n.check.accuracy, n.check.class_accuracy, n.check.p_value
+            )
+        })
+    };
+    println!("describe: {name:<12} hard: {}  easy: {}", show(names.hard.first()), show(names.easy.first()));
+}

@@ -1,0 +1,91 @@
+//! Each attribute on synthetic images whose value is known by construction.
+
+use super::*;
+use crate::planted::{Transform, apply_transform};
+
+fn constant(h: usize, w: usize, rgb: [u8; 3]) -> Image {
+    Image::new(h, w, rgb.iter().copied().cycle().take(h * w * 3).collect())
+}
+
+fn close(a: f32, b: f32, tol: f32) -> bool {
+    (a - b).abs() <= tol
+}
+
+#[test]
+fn a_constant_image_has_its_value_and_nothing_else() {
+    let a = attributes(&constant(16, 16, [128, 128, 128]));
+    assert!(close(a.measure(Measure::Brightness), 128.0 / 255.0, 1e-5));
+    for m in [Measure::Contrast, Measure::Saturation, Measure::Colourfulness, Measure::Sharpness, Measure::Noise] {
+        assert!(close(a.measure(m), 0.0, 1e-5), "{m:?} = {}", a.measure(m));
+    }
+    assert!(a.grayscale() && a.hue.is_none());
+    assert_eq!(BACKGROUNDS[usize::from(a.background)], "gray");
+    assert_eq!(a.measure(Measure::ObjectShare), 0.0);
+    // A pure red one: saturation 1, dominant hue and background red.
+    let red = attributes(&constant(8, 8, [255, 0, 0]));
+    assert!(close(red.measure(Measure::Saturation), 1.0, 1e-6) && !red.grayscale());
+    assert_eq!(HUES[usize::from(red.hue.unwrap())], "red");
+    assert_eq!(BACKGROUNDS[usize::from(red.background)], "red");
+    // Colourfulness of a constant colour is 0.3 times its opponent mean: rg = 1, yb = 0.5.
+    assert!(close(red.measure(Measure::Colourfulness), 0.3 * (1.0f32 + 0.25).sqrt(), 1e-5));
+}
+
+#[test]
+fn a_checkerboard_has_full_contrast_and_is_sharp() {
+    let data = (0..16 * 16).flat_map(|i| if (i / 16 + i % 16) % 2 == 0 { [0u8; 3] } else { [255u8; 3] }).collect();
+    let a = attributes(&Image::new(16, 16, data));
+    assert!(close(a.measure(Measure::Brightness), 0.5, 1e-5));
+    assert!(close(a.measure(Measure::Contrast), 0.5, 1e-5));
+    // Every interior Laplacian is ±4 (a black pixel among white neighbours or the reverse): mean 0, variance 16.
+    assert!(close(a.measure(Measure::Sharpness), 16.0, 1e-3), "{}", a.measure(Measure::Sharpness));
+}
+
+#[test]
+fn blurring_an_edge_lowers_sharpness_and_a_grayscale_copy_is_grayscale() {
+    let data: Vec<u8> = (0..32 * 32)
+        .flat_map(|i| {
+            let x = i % 32;
+            if x < 16 { [200, 40, 30] } else { [20, 60, 220] }
+        })
+        .collect();
+    let edge = Image::new(32, 32, data);
+    let sharp = attributes(&edge);
+    let blurred = attributes(&apply_transform(&edge, Transform::Blur { radius: 2 }, 0));
+    assert!(blurred.measure(Measure::Sharpness) < 0.2 * sharp.measure(Measure::Sharpness));
+    assert!(!sharp.grayscale());
+    let gray = attributes(&apply_transform(&edge, Transform::Grayscale, 0));
+    assert!(gray.grayscale() && gray.hue.is_none());
+}
+
+#[test]
+fn added_noise_is_estimated_and_the_object_share_is_the_square_s_area() {
+    let flat = constant(64, 64, [120, 120, 120]);
+    let noisy = apply_transform(&flat, Transform::Noise { sigma: 10.0 }, 7);
+    let sigma = attributes(&noisy).measure(Measure::Noise) * 255.0;
+    // Independent noise of 10 on each channel is noise of 10 * |(0.299, 0.587, 0.114)| = 6.68 on luma.
+    let expected = 10.0 * (0.299f32 * 0.299 + 0.587 * 0.587 + 0.114 * 0.114).sqrt();
+    assert!((sigma - expected).abs() < 0.7, "estimated sigma {sigma}, expected {expected}");
+    // A white 16x16 square in the middle of a black 32x32 frame: a quarter of the image.
+    let data = (0..32 * 32)
+        .flat_map(|i| {
+            let (y, x) = (i / 32, i % 32);
+            if (8..24).contains(&y) && (8..24).contains(&x) { [255u8; 3] } else { [0u8; 3] }
+        })
+        .collect();
+    let a = attributes(&Image::new(32, 32, data));
+    assert!(close(a.measure(Measure::ObjectShare), 0.25, 1e-6));
+    assert_eq!(BACKGROUNDS[usize::from(a.background)], "black");
+}
+
+#[test]
+fn colours_are_named_from_the_palette() {
+    let name = |rgb: [f32; 3]| BACKGROUNDS[usize::from(colour_name(rgb))];
+    assert_eq!(name([0.05, 0.05, 0.05]), "black");
+    assert_eq!(name([0.5, 0.5, 0.52]), "gray");
+    assert_eq!(name([0.95, 0.95, 0.95]), "white");
+    assert_eq!(name([0.45, 0.3, 0.15]), "brown");
+    assert_eq!(name([0.3, 0.5, 0.9]), "blue");
+    assert_eq!(name([0.2, 0.7, 0.2]), "green");
+    assert_eq!(HUES[usize::from(hue_name(350.0))], "red");
+    assert_eq!(HUES[usize::from(hue_name(210.0))], "blue");
+}
