@@ -2,7 +2,7 @@
 //! colour, blur, noise, dominant hue, background colour, object share), found by contrast on the extra pool and checked on test
 //! (fd-caption's `names`), `names.json`. It needs no text encoder, so it names failures in any latent space.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use fd_caption::names::{Candidate, NameConfig, name_class};
 use fd_data::attributes::{Attributes, BACKGROUNDS, HUES, Measure, attributes};
 use fd_data::{Images, SplitPart};
@@ -26,8 +26,14 @@ pub(super) fn describe(run: &Run) -> Result<()> {
         let directions = run.directions()?;
         let discovery = if prepared.split.extra.is_empty() { SplitPart::Val } else { SplitPart::Extra };
         let (found, test) = (run.scored(discovery)?, run.scored(SplitPart::Test)?);
-        let found_attributes = measure(prepared.images(discovery).0, &found.indices)?;
-        let test_attributes = measure(prepared.images(SplitPart::Test).0, &test.indices)?;
+        let mut found_attributes = measure(prepared.images(discovery).0, &found.indices)?;
+        let mut test_attributes = measure(prepared.images(SplitPart::Test).0, &test.indices)?;
+        let tagger = tagger(run)?;
+        if let Some(tagger) = &tagger {
+            tag(tagger, &found, &mut found_attributes);
+            tag(tagger, &test, &mut test_attributes);
+        }
+        let nouns = tagger.map(|t| t.nouns).unwrap_or_default();
         let names = prepared.train.class_names();
         let classes = (0..names.len())
             .map(|k| {
@@ -37,6 +43,7 @@ pub(super) fn describe(run: &Run) -> Result<()> {
                     class,
                     (&found, &found_attributes),
                     (&test, &test_attributes),
+                    &nouns,
                     &config,
                 )?;
                 print_class(&names[k], &outcome);
@@ -48,29 +55,77 @@ pub(super) fn describe(run: &Run) -> Result<()> {
     Ok(())
 }
 
+/// An image's measured attributes and, in the offline space, its tag.
+struct Described {
+    attributes: Attributes,
+    /// The coarse WordNet noun of the image's top ImageNet class (an index into the tagger's nouns).
+    tag: Option<u16>,
+}
+
 /// The attributes of `indices` of `set`, each measured on the image at its own size.
-fn measure(set: &Images, indices: &[usize]) -> Result<Vec<Attributes>> {
+fn measure(set: &Images, indices: &[usize]) -> Result<Vec<Described>> {
     let mut out = Vec::with_capacity(indices.len());
     set.batches(indices, 256, |_, images| {
-        out.extend(images.iter().map(attributes));
+        out.extend(images.iter().map(|i| Described { attributes: attributes(i), tag: None }));
         Ok(())
     })?;
     Ok(out)
 }
 
+/// The offline space's classifier: its rows (`classes × dim`), the coarse nouns, and each class's noun (fd-caption's
+/// `imagenet` set: "canine", "fish", "device", …).
+struct Tagger {
+    rows: Vec<f32>,
+    dim: usize,
+    nouns: Vec<String>,
+    class_noun: Vec<u16>,
+}
+
+/// The tagger of an EfficientNet space, whose caption rows are its ImageNet classifier's; none for CLIP or imported embeddings.
+fn tagger(run: &Run) -> Result<Option<Tagger>> {
+    if run.experiment.embeddings.is_some() || run.experiment.embed.as_ref().is_none_or(|e| e.embedder.is_clip()) {
+        return Ok(None);
+    }
+    let embedder = run.embedder()?;
+    let Some(vocabulary) = embedder.vocabulary() else { return Ok(None) };
+    let imagenet = fd_caption::vocabulary::vocabulary("imagenet").context("the built-in imagenet caption set")?;
+    let noun_of =
+        |k: usize| imagenet.classes.get(k).and_then(|c| c.nouns.first()).cloned().unwrap_or_else(|| "thing".into());
+    let nouns: Vec<String> =
+        (0..vocabulary.len()).map(noun_of).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let class_noun =
+        (0..vocabulary.len()).map(|k| nouns.iter().position(|n| *n == noun_of(k)).unwrap_or(0) as u16).collect();
+    Ok(Some(Tagger { rows: embedder.embed_texts(&vocabulary)?, dim: embedder.dim(), nouns, class_noun }))
+}
+
+/// Tags each row of `scored` with the coarse noun of its top class.
+fn tag(tagger: &Tagger, scored: &Scored, out: &mut [Described]) {
+    let dim = tagger.dim;
+    for (r, d) in out.iter_mut().enumerate() {
+        let x = &scored.rows[r * dim..(r + 1) * dim];
+        let best = tagger
+            .rows
+            .chunks_exact(dim)
+            .map(|w| w.iter().zip(x).map(|(a, b)| a * b).sum::<f32>())
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (k, v)| if v > best.1 { (k, v) } else { best });
+        d.tag = Some(tagger.class_noun[best.0]);
+    }
+}
+
 /// A candidate predicate: its phrase, its family, and the test.
-type Predicate = (String, String, Box<dyn Fn(&Attributes) -> bool>);
+type Predicate = (String, String, Box<dyn Fn(&Described) -> bool>);
 
 /// The quantiles of the class's discovery values a measure is cut at: a failure mode can be a tenth of the class or half of it.
 const CUTS: [f64; 5] = [0.1, 0.2, 0.3, 0.4, 0.5];
 
 /// The candidate predicates of one class: low and high on each measure, cut at each of [`CUTS`] (low) and one minus it (high)
 /// of the class's discovery values, with the threshold in the phrase (the best cut of a measure and side wins); grayscale;
-/// each dominant hue; each background colour.
-fn predicates(found: &[&Attributes]) -> Vec<Predicate> {
+/// each dominant hue; each background colour; each tag.
+fn predicates(found: &[&Described], nouns: &[String]) -> Vec<Predicate> {
     let mut out: Vec<Predicate> = Vec::new();
     for m in Measure::ALL {
-        let mut values: Vec<f32> = found.iter().map(|a| a.measure(m)).collect();
+        let mut values: Vec<f32> = found.iter().map(|d| d.attributes.measure(m)).collect();
         values.sort_by(f32::total_cmp);
         let at = |q: f64| values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
         let (low_phrase, high_phrase) = m.phrases();
@@ -80,23 +135,27 @@ fn predicates(found: &[&Attributes]) -> Vec<Predicate> {
             out.push((
                 format!("{low_phrase} ({name} ≤ {low:.3})"),
                 format!("low {name}"),
-                Box::new(move |a: &Attributes| a.measure(m) <= low),
+                Box::new(move |d: &Described| d.attributes.measure(m) <= low),
             ));
             out.push((
                 format!("{high_phrase} ({name} ≥ {high:.3})"),
                 format!("high {name}"),
-                Box::new(move |a: &Attributes| a.measure(m) >= high),
+                Box::new(move |d: &Described| d.attributes.measure(m) >= high),
             ));
         }
     }
-    out.push(("grayscale images".into(), "grayscale".into(), Box::new(|a: &Attributes| a.grayscale())));
+    out.push(("grayscale images".into(), "grayscale".into(), Box::new(|d: &Described| d.attributes.grayscale())));
     for (h, hue) in HUES.iter().enumerate() {
         let phrase = format!("mostly {hue} images");
-        out.push((phrase.clone(), phrase, Box::new(move |a: &Attributes| a.hue == Some(h as u8))));
+        out.push((phrase.clone(), phrase, Box::new(move |d: &Described| d.attributes.hue == Some(h as u8))));
     }
     for (b, colour) in BACKGROUNDS.iter().enumerate() {
         let phrase = format!("against a {colour} background");
-        out.push((phrase.clone(), phrase, Box::new(move |a: &Attributes| usize::from(a.background) == b)));
+        out.push((phrase.clone(), phrase, Box::new(move |d: &Described| usize::from(d.attributes.background) == b)));
+    }
+    for (t, noun) in nouns.iter().enumerate() {
+        let phrase = format!("tagged “{noun}”");
+        out.push((phrase.clone(), phrase, Box::new(move |d: &Described| d.tag == Some(t as u16))));
     }
     out
 }
@@ -105,8 +164,9 @@ fn predicates(found: &[&Attributes]) -> Vec<Predicate> {
 fn describe_class(
     directions: &fd_svm::Directions,
     class: u16,
-    (found, found_attributes): (&Scored, &[Attributes]),
-    (test, test_attributes): (&Scored, &[Attributes]),
+    (found, found_attributes): (&Scored, &[Described]),
+    (test, test_attributes): (&Scored, &[Described]),
+    nouns: &[String],
     config: &NameConfig,
 ) -> Result<NamesOutcome> {
     let members = found.class_rows(class);
@@ -120,9 +180,9 @@ fn describe_class(
         let reason = format!("{} discovery and {} test images: too few to contrast", members.len(), test_members.len());
         return Ok(NamesOutcome::Skipped { reason });
     }
-    let class_found: Vec<&Attributes> = members.iter().map(|&i| &found_attributes[i]).collect();
-    let class_test: Vec<&Attributes> = test_members.iter().map(|&i| &test_attributes[i]).collect();
-    let predicates = predicates(&class_found);
+    let class_found: Vec<&Described> = members.iter().map(|&i| &found_attributes[i]).collect();
+    let class_test: Vec<&Described> = test_members.iter().map(|&i| &test_attributes[i]).collect();
+    let predicates = predicates(&class_found, nouns);
     let flags: Vec<(Vec<bool>, Vec<bool>)> = predicates
         .iter()
         .map(|(_, _, p)| (class_found.iter().map(|a| p(a)).collect(), class_test.iter().map(|a| p(a)).collect()))

@@ -9,18 +9,19 @@ use crate::artifacts::{CaptionsFile, EvaluateSummary, FitSummary, Selections};
 use crate::report::{ReportInputs, Retrained, Setting, StageTime, Summary};
 use crate::run::Run;
 
-/// Writes the report.
-pub(super) fn report(run: &Run) -> Result<()> {
+/// A finished retraining: its rule and K.
+type Retraining = (fd_svm::select::SelectionRule, usize);
+
+/// The stages the report reads, and the retrainings that finished: the describe stage when it ran (`--skip describe` leaves
+/// its names out), and each retraining that ran (`--skip retrain` leaves them out).
+fn finished_stages(run: &Run) -> Result<(Vec<String>, Vec<Retraining>)> {
     let mut stages: Vec<String> = ["evaluate", "embed", "fit", "caption"].map(String::from).to_vec();
-    // The describe stage's names, when it ran (`--skip describe` leaves them out).
-    let described = run.engine.finished("describe").is_ok();
-    if described {
+    if run.engine.finished("describe").is_ok() {
         stages.push("describe".into());
     }
     let mut retrains = Vec::new();
     if run.experiment.intervene.is_some() {
         stages.push("select".into());
-        // Retrainings not run (`--skip retrain`) are left out of the report.
         for (&rule, by_k) in &run.read::<Selections>()?.rules {
             for &k in by_k.keys() {
                 let stage = format!("retrain-{}", retrain_name(rule, k));
@@ -31,6 +32,13 @@ pub(super) fn report(run: &Run) -> Result<()> {
             }
         }
     }
+    Ok((stages, retrains))
+}
+
+/// Writes the report.
+pub(super) fn report(run: &Run) -> Result<()> {
+    let (stages, retrains) = finished_stages(run)?;
+    let described = stages.iter().any(|s| s == "describe");
     let names: Vec<&str> = stages.iter().map(String::as_str).collect();
     let inputs = run.engine.inputs(&names, |n| !n.ends_with("model.safetensors"))?;
     let times = names
