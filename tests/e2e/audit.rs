@@ -55,19 +55,7 @@ fn predicted(item: &Item) -> usize {
 
 /// A `.npy` file of f32 rows.
 fn write_npy(path: &Path, rows: &[Vec<f32>]) {
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", rows.len(), rows[0].len());
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for row in rows {
-        bytes.extend(row.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    std::fs::write(path, bytes).unwrap();
+    std::fs::write(path, fd_data::arrays::npy_f32(&[rows.len(), rows[0].len()], &rows.concat())).unwrap();
 }
 
 fn tiny_embedder() -> Vec<String> {

@@ -137,6 +137,31 @@ pub fn read_array(path: &Path, name: &str) -> Result<Array> {
     })
 }
 
+/// A `.npy` file's bytes holding `values` (f32) in C order with `shape`, through `npyz`.
+pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    npy_bytes(shape, values)
+}
+
+/// A `.npy` file's bytes holding `values` (i64) in C order with `shape`, through `npyz`.
+pub fn npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
+    npy_bytes(shape, values)
+}
+
+fn npy_bytes<T: npyz::AutoSerialize + npyz::Serialize>(shape: &[usize], values: &[T]) -> Vec<u8> {
+    use npyz::WriterBuilder;
+    let mut out = Vec::new();
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut out)
+        .begin_nd()
+        .expect("writing a .npy header to memory cannot fail");
+    writer.extend(values.iter()).expect("writing .npy values to memory cannot fail");
+    writer.finish().expect("finishing a .npy in memory cannot fail");
+    out
+}
+
 fn check_len(path: &Path, shape: &[usize], values: &Values) -> Result<()> {
     let len = match values {
         Values::F32(v) => v.len(),

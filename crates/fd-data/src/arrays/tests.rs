@@ -62,3 +62,14 @@ fn safetensors_tensors_read_by_name() {
     let e = read_array(&path, "logits").unwrap_err().to_string();
     assert!(e.contains("e.safetensors") && e.contains("no tensor named \"logits\""), "{e}");
 }
+
+#[test]
+fn the_npy_writers_round_trip_through_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, i) = (dir.path().join("f.npy"), dir.path().join("i.npy"));
+    std::fs::write(&f, npy_f32(&[2, 2], &[0.5, -1.0, 3.0, 1e-7])).unwrap();
+    std::fs::write(&i, npy_i64(&[3], &[7, -2, 0])).unwrap();
+    let a = read_npy(&f).unwrap();
+    assert_eq!((a.shape.clone(), a.values.clone()), (vec![2, 2], Values::F32(vec![0.5, -1.0, 3.0, 1e-7])));
+    assert_eq!(read_npy(&i).unwrap().integers(), Some(&[7i64, -2, 0][..]));
+}

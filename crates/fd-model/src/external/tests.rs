@@ -79,15 +79,7 @@ fn npy_and_safetensors_predictions_read_as_csv_does() {
     let csv = write(dir.path(), "o.csv", b"prediction\ncat\ncat\nfox\nfox\n");
     let reference = read_predictions(&csv, &names()).unwrap().evaluation(&wanted(&paths), 4, 3).unwrap();
     // .npy: a 1-D int64 array of classes.
-    let mut header = "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }".to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    npy.extend((header.len() as u16).to_le_bytes());
-    npy.extend(header.as_bytes());
-    npy.extend([0i64, 0, 2, 2].iter().flat_map(|v| v.to_le_bytes()));
+    let npy = fd_data::arrays::npy_i64(&[4], &[0, 0, 2, 2]);
     let p = write(dir.path(), "p.npy", &npy);
     assert_eq!(read_predictions(&p, &names()).unwrap().evaluation(&wanted(&paths), 4, 3).unwrap(), reference);
     // safetensors: `predicted` keyed by `index`.
