@@ -81,16 +81,33 @@ struct Tagger {
     class_noun: Vec<u16>,
 }
 
-/// The tagger of an EfficientNet space, whose caption rows are its ImageNet classifier's; none for CLIP or imported embeddings.
+/// The tagger of the space: EfficientNet's ImageNet classifier rows, each class tagged with its coarse noun; CLIP's zero-shot
+/// prompts of the coarse nouns; none for imported embeddings.
 fn tagger(run: &Run) -> Result<Option<Tagger>> {
-    if run.experiment.embeddings.is_some() || run.experiment.embed.as_ref().is_none_or(|e| e.embedder.is_clip()) {
+    if run.experiment.embeddings.is_some() || run.experiment.embed.is_none() {
         return Ok(None);
     }
     let embedder = run.embedder()?;
-    let Some(vocabulary) = embedder.vocabulary() else { return Ok(None) };
     let imagenet = fd_caption::vocabulary::vocabulary("imagenet").context("the built-in imagenet caption set")?;
     let noun_of =
         |k: usize| imagenet.classes.get(k).and_then(|c| c.nouns.first()).cloned().unwrap_or_else(|| "thing".into());
+    let Some(vocabulary) = embedder.vocabulary() else {
+        // CLIP: zero-shot tags, each coarse noun as "a photo of a <noun>", unit length so the dot product is the cosine.
+        let nouns: Vec<String> =
+            (0..imagenet.classes.len()).map(noun_of).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let prompts: Vec<String> = nouns
+            .iter()
+            .map(|n| fd_caption::vocabulary::reference_caption(n, fd_caption::vocabulary::Grammar::Fixed))
+            .collect();
+        let mut rows = embedder.embed_texts(&prompts.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let dim = embedder.dim();
+        for row in rows.chunks_exact_mut(dim) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+        let class_noun = (0..nouns.len() as u16).collect();
+        return Ok(Some(Tagger { rows, dim, nouns, class_noun }));
+    };
     let nouns: Vec<String> =
         (0..vocabulary.len()).map(noun_of).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let class_noun =
