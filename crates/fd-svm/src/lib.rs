@@ -19,6 +19,7 @@ mod kernel;
 pub mod metrics;
 mod preprocess;
 pub mod select;
+pub mod slices;
 mod smo;
 
 use serde::{Deserialize, Serialize};
