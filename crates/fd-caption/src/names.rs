@@ -5,7 +5,8 @@
 //! split that the direction ranks (the extra pool) and a held-out one (test). On discovery, among the class's `n` images `b`
 //! have the predicate and `a` of the `k` hardest do; the over-representation p-value is the exact hypergeometric probability of
 //! `a` or more, and the lift is `(a / k) / (b / n)`. A name is kept when its share among the hardest is above the class's, and
-//! names are ranked by p-value, then lift, and only the best of each family (one measure at several thresholds) is kept. On held-out images, the classifier's accuracy on the class's images with the
+//! names are ranked by p-value, then lift, and only the best of each family (one measure at several thresholds) is kept, and
+//! of predicates that pick exactly the same discovery images only the best ranked. On held-out images, the classifier's accuracy on the class's images with the
 //! predicate is compared with its accuracy on the class, as the caption check does ([`crate::check`]): for a hard name, the
 //! exact probability of as few correct or fewer; for an easy name, of as many or more. A name is supported below the level.
 
@@ -98,7 +99,7 @@ pub fn name_class(
     let hardest = &order[..top];
     let easiest = &order[n - top..];
     let side = |picked: &[usize], hard: bool| -> Vec<AttributeName> {
-        let mut names: Vec<(AttributeName, &str)> = candidates
+        let mut names: Vec<(AttributeName, &str, &[bool])> = candidates
             .iter()
             .filter_map(|c| {
                 assert_eq!(c.discovery.len(), n, "{}: one flag per discovery image", c.phrase);
@@ -124,12 +125,21 @@ pub fn name_class(
                     p_value: p_value.max(0.0),
                     check,
                 };
-                Some((name, c.family))
+                Some((name, c.family, c.discovery))
             })
             .collect();
         names.sort_by(|x, y| x.0.p_value.total_cmp(&y.0.p_value).then(y.0.lift.total_cmp(&x.0.lift)));
-        let mut seen = std::collections::BTreeSet::new();
-        names.into_iter().filter(|(_, family)| seen.insert(*family)).map(|(n, _)| n).take(config.names).collect()
+        // One name per family, and one per set of images: predicates that pick the same discovery images ("grayscale" and
+        // "saturation ≤ 0") are one name, the better ranked.
+        let (mut families, mut sets) = (std::collections::BTreeSet::new(), Vec::<&[bool]>::new());
+        let mut kept = Vec::new();
+        for (name, family, flags) in names {
+            if kept.len() < config.names && !sets.contains(&flags) && families.insert(family) {
+                sets.push(flags);
+                kept.push(name);
+            }
+        }
+        kept
     };
     ClassNames { top, hard: side(hardest, true), easy: side(easiest, false) }
 }
