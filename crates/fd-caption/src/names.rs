@@ -6,7 +6,7 @@
 //! have the predicate and `a` of the `k` hardest do; the over-representation p-value is the exact hypergeometric probability of
 //! `a` or more, and the lift is `(a / k) / (b / n)`. A name is kept when its share among the hardest is above the class's, and
 //! names are ranked by p-value, then lift, and only the best of each family (one measure at several thresholds) is kept, and
-//! of predicates that pick exactly the same discovery images only the best ranked. On held-out images, the classifier's accuracy on the class's images with the
+//! of predicates that pick nearly the same discovery images only the best ranked. On held-out images, the classifier's accuracy on the class's images with the
 //! predicate is compared with its accuracy on the class, as the caption check does ([`crate::check`]): for a hard name, the
 //! exact probability of as few correct or fewer; for an easy name, of as many or more. A name is supported below the level.
 
@@ -129,12 +129,13 @@ pub fn name_class(
             })
             .collect();
         names.sort_by(|x, y| x.0.p_value.total_cmp(&y.0.p_value).then(y.0.lift.total_cmp(&x.0.lift)));
-        // One name per family, and one per set of images: predicates that pick the same discovery images ("grayscale" and
-        // "saturation ≤ 0") are one name, the better ranked.
+        // One name per family, and one per set of images: predicates that pick nearly the same discovery images
+        // ("grayscale" and "saturation ≤ 0", Jaccard similarity at least [`SAME_IMAGES`]) are one name, the better ranked.
         let (mut families, mut sets) = (std::collections::BTreeSet::new(), Vec::<&[bool]>::new());
         let mut kept = Vec::new();
         for (name, family, flags) in names {
-            if kept.len() < config.names && !sets.contains(&flags) && families.insert(family) {
+            let repeats = sets.iter().any(|s| jaccard(s, flags) >= SAME_IMAGES);
+            if kept.len() < config.names && !repeats && families.insert(family) {
                 sets.push(flags);
                 kept.push(name);
             }
@@ -142,6 +143,16 @@ pub fn name_class(
         kept
     };
     ClassNames { top, hard: side(hardest, true), easy: side(easiest, false) }
+}
+
+/// Two predicates whose image sets overlap this much (intersection over union) name the same images.
+pub const SAME_IMAGES: f64 = 0.9;
+
+/// The intersection over the union of two sets of flags (1 for two empty sets).
+fn jaccard(a: &[bool], b: &[bool]) -> f64 {
+    let both = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
+    let either = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
+    if either == 0 { 1.0 } else { both as f64 / either as f64 }
 }
 
 /// The easy side's check: P(as many correct as observed or more) among the images `with`.
