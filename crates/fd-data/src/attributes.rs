@@ -80,7 +80,7 @@ impl Measure {
             Measure::Saturation => ("washed-out colours", "saturated colours"),
             Measure::Colourfulness => ("dull colours", "colourful images"),
             Measure::Sharpness => ("blurry images", "sharp, detailed images"),
-            Measure::Noise => ("clean, smooth images", "noisy images"),
+            Measure::Noise => ("smooth images with little fine detail", "noisy images"),
             Measure::ObjectShare => ("a small object in the frame", "the object filling the frame"),
         }
     }
