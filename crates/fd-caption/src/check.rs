@@ -24,11 +24,21 @@ pub struct CaptionCheck {
 
 /// Checks a caption: `correct` flags the class's held-out images (the classifier right or wrong), `nearest` indexes the caption's nearest ones.
 pub fn check_caption(correct: &[bool], nearest: &[usize], level: f64) -> CaptionCheck {
+    check_subset(correct, nearest, level, true)
+}
+
+/// The check of a subset either way: with `harder`, P(as few correct as observed or fewer), as [`check_caption`]; without,
+/// P(as many correct or more), for a subset that should be easier than its class.
+pub fn check_subset(correct: &[bool], subset: &[usize], level: f64, harder: bool) -> CaptionCheck {
     let n = correct.len();
     let c = correct.iter().filter(|&&x| x).count();
-    let k = nearest.len();
-    let hits = nearest.iter().filter(|&&i| correct[i]).count();
-    let p_value = hypergeometric_cdf(hits, n, c, k);
+    let k = subset.len();
+    let hits = subset.iter().filter(|&&i| correct[i]).count();
+    let p_value = match (harder, hits) {
+        (true, _) => hypergeometric_cdf(hits, n, c, k),
+        (false, 0) => 1.0,
+        (false, _) => (1.0 - hypergeometric_cdf(hits - 1, n, c, k)).max(0.0),
+    };
     CaptionCheck {
         k,
         accuracy: hits as f64 / k.max(1) as f64,

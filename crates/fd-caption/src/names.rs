@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{CaptionCheck, check_caption, hypergeometric_cdf};
+use crate::check::{CaptionCheck, check_subset, hypergeometric_cdf};
 
 /// One candidate name: a phrase and, per image of the class, whether it has it.
 #[derive(Debug, Clone, Copy)]
@@ -112,11 +112,7 @@ pub fn name_class(
                 }
                 let p_value = 1.0 - hypergeometric_cdf(a - 1, n, b, top);
                 let with: Vec<usize> = (0..correct.len()).filter(|&i| c.held_out[i]).collect();
-                let check = if hard {
-                    check_caption(correct, &with, config.level)
-                } else {
-                    check_higher(correct, &with, config.level)
-                };
+                let check = check_subset(correct, &with, config.level, hard);
                 let name = AttributeName {
                     phrase: c.phrase.to_string(),
                     share_top,
@@ -153,21 +149,6 @@ fn jaccard(a: &[bool], b: &[bool]) -> f64 {
     let both = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
     let either = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
     if either == 0 { 1.0 } else { both as f64 / either as f64 }
-}
-
-/// The easy side's check: P(as many correct as observed or more) among the images `with`.
-fn check_higher(correct: &[bool], with: &[usize], level: f64) -> CaptionCheck {
-    let (n, k) = (correct.len(), with.len());
-    let c = correct.iter().filter(|&&x| x).count();
-    let hits = with.iter().filter(|&&i| correct[i]).count();
-    let p_value = if hits == 0 { 1.0 } else { (1.0 - hypergeometric_cdf(hits - 1, n, c, k)).max(0.0) };
-    CaptionCheck {
-        k,
-        accuracy: hits as f64 / k.max(1) as f64,
-        class_accuracy: c as f64 / n.max(1) as f64,
-        p_value,
-        supported: k > 0 && p_value < level,
-    }
 }
 
 #[cfg(test)]

@@ -89,8 +89,11 @@ impl Run {
 
     /// The number of classes.
     pub fn num_classes(&self) -> Result<usize> {
-        // The config knows (a dataset on disk by its listing alone, nothing decoded).
-        Ok(self.experiment.data.dataset.class_names()?.len())
+        // The data already loaded knows; else the config (a dataset on disk by its listing alone, nothing decoded).
+        match self.prepared.get() {
+            Some(p) => Ok(p.train.num_classes()),
+            None => Ok(self.experiment.data.dataset.class_names()?.len()),
+        }
     }
 
     /// The device the config names.

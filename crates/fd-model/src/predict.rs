@@ -197,7 +197,7 @@ pub fn evaluate(
         for (r, &i) in batch.iter().enumerate() {
             let row = &logits[r * num_classes..(r + 1) * num_classes];
             // The first maximum, as torch's argmax.
-            let pred = row.iter().enumerate().fold(0, |best, (k, &v)| if v > row[best] { k } else { best });
+            let pred = crate::external::argmax(row);
             let label = usize::from(dataset.labels()[i]);
             out.predicted.push(pred as u16);
             out.confidence.push(probs[r * num_classes + label]);

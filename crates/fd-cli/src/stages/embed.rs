@@ -192,7 +192,17 @@ type Rows = (Vec<Vec<f32>>, usize, Option<BTreeMap<usize, usize>>);
 
 /// Reads an embeddings file.
 pub(super) fn read_rows(path: &std::path::Path) -> Result<Rows> {
-    let array = fd_data::arrays::read_array(path, "embeddings")?;
+    // One read of the file: the rows and, in a safetensors file, the `index` beside them.
+    let (array, index) = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        (fd_data::arrays::read_npy(path)?, None)
+    } else {
+        let mut tensors = fd_data::arrays::read_safetensors(path)?;
+        let names: Vec<String> = tensors.keys().cloned().collect();
+        let Some(rows) = tensors.remove("embeddings") else {
+            bail!("{}: no tensor named \"embeddings\" (the file has {names:?})", path.display());
+        };
+        (rows, tensors.remove("index"))
+    };
     let [n, dim] = array.shape[..] else {
         bail!("{}: embeddings must be a 2-D array [rows, dim], found shape {:?}", path.display(), array.shape);
     };
@@ -204,13 +214,6 @@ pub(super) fn read_rows(path: &std::path::Path) -> Result<Rows> {
         bail!("{}: row {} has a non-finite value ({}); embeddings must be finite", path.display(), k / dim, values[k]);
     }
     let rows = values.chunks(dim).map(<[f32]>::to_vec).collect();
-    let index = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
-        None
-    } else {
-        match fd_data::arrays::read_safetensors(path)?.remove("index") {
-            None => None,
-            Some(a) => Some(index_map(path, &a, n)?),
-        }
-    };
+    let index = index.map(|a| index_map(path, &a, n)).transpose()?;
     Ok((rows, dim, index))
 }
