@@ -7,16 +7,22 @@
 //! - [`fit_directions`]: per class, C over `logspace(-6, 0, 7)` by scikit-learn's 2-fold `StratifiedKFold` on balanced accuracy (strict `>`, so ties keep the smaller C), then a refit on all of the class's rows.
 //!   The solver mirrors scikit-learn's libsvm (`SVC(kernel='linear', class_weight='balanced')`) step for step, on a Gram matrix computed once per class and shared by every fold and every C.
 //! - [`Directions`]: decision values, predicted flags, within-class rankings, raw-space directions, and the artifact (JSON, and safetensors for the vectors).
+//! - [`modes`]: several failure modes per class (ours): the class's errors clustered, one SVM a cluster, redundant modes merged,
+//!   each checked on held-out images.
+//! - [`domino`]: a Domino-style error-aware mixture model (Eyuboglu et al., ICLR 2022), the peer method the discovery benchmark
+//!   compares with.
 //! - [`select`]: the intervention's selection rules: per class, the pool images with the lowest decision value, the lowest confidence, or a seeded random sample.
 //! - [`metrics`]: accuracy, balanced accuracy, confusion counts, precision and recall against a group, top-K fractions, AUROC, and how well a ranking recovers a planted group ([`metrics::planted_recovery`]).
 //!
 //! Invariants: plain data in and out (`&[f32]` rows with a `dim`, `&[bool]` flags, `u16` classes); no `fd-*` crate, no tensor framework, no image crate, no I/O.
 //! Data conditions are values: a class with too few errors is [`ClassOutcome::Skipped`] with its reason; NaN or infinite inputs are an [`Error`] naming the row.
 
+pub mod domino;
 mod error;
 mod fit;
 mod kernel;
 pub mod metrics;
+pub mod modes;
 mod preprocess;
 pub mod select;
 pub mod slices;
@@ -167,40 +173,14 @@ pub fn fit_directions(input: &FitInput<'_>, config: &SvmConfig, threads: usize) 
             (class, zc, members.iter().map(|&i| correct[i]).collect())
         })
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut classes: Vec<Option<ClassOutcome>> = vec![None; num_classes];
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads.clamp(1, num_classes.max(1)))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((class, zc, flags)) = jobs.get(k) else { break };
-                        let outcome = match fit::unfit_reason(flags, config.folds) {
-                            Some(reason) => {
-                                tracing::warn!(class, %reason, "class skipped");
-                                ClassOutcome::Skipped { class: *class, reason }
-                            }
-                            None => ClassOutcome::Fitted(fit::fit_class(*class, zc, dim, flags, config)),
-                        };
-                        done.push((k, outcome));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for w in workers {
-            for (k, outcome) in w.join().expect("a fitting thread panicked") {
-                classes[k] = Some(outcome);
-            }
+    let classes = par_map(&jobs, threads, |(class, zc, flags)| match fit::unfit_reason(flags, config.folds) {
+        Some(reason) => {
+            tracing::warn!(class, %reason, "class skipped");
+            ClassOutcome::Skipped { class: *class, reason }
         }
+        None => ClassOutcome::Fitted(fit::fit_class(*class, zc, dim, flags, config)),
     });
-    Ok(Directions {
-        preprocessing,
-        config: config.clone(),
-        classes: classes.into_iter().map(|c| c.expect("every class ran")).collect(),
-    })
+    Ok(Directions { preprocessing, config: config.clone(), classes })
 }
 
 impl Directions {
@@ -291,6 +271,33 @@ impl Directions {
             .collect();
         safetensors::serialize(views, None).expect("serializing f32 tensors to memory cannot fail")
     }
+}
+
+/// `f` of every item on up to `threads` threads, in the items' order (the result does not depend on the number of threads).
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.clamp(1, items.len().max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(k) else { break };
+                        done.push((k, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for w in workers {
+            for (k, r) in w.join().expect("a worker thread panicked") {
+                out[k] = Some(r);
+            }
+        }
+    });
+    out.into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
 /// The indices of the rows of `class`, sorted by decision value ascending: hardest first (ties keep row order).
