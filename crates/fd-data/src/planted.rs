@@ -23,14 +23,21 @@ pub enum PlantedConfig {
     Attribute(AttributeConfig),
 }
 
-/// A superclass task: the classifier predicts the superclass, and the minority subclasses are kept at one image in `minority_keep_every` in train.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A superclass task: the classifier predicts the superclass, and the minority subclasses are kept at one image in `minority_keep_every` in train,
+/// and, with `label_noise`, have that share of their train labels replaced by another superclass (label noise confined to a subgroup).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuperclassConfig {
     /// The superclasses, in label order.
     pub superclasses: Vec<SuperclassSpec>,
-    /// Train keeps every `minority_keep_every`-th image of a minority subclass (the paper: 4).
+    /// Train keeps every `minority_keep_every`-th image of a minority subclass (the paper: 4; 1 keeps them all).
     pub minority_keep_every: usize,
+    /// The share of the minority subclasses' train images whose label is replaced by another superclass, chosen at random.
+    #[serde(default)]
+    pub label_noise: f64,
+    /// Seeds which minority images train keeps (the offset within each run of `minority_keep_every`) and the label noise.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 /// One superclass.
@@ -45,7 +52,11 @@ pub struct SuperclassSpec {
     pub minority: Vec<String>,
 }
 
-/// A planted attribute: `transform` applied to a `train_rate` fraction of each chosen class in train and an `eval_rate` fraction in val, extra and test.
+/// A planted attribute: `transform` applied to a `train_rate` fraction of each chosen class in train and an `eval_rate` fraction in val, extra and test;
+/// the other classes at `other_train_rate` and `other_eval_rate`.
+///
+/// A class where the attribute is common in train (rate over one half) learns it as a cue: there the planted group is the
+/// class's images *without* the attribute (a spurious correlation), elsewhere the images with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeConfig {
@@ -55,8 +66,14 @@ pub struct AttributeConfig {
     pub train_rate: f64,
     /// The fraction of each chosen class transformed in val, extra and test.
     pub eval_rate: f64,
-    /// The classes that get the attribute (all when empty).
+    /// The classes that get the attribute at `train_rate` and `eval_rate` (all when empty).
     pub classes: Vec<String>,
+    /// The fraction of each other class transformed in train.
+    #[serde(default)]
+    pub other_train_rate: f64,
+    /// The fraction of each other class transformed in val, extra and test.
+    #[serde(default)]
+    pub other_eval_rate: f64,
     /// Seeds the choice of images and the noise.
     pub seed: u64,
 }
@@ -122,11 +139,17 @@ pub fn validate(config: &PlantedConfig, class_names: &[String]) -> Result<()> {
             if c.superclasses.len() < 2 {
                 return Err(Error::Invalid("planted: a superclass task needs at least two superclasses".into()));
             }
-            if c.minority_keep_every < 2 {
-                return Err(Error::Invalid(format!(
-                    "planted: minority_keep_every must be at least 2, got {}",
-                    c.minority_keep_every
-                )));
+            if c.minority_keep_every < 1 {
+                return Err(Error::Invalid("planted: minority_keep_every must be at least 1".into()));
+            }
+            if !(0.0..=1.0).contains(&c.label_noise) {
+                return Err(Error::Invalid(format!("planted: label_noise must lie in [0, 1], got {}", c.label_noise)));
+            }
+            if c.minority_keep_every == 1 && c.label_noise == 0.0 {
+                return Err(Error::Invalid(
+                    "planted: minority_keep_every = 1 with no label_noise plants nothing; keep fewer minority images or add label noise"
+                        .into(),
+                ));
             }
             let mut seen: Vec<&String> = Vec::new();
             for s in &c.superclasses {
@@ -151,7 +174,13 @@ pub fn validate(config: &PlantedConfig, class_names: &[String]) -> Result<()> {
             }
         }
         PlantedConfig::Attribute(c) => {
-            for (what, r) in [("train_rate", c.train_rate), ("eval_rate", c.eval_rate)] {
+            let rates = [
+                ("train_rate", c.train_rate),
+                ("eval_rate", c.eval_rate),
+                ("other_train_rate", c.other_train_rate),
+                ("other_eval_rate", c.other_eval_rate),
+            ];
+            for (what, r) in rates {
                 if !(0.0..=1.0).contains(&r) {
                     return Err(Error::Invalid(format!("planted: {what} must lie in [0, 1], got {r}")));
                 }
@@ -251,12 +280,15 @@ fn plant_superclasses(
         let coarse = fine.iter().map(|&l| superclass_of[usize::from(l)].expect("kept images are mapped")).collect();
         Ok((sub.relabel(coarse, super_names.clone())?, fine))
     };
-    let (new_train, train_groups) = relabel(train)?;
+    let (mut new_train, train_groups) = relabel(train)?;
     let (new_test, test_groups) = relabel(test)?;
-    // The split is stratified by fine class, then train keeps every r-th minority image (`orig_indices[mask][::r]`).
+    // The split is stratified by fine class, then train keeps every r-th minority image (`orig_indices[mask][::r]`), from
+    // the seed's offset within each run of r.
     let base = split(&train_groups, names.len(), new_test.len(), split_config);
+    let r = c.minority_keep_every;
+    let offset = (c.seed % r as u64) as usize;
     let mut minority_seen = 0usize;
-    let kept_train = base
+    let kept_train: Vec<usize> = base
         .train
         .iter()
         .copied()
@@ -265,9 +297,25 @@ fn plant_superclasses(
                 return true;
             }
             minority_seen += 1;
-            (minority_seen - 1).is_multiple_of(c.minority_keep_every)
+            (minority_seen - 1) % r == offset
         })
         .collect();
+    if c.label_noise > 0.0 {
+        let mut labels = new_train.labels().to_vec();
+        let mut rng = ChaCha8Rng::seed_from_u64(c.seed ^ 0x1abe_1000);
+        let supers = super_names.len() as u16;
+        let mut flipped = 0usize;
+        for &i in kept_train.iter().filter(|&&i| minority.contains(&train_groups[i])) {
+            if rand::Rng::random::<f64>(&mut rng) < c.label_noise {
+                // Another superclass, uniformly.
+                let shift = rand::Rng::random_range(&mut rng, 1..supers);
+                labels[i] = (labels[i] + shift) % supers;
+                flipped += 1;
+            }
+        }
+        tracing::info!(flipped, "planted label noise");
+        new_train = new_train.relabel(labels, super_names.clone())?;
+    }
     let split = Split { train: kept_train, ..base };
     let groups = Groups { names: names.to_vec(), planted: minority, train: train_groups, test: test_groups };
     tracing::info!(train = split.train.len(), val = split.val.len(), extra = split.extra.len(), "planted superclasses");
@@ -283,20 +331,35 @@ fn plant_attribute(
     let split = split(train.labels(), train.num_classes(), test.len(), split_config);
     let names = train.class_names().to_vec();
     let chosen: Vec<bool> = names.iter().map(|n| c.classes.is_empty() || c.classes.contains(n)).collect();
+    let rate = |class: usize, train: bool| match (chosen[class], train) {
+        (true, true) => c.train_rate,
+        (true, false) => c.eval_rate,
+        (false, true) => c.other_train_rate,
+        (false, false) => c.other_eval_rate,
+    };
+    // Where the attribute is common in train, it is the class's cue: its transformed images are the majority (group 2) and
+    // its clean ones the planted group (3).
+    let cue: Vec<bool> = (0..names.len()).map(|k| rate(k, true) > 0.5).collect();
     let mut train_groups = vec![0u16; train.len()];
     let mut test_groups = vec![0u16; test.len()];
-    let parts: [(u64, &[usize], f64, bool); 4] = [
-        (0, &split.train, c.train_rate, false),
-        (1, &split.val, c.eval_rate, false),
-        (2, &split.extra, c.eval_rate, false),
-        (3, &split.test, c.eval_rate, true),
+    let parts: [(u64, &[usize], bool, bool); 4] = [
+        (0, &split.train, true, false),
+        (1, &split.val, false, false),
+        (2, &split.extra, false, false),
+        (3, &split.test, false, true),
     ];
-    for (part, indices, rate, is_test) in parts {
+    for (part, indices, is_train, is_test) in parts {
         let (dataset, groups) = if is_test { (&mut test, &mut test_groups) } else { (&mut train, &mut train_groups) };
-        for class in (0..names.len()).filter(|&k| chosen[k]) {
+        for class in 0..names.len() {
             let mut members: Vec<usize> =
                 indices.iter().copied().filter(|&i| usize::from(dataset.labels()[i]) == class).collect();
-            let count = (rate * members.len() as f64).round() as usize;
+            if cue[class] {
+                members.iter().for_each(|&i| groups[i] = 3);
+            }
+            let count = (rate(class, is_train) * members.len() as f64).round() as usize;
+            if count == 0 {
+                continue;
+            }
             let mut rng = ChaCha8Rng::seed_from_u64(c.seed ^ (part << 32) ^ class as u64);
             members.shuffle(&mut rng);
             let mut picked = members[..count].to_vec();
@@ -305,16 +368,18 @@ fn plant_attribute(
                 let seed = c.seed ^ (part << 32) ^ ((i as u64) << 8) ^ 0x5eed;
                 let img = apply_transform(&dataset.image(i), c.transform, seed);
                 dataset.set_image(i, &img);
-                groups[i] = 1;
+                groups[i] = if cue[class] { 2 } else { 1 };
             }
         }
     }
-    let groups = Groups {
-        names: vec!["clean".into(), transform_name(c.transform).into()],
-        planted: vec![1],
-        train: train_groups,
-        test: test_groups,
-    };
+    let name = transform_name(c.transform);
+    let mut group_names = vec!["clean".to_string(), name.to_string()];
+    let mut planted = vec![1];
+    if cue.iter().any(|&x| x) {
+        group_names.extend([format!("{name} (common in train)"), "clean (rare in train)".to_string()]);
+        planted.push(3);
+    }
+    let groups = Groups { names: group_names, planted, train: train_groups, test: test_groups };
     Ok(Prepared { train: train.into(), test: test.into(), split, groups: Some(groups), skipped: Vec::new() })
 }
 

@@ -27,6 +27,8 @@ fn superclass_config() -> SuperclassConfig {
             spec("b", &["class3", "class4"], &[]),
         ],
         minority_keep_every: 4,
+        label_noise: 0.0,
+        seed: 0,
     }
 }
 
@@ -65,6 +67,8 @@ fn planted_attribute_marks_the_asked_fraction_deterministically() {
         train_rate: 0.1,
         eval_rate: 0.5,
         classes: vec!["class1".into(), "class3".into()],
+        other_train_rate: 0.0,
+        other_eval_rate: 0.0,
         seed: 7,
     };
     let planted = PlantedConfig::Attribute(config.clone());
@@ -127,8 +131,82 @@ fn bad_configs_are_refused_with_the_reason() {
     assert!(
         validate(&PlantedConfig::Superclass(c), &names).unwrap_err().to_string().contains("\"zebra\" is not a class")
     );
-    let bad_rate =
-        AttributeConfig { transform: Transform::Grayscale, train_rate: 1.5, eval_rate: 0.5, classes: vec![], seed: 0 };
+    let bad_rate = AttributeConfig {
+        transform: Transform::Grayscale,
+        train_rate: 1.5,
+        eval_rate: 0.5,
+        classes: vec![],
+        other_train_rate: 0.0,
+        other_eval_rate: 0.0,
+        seed: 0,
+    };
     let e = validate(&PlantedConfig::Attribute(bad_rate), &names).unwrap_err().to_string();
     assert_eq!(e, "planted: train_rate must lie in [0, 1], got 1.5");
+}
+
+#[test]
+fn label_noise_stays_in_the_minority_and_in_train() {
+    let (train, test) = synthetic(6, 100);
+    let config = SuperclassConfig { minority_keep_every: 1, label_noise: 0.4, ..superclass_config() };
+    let planted = PlantedConfig::Superclass(config.clone());
+    validate(&planted, train.class_names()).unwrap();
+    let split_config = SplitConfig { val_every: 5, pool_every: 2, swap: false };
+    let p = prepare(train.clone(), test.clone(), &split_config, Some(&planted)).unwrap();
+    let groups = p.groups.as_ref().unwrap();
+    let superclass = |fine: u16| if fine <= 2 { 0 } else { 1 };
+    let wrong = |idx: &[usize]| idx.iter().filter(|&&i| p.train.labels()[i] != superclass(groups.train[i])).count();
+    let minority: Vec<usize> = p.split.train.iter().copied().filter(|&i| groups.train[i] == 2).collect();
+    let majority: Vec<usize> = p.split.train.iter().copied().filter(|&i| groups.train[i] != 2).collect();
+    // Keep-every 1 keeps all 40 minority train images; about 40% of them get the other superclass's label.
+    assert_eq!(minority.len(), 40);
+    let flipped = wrong(&minority);
+    assert!((8..=24).contains(&flipped), "{flipped} of 40 flipped");
+    assert_eq!(wrong(&majority), 0, "only the minority is noisy");
+    assert_eq!(wrong(&p.split.val), 0, "val labels are clean");
+    assert_eq!(wrong(&p.split.extra), 0, "pool labels are clean");
+    // Another seed flips other images, and keeps another quarter when subsampling.
+    let other = PlantedConfig::Superclass(SuperclassConfig { seed: 1, ..config });
+    let q = prepare(train.clone(), test.clone(), &split_config, Some(&other)).unwrap();
+    assert_ne!(q.train.labels(), p.train.labels());
+    let keep = |seed| {
+        let c = PlantedConfig::Superclass(SuperclassConfig { seed, ..superclass_config() });
+        prepare(train.clone(), test.clone(), &split_config, Some(&c)).unwrap().split.train
+    };
+    assert_ne!(keep(0), keep(1));
+    assert_eq!(keep(1).len(), keep(0).len());
+    let none = PlantedConfig::Superclass(SuperclassConfig { minority_keep_every: 1, ..superclass_config() });
+    assert!(validate(&none, train.class_names()).unwrap_err().to_string().contains("plants nothing"));
+}
+
+#[test]
+fn a_cue_class_plants_its_clean_images() {
+    let (train, test) = synthetic(4, 100);
+    let config = AttributeConfig {
+        transform: Transform::Grayscale,
+        train_rate: 0.9,
+        eval_rate: 0.5,
+        classes: vec!["class1".into()],
+        other_train_rate: 0.1,
+        other_eval_rate: 0.5,
+        seed: 2,
+    };
+    let p = prepare(train, test, &SplitConfig::paper_cifar10(), Some(&PlantedConfig::Attribute(config))).unwrap();
+    let groups = p.groups.as_ref().unwrap();
+    assert_eq!(groups.names, ["clean", "grayscale", "grayscale (common in train)", "clean (rare in train)"]);
+    assert_eq!(groups.planted, vec![1, 3]);
+    let test_of = |class: u16, group: u16| {
+        p.split.test.iter().filter(|&&i| p.test.labels()[i] == class && groups.test[i] == group).count()
+    };
+    // Test: half of every class is grayscale; in class1 that half is the majority's look and the clean half is planted.
+    assert_eq!((test_of(1, 2), test_of(1, 3), test_of(1, 1)), (25, 25, 0));
+    assert_eq!((test_of(0, 1), test_of(0, 0), test_of(0, 3)), (25, 25, 0));
+    let train_of = |class: u16, group: u16| {
+        p.split.train.iter().filter(|&&i| p.train.labels()[i] == class && groups.train[i] == group).count()
+    };
+    assert_eq!((train_of(1, 2), train_of(1, 3)), (18, 2));
+    assert_eq!((train_of(2, 1), train_of(2, 0)), (2, 18));
+    for &i in &p.split.test {
+        let gray = p.test.image(i).unwrap().data.chunks_exact(3).all(|x| x[0] == x[1] && x[1] == x[2]);
+        assert_eq!(gray, matches!(groups.test[i], 1 | 2), "test image {i}");
+    }
 }
