@@ -119,6 +119,7 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
         "evaluate",
         "embed",
         "fit",
+        "discover",
         "caption",
         "describe",
         "select",
@@ -134,6 +135,8 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
         "eval_val.safetensors",
         "embeddings_extra.safetensors",
         "directions.json",
+        "modes.json",
+        "discover.json",
         "captions.json",
         "selections.json",
         "retrain/svm-k4/eval_test.safetensors",
@@ -176,7 +179,27 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
     let captions = read_json(&run.join("captions.json"));
     let skipped =
         captions["classes"].as_array().unwrap().iter().filter(|c| c["outcome"]["outcome"] == "skipped").count();
-    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 8 + 4 - skipped, "image strips");
+    // A class with several failure modes shows one strip a mode.
+    let modes = read_json(&run.join("modes.json"));
+    let mode_strips: usize = modes["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["split"] == true)
+        .map(|c| c["modes"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 8 + 4 - skipped + mode_strips, "image strips");
+    // The planted group of every class, scored for every method.
+    let discover = read_json(&run.join("discover.json"));
+    assert_eq!(discover["methods"], serde_json::json!(["confidence", "svm", "domino", "modes"]));
+    let groups = discover["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 4 - skipped, "one planted group in each class with an SVM");
+    for g in groups {
+        let p10 = g["methods"][1]["precision_at_10"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p10), "{g}");
+        let (svm, ours) = (g["methods"][1]["precision_at_10"].as_f64(), g["methods"][3]["precision_at_10"].as_f64());
+        assert!(ours >= svm, "ours holds the class's direction, so its best match is at least the SVM's: {g}");
+    }
     if skipped > 0 {
         assert!(html.contains("(skipped: 0 correctly classified of"), "the reason for a skipped class");
     }
@@ -200,7 +223,8 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
     std::fs::write(&config, smoke.replace("k = 5", "k = 6")).unwrap();
     let out = stdout(&fd_cli(tmp.path(), &["reproduce", "--config", config.to_str().unwrap(), "--run", run_s]));
     let running: Vec<String> = stage_lines(&out).into_iter().filter(|l| l.ends_with("running")).collect();
-    assert_eq!(running, ["caption: running", "report: running"], "{out}");
+    // The modes' held-out check uses the caption check's k, so the discover stage is redone too.
+    assert_eq!(running, ["discover: running", "caption: running", "report: running"], "{out}");
     assert_eq!(read_json(&run.join("summary.json"))["captions"]["k"], 6);
 
     // A stage fails (the embedder's weights are gone): a clear error, and the finished artifacts and stamps stay.

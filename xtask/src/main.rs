@@ -22,6 +22,7 @@ const USAGE: &str = "usage:
   cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU
   cargo xtask bench folder                                     decoding an image folder (CIFAR-10 as 60,000 PNGs): fd-data against Pillow
   cargo xtask bench embed [--images N]                         EfficientNet-Lite0 embedding images/s: fd-clip against PyTorch CPU
+  cargo xtask bench discover [--quick] [--seeds 0,1,2]         the planted-failure suite: confidence, the paper's SVM, a Domino-style mixture and our modes
   cargo xtask bench clip --dir DIR [--images N]                CLIP ViT-B/32 image embedding, batch 64: fd-clip against ONNX Runtime and PyTorch
                                                                (DIR from crates/fd-clip/fixtures/make_clip_fixtures.py --full DIR)
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         ["bench", "model", rest @ ..] => bench_model(rest),
         ["bench", "embed", rest @ ..] => bench_embed(rest),
         ["bench", "clip", rest @ ..] => bench_clip(rest),
+        ["bench", "discover", rest @ ..] => bench_discover(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())
@@ -386,4 +388,225 @@ fn bench_embed(args: &[&str]) -> Result<()> {
         println!("{size:>6} {t:>14.1} {o:>14.1} {:>7.2}x {:>20.1} min", o / t, 60_000.0 / o / 60.0);
     }
     Ok(())
+}
+
+/// The discovery suite: every setting of `configs/discover/` under seeds 0, 1 and 2 (`--quick`: the first setting of each
+/// kind, seed 0; `--seeds` other seeds), each run through `fd-cli reproduce` up to the discover stage, then every method's figures per kind of
+/// setting (a setting's kind is its file name up to the first `-`), as markdown and JSON in `target/bench/discover/`.
+fn bench_discover(args: &[&str]) -> Result<()> {
+    let quick = args.contains(&"--quick");
+    let default = if quick { "0" } else { "0,1,2" };
+    let seeds: Vec<u64> = flag_value::<String>(args, "--seeds", default.into())?
+        .split(',')
+        .map(|s| s.trim().parse().with_context(|| format!("--seeds {s:?}: expected numbers such as 0,1,2")))
+        .collect::<Result<_>>()?;
+    let bin = build_fd_cli()?;
+    let dir = root().join("configs/discover");
+    let mut settings: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    settings.sort();
+    let kind = |p: &Path| -> String {
+        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        stem.split('-').next().unwrap_or_default().to_string()
+    };
+    if quick {
+        let mut seen = Vec::new();
+        settings.retain(|p| {
+            let k = kind(p);
+            let first = !seen.contains(&k);
+            seen.push(k);
+            first
+        });
+    }
+    let out = root().join("target/bench/discover");
+    std::fs::create_dir_all(&out)?;
+    let mut runs = Vec::new();
+    for setting in &settings {
+        let name = setting.file_stem().expect("a file").to_string_lossy().into_owned();
+        for &seed in &seeds {
+            let text = std::fs::read_to_string(setting)?;
+            let seeded: String = text
+                .lines()
+                .map(|l| if l.trim() == "seed = 0" { format!("seed = {seed}\n") } else { format!("{l}\n") })
+                .collect();
+            let run = out.join(format!("{name}-s{seed}"));
+            std::fs::create_dir_all(&run)?;
+            let config = out.join(format!("{name}-s{seed}.toml"));
+            std::fs::write(&config, seeded)?;
+            let start = std::time::Instant::now();
+            println!("bench discover: {name} seed {seed}");
+            // Corrupted-subgroup settings also name their failures (the describe stage), to score the names (issue 15).
+            let named = kind(setting) == "corrupt";
+            let skip = if named { "caption,select,retrain,report" } else { "caption,describe,select,retrain,report" };
+            let status = Command::new(&bin)
+                .args(["reproduce", "--config"])
+                .arg(&config)
+                .arg("--run")
+                .arg(&run)
+                .args(["--skip", skip])
+                .stdout(std::fs::File::create(run.join("bench.log"))?)
+                .stderr(std::fs::File::create(run.join("bench.err"))?)
+                .status()?;
+            if !status.success() {
+                bail!("{name} seed {seed} failed ({status}); see {}", run.join("bench.err").display());
+            }
+            let read = |f: &str| -> Result<serde_json::Value> {
+                Ok(serde_json::from_slice(
+                    &std::fs::read(run.join(f)).with_context(|| format!("reading {f} of {name}"))?,
+                )?)
+            };
+            let (discover, modes) = (read("discover.json")?, read("modes.json")?);
+            let names = if named { named_first(&discover, &read("names.json")?) } else { serde_json::Value::Null };
+            let seconds = start.elapsed().as_secs_f64();
+            println!("bench discover: {name} seed {seed} done in {seconds:.0} s");
+            runs.push(serde_json::json!({"setting": name, "kind": kind(setting), "seed": seed, "seconds": seconds,
+                "discover": discover, "modes": modes, "names": names}));
+        }
+    }
+    let (mut markdown, table) = discover_table(&runs);
+    markdown.push_str(&names_table(&runs));
+    println!("{markdown}");
+    let cpu = cpu_model();
+    let all = serde_json::json!({"cpu": cpu, "quick": quick, "table": table, "runs": runs});
+    std::fs::write(out.join("table.json"), serde_json::to_vec_pretty(&all)?)?;
+    std::fs::write(out.join("table.md"), format!("CPU: {cpu}\n\n{markdown}"))?;
+    println!("bench discover: wrote {} and table.json", out.join("table.md").display());
+    Ok(())
+}
+
+/// The phrases that name a planted transform (a low noise estimate is blur's twin; grayscale shows as washed-out or dull colours).
+fn transform_phrases(group: &str) -> &'static [&'static str] {
+    match group {
+        "blur" => &["blurry images", "smooth images with little fine detail"],
+        "noise" => &["noisy images"],
+        "low-contrast" => &["low contrast"],
+        "grayscale" => &["grayscale images", "washed-out colours", "dull colours"],
+        _ => &[],
+    }
+}
+
+/// For each class carrying a planted transform: its first verified hard name, and whether that names the transform.
+fn named_first(discover: &serde_json::Value, names: &serde_json::Value) -> serde_json::Value {
+    let mut out = Vec::new();
+    for g in discover["groups"].as_array().into_iter().flatten() {
+        let phrases = transform_phrases(g["group_name"].as_str().unwrap_or_default());
+        if phrases.is_empty() {
+            continue;
+        }
+        let class = names["classes"].as_array().into_iter().flatten().find(|c| c["class"] == g["class"]);
+        let hard = class.and_then(|c| c["outcome"]["names"]["hard"].as_array());
+        let first = hard.and_then(|h| h.iter().find(|n| n["check"]["supported"] == true));
+        let phrase = first.and_then(|n| n["phrase"].as_str()).unwrap_or_default();
+        let hit = phrases.iter().any(|p| phrase.starts_with(p));
+        out.push(serde_json::json!({"class": g["class"], "transform": g["group_name"], "first": phrase, "named": hit}));
+    }
+    serde_json::Value::Array(out)
+}
+
+/// The share of classes carrying a planted transform whose first verified name is the transform, per transform.
+fn names_table(runs: &[serde_json::Value]) -> String {
+    let mut per: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for r in runs {
+        for c in r["names"].as_array().into_iter().flatten() {
+            let e = per.entry(c["transform"].as_str().unwrap_or_default().to_string()).or_default();
+            e.0 += usize::from(c["named"] == true);
+            e.1 += 1;
+        }
+    }
+    if per.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "
+| planted transform | classes whose first verified name is it |
+|---|---|
+",
+    );
+    let (mut hits, mut all) = (0, 0);
+    for (t, (h, n)) in &per {
+        md.push_str(&format!(
+            "| {t} | {h} of {n} |
+"
+        ));
+        hits += h;
+        all += n;
+    }
+    md.push_str(&format!(
+        "| all | {hits} of {all} ({:.0}%) |
+",
+        100.0 * hits as f64 / all.max(1) as f64
+    ));
+    md
+}
+
+/// The CPU's model name, as `lscpu` gives it.
+fn cpu_model() -> String {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_default()
+}
+
+/// Per kind of setting and method: the mean and standard deviation over runs of each run's mean over planted groups, for
+/// precision at 10 and 25, average precision and AUROC; and the mean modes a class with a planted group was given.
+fn discover_table(runs: &[serde_json::Value]) -> (String, serde_json::Value) {
+    let metrics = ["precision_at_10", "precision_at_25", "average_precision", "auroc"];
+    let mut kinds: Vec<String> = runs.iter().filter_map(|r| r["kind"].as_str().map(String::from)).collect();
+    kinds.sort();
+    kinds.dedup();
+    let methods: Vec<String> = runs
+        .first()
+        .and_then(|r| r["discover"]["methods"].as_array())
+        .map(|m| m.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let stats = |v: &[f64]| -> (f64, f64) {
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = if v.len() > 1 { v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        (mean, var.sqrt())
+    };
+    let mut md = String::from(
+        "| kind | runs | groups | method | P@10 | P@25 | AP | AUROC | modes |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut table = Vec::new();
+    for kind in &kinds {
+        let of_kind: Vec<&serde_json::Value> = runs.iter().filter(|r| r["kind"] == kind.as_str()).collect();
+        let groups: usize = of_kind.iter().map(|r| r["discover"]["groups"].as_array().map_or(0, Vec::len)).sum();
+        let mode_counts: Vec<f64> = of_kind
+            .iter()
+            .flat_map(|r| r["discover"]["groups"].as_array().cloned().unwrap_or_default())
+            .filter_map(|g| g["modes"].as_f64())
+            .collect();
+        for (m, method) in methods.iter().enumerate() {
+            let mut row = serde_json::json!({"kind": kind, "method": method, "runs": of_kind.len(), "groups": groups});
+            let mut cells = Vec::new();
+            for metric in metrics {
+                let per_run: Vec<f64> = of_kind
+                    .iter()
+                    .filter_map(|r| {
+                        let values: Vec<f64> = r["discover"]["groups"]
+                            .as_array()?
+                            .iter()
+                            .filter_map(|g| g["methods"][m][metric].as_f64())
+                            .collect();
+                        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+                    })
+                    .collect();
+                let (mean, sd) = stats(&per_run);
+                row[metric] = serde_json::json!({"mean": mean, "sd": sd});
+                cells.push(format!("{mean:.3} ± {sd:.3}"));
+            }
+            let modes = if method == "modes" { format!("{:.2}", stats(&mode_counts).0) } else { String::new() };
+            md.push_str(&format!(
+                "| {kind} | {} | {groups} | {method} | {} | {modes} |\n",
+                of_kind.len(),
+                cells.join(" | ")
+            ));
+            table.push(row);
+        }
+    }
+    (md, serde_json::Value::Array(table))
 }

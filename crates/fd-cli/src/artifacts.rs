@@ -63,6 +63,10 @@ macro_rules! json_artifact {
     };
 }
 
+// After the macro, which it uses.
+mod discover;
+pub use discover::{ClassModesEntry, DiscoverFile, GroupRecovery, MethodRecovery, ModeEntry, ModesFile};
+
 /// `train_log.json`: what each training epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -27,6 +27,9 @@ pub struct Experiment {
     /// Captioning and its held-out check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<fd_caption::class::CaptionConfig>,
+    /// Several failure modes per class (the `discover` stage); its defaults without the section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modes: Option<fd_svm::modes::ModeConfig>,
     /// The pool intervention (method spec §4.1); without this section the `select` and `retrain` stages do nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intervene: Option<InterveneConfig>,
@@ -119,6 +122,9 @@ impl Experiment {
         }
         if let Some(i) = &self.intervene {
             i.validate()?;
+        }
+        if let Some(m) = &self.modes {
+            m.validate()?;
         }
         Ok(())
     }

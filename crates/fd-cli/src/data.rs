@@ -88,6 +88,7 @@ fn default_experiment() -> Experiment {
         embed: None,
         embeddings: None,
         caption: None,
+        modes: None,
         intervene: None,
     }
 }

@@ -81,6 +81,8 @@ pub struct ReportInputs<'a> {
     pub captions: &'a CaptionsFile,
     /// `names.json`, when the describe stage ran.
     pub names: Option<&'a crate::artifacts::NamesFile>,
+    /// The failure modes, when the discover stage ran.
+    pub modes: Option<&'a crate::artifacts::ModesFile>,
     /// The caption subpopulations' size.
     pub caption_k: usize,
     /// The test part.
@@ -200,6 +202,9 @@ pub struct Summary {
     /// The names from image attributes, when the describe stage ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<NameFigures>,
+    /// The failure modes, when the discover stage ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modes: Option<ModeFigures>,
     /// No intervention, then each retraining.
     pub intervention: Vec<Intervention>,
     /// Each finished stage's time.
@@ -218,6 +223,37 @@ pub struct NameFigures {
     pub verified_classes: usize,
     /// Per named class: its first verified hard name (else its first hard name, unverified).
     pub classes: Vec<ClassTopName>,
+}
+
+/// The failure modes: per class how many and each one's held-out check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeFigures {
+    /// Classes with several modes.
+    pub split_classes: usize,
+    /// Per class with an SVM: its modes' checks, hardest first (one, the paper's direction, when it has one mode).
+    pub classes: Vec<ClassModeFigures>,
+}
+
+/// One class's modes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassModeFigures {
+    /// The class.
+    pub class: u16,
+    /// Each mode's check on its hardest test images.
+    pub checks: Vec<fd_caption::check::CaptionCheck>,
+}
+
+fn mode_figures(modes: &crate::artifacts::ModesFile) -> ModeFigures {
+    ModeFigures {
+        split_classes: modes.classes.iter().filter(|c| c.split).count(),
+        classes: modes
+            .classes
+            .iter()
+            .map(|c| ClassModeFigures { class: c.class, checks: c.modes.iter().map(|m| m.check.clone()).collect() })
+            .collect(),
+    }
 }
 
 /// One class's leading name.
@@ -322,6 +358,7 @@ pub fn summary(inputs: &ReportInputs<'_>) -> Summary {
         captions,
         planted,
         names: inputs.names.map(name_figures),
+        modes: inputs.modes.map(mode_figures),
         intervention,
         stages: inputs.stages.clone(),
         fidelity: Vec::new(),

@@ -14,6 +14,8 @@ pub enum Stage {
     Embed,
     /// The per-class SVMs.
     Fit,
+    /// Several failure modes per class, and the discovery methods against planted groups.
+    Discover,
     /// The directions' names.
     Caption,
     /// The directions named by image attributes.
@@ -28,12 +30,13 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order `reproduce` runs them.
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 11] = [
         Stage::Fetch,
         Stage::Train,
         Stage::Evaluate,
         Stage::Embed,
         Stage::Fit,
+        Stage::Discover,
         Stage::Caption,
         Stage::Describe,
         Stage::Select,
@@ -49,6 +52,7 @@ impl Stage {
             Stage::Evaluate => "evaluate",
             Stage::Embed => "embed",
             Stage::Fit => "fit",
+            Stage::Discover => "discover",
             Stage::Caption => "caption",
             Stage::Describe => "describe",
             Stage::Select => "select",
@@ -66,6 +70,9 @@ impl Stage {
             Stage::Embed => "Embed every split in the latent space: embeddings_<split>.safetensors, embed.json",
             Stage::Fit => {
                 "Fit the per-class SVMs on val and score test: directions.json, directions.safetensors, fit.json"
+            }
+            Stage::Discover => {
+                "Find up to m failure modes per class, each checked on test: modes.json; with planted groups, every method against them: discover.json"
             }
             Stage::Caption => "Name each class's failure direction and check the names on test: captions.json",
             Stage::Describe => {

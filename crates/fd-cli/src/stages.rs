@@ -5,6 +5,7 @@
 
 mod caption;
 mod describe;
+mod discover;
 mod embed;
 mod evaluate;
 mod fetch;
@@ -27,6 +28,7 @@ pub fn run_stage(run: &Run, stage: Stage) -> Result<()> {
         Stage::Evaluate => evaluate::evaluate(run),
         Stage::Embed => embed::embed(run),
         Stage::Fit => fit::fit(run),
+        Stage::Discover => discover::discover(run),
         Stage::Caption => caption::caption(run),
         Stage::Describe => describe::describe(run),
         Stage::Select => select::select(run),

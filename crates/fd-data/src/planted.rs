@@ -350,10 +350,10 @@ fn plant_attribute(
     ];
     for (part, indices, is_train, is_test) in parts {
         let (dataset, groups) = if is_test { (&mut test, &mut test_groups) } else { (&mut train, &mut train_groups) };
-        for class in 0..names.len() {
+        for (class, &is_cue) in cue.iter().enumerate() {
             let mut members: Vec<usize> =
                 indices.iter().copied().filter(|&i| usize::from(dataset.labels()[i]) == class).collect();
-            if cue[class] {
+            if is_cue {
                 members.iter().for_each(|&i| groups[i] = 3);
             }
             let count = (rate(class, is_train) * members.len() as f64).round() as usize;
@@ -368,7 +368,7 @@ fn plant_attribute(
                 let seed = c.seed ^ (part << 32) ^ ((i as u64) << 8) ^ 0x5eed;
                 let img = apply_transform(&dataset.image(i), c.transform, seed);
                 dataset.set_image(i, &img);
-                groups[i] = if cue[class] { 2 } else { 1 };
+                groups[i] = if is_cue { 2 } else { 1 };
             }
         }
     }

@@ -136,6 +136,7 @@ fn class_section(inputs: &ReportInputs<'_>, summary: &Summary, class: u16, corre
         );
     }
     h.push_str(&names_block(inputs, class, correct));
+    h.push_str(&modes_block(inputs, class, correct));
     let order = fd_svm::rank_within_class(inputs.decisions, &test.labels, class);
     let hardest: Vec<usize> = order.iter().take(20).map(|&r| test.indices[r]).collect();
     let easiest: Vec<usize> = order.iter().rev().take(20).map(|&r| test.indices[r]).collect();
@@ -161,6 +162,29 @@ fn class_section(inputs: &ReportInputs<'_>, summary: &Summary, class: u16, corre
         );
     }
     h.push_str("</section>");
+    h
+}
+
+/// The class's failure modes when it has several: each one's check and its hardest test images.
+fn modes_block(inputs: &ReportInputs<'_>, class: u16, correct: &HashMap<usize, bool>) -> String {
+    let Some(entry) = inputs.modes.and_then(|m| m.classes.iter().find(|c| c.class == class && c.split)) else {
+        return String::new();
+    };
+    let mut h = format!("<h3>{} failure modes (each its own direction, checked on test)</h3>", entry.modes.len());
+    for (k, m) in entry.modes.iter().enumerate() {
+        let _ = write!(
+            h,
+            "<p>Mode {}: accuracy {} on its {} hardest test images against {} for the class (p = {:.3}{}); fitted on {} val errors</p>{}",
+            k + 1,
+            fmt(Some(m.check.accuracy)),
+            m.check.k,
+            fmt(Some(m.check.class_accuracy)),
+            m.check.p_value,
+            if m.check.supported { "" } else { ", not verified" },
+            m.mode.errors,
+            strip(inputs.test_images, &m.hardest, correct)
+        );
+    }
     h
 }
 

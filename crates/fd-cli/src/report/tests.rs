@@ -112,6 +112,7 @@ fn inputs(f: &Fixture) -> ReportInputs<'_> {
         fit: &f.fit,
         captions: &f.captions,
         names: None,
+        modes: None,
         caption_k: 3,
         test: &f.test,
         decisions: &f.decisions,

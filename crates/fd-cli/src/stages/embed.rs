@@ -1,9 +1,11 @@
 //! The embed stage: every part in the latent space, `embeddings_<part>.safetensors` and `embed.json`; or the user's own
 //! embeddings (`[embeddings]`) brought into the same artifacts.
 //!
-//! Computed embeddings are also kept in the cache directory, keyed by the images (their pixels, or a dataset on disk's file
-//! fingerprint), the embed config and the weights, so another run over the same images (another model, a relabelled task)
-//! reuses them.
+//! Computed embeddings are also kept in the cache directory, keyed by the embed config and the weights and, for a dataset in
+//! memory, by each image's pixels ([`store`]), so another run over any of the same images (another model, a relabelled task, a
+//! planted setting that changed a few images) embeds only the new ones; for a dataset on disk, by the part's file fingerprint.
+
+mod store;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -36,6 +38,9 @@ pub(super) fn embed(run: &Run) -> Result<()> {
         std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
         let mut written = Vec::new();
         let mut parts = Vec::new();
+        let mut store_key = Sha256::new();
+        store_key.update(serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha}))?);
+        let mut store: Option<store::Store> = None;
         for part in SplitPart::ALL {
             let (set, indices) = prepared.images(part);
             let mut hasher = Sha256::new();
@@ -50,35 +55,91 @@ pub(super) fn embed(run: &Run) -> Result<()> {
             let cached = cache.join(format!("{}.safetensors", fd_data::to_hex(&hasher.finalize())));
             let name = embeddings_file(part);
             let start = Instant::now();
-            let from_cache = cached.is_file();
-            if from_cache {
-                std::fs::copy(&cached, out.join(&name)).with_context(|| format!("copying {}", cached.display()))?;
-                println!("embed: {part:<6} {} images from the cache {}", indices.len(), cached.display());
-            } else {
-                let bars = Bars::default();
-                bars.start("embed images", indices.len() as u64);
-                let mut rows = Vec::with_capacity(indices.len() * embedder.dim());
-                set.batches(indices, embedder.batch_size(), |chunk, images| {
-                    rows.extend(embedder.embed_batch(&images));
-                    bars.advance(chunk.len() as u64);
-                    Ok(())
-                })?;
-                bars.finish();
-                let seconds = start.elapsed().as_secs_f64();
-                let bytes = Embeddings { rows, dim: embedder.dim(), indices: indices.to_vec() }.to_safetensors();
-                fd_data::write_atomic(&out.join(&name), &bytes)?;
-                fd_data::write_atomic(&cached, &bytes)?;
-                let rate = indices.len() as f64 / seconds;
-                println!("embed: {part:<6} {} images in {seconds:.1} s ({rate:.1} images/s)", indices.len());
-            }
+            let store_dir = cache.join(format!("images-{}", fd_data::to_hex(&store_key.clone().finalize())));
+            let (rows, embedded) = part_rows(&embedder, set, indices, &cached, &mut store, &store_dir)?;
+            let bytes = Embeddings { rows, dim: embedder.dim(), indices: indices.to_vec() }.to_safetensors();
+            fd_data::write_atomic(&out.join(&name), &bytes)?;
             let seconds = start.elapsed().as_secs_f64();
-            parts.push(EmbedPart { part, images: indices.len(), seconds, cached: from_cache });
+            if embedded == 0 {
+                println!("embed: {part:<6} {} images from the cache {}", indices.len(), cache.display());
+            } else {
+                let rate = embedded as f64 / seconds;
+                println!(
+                    "embed: {part:<6} {} images, {embedded} embedded in {seconds:.1} s ({rate:.1} images/s), the rest from the cache",
+                    indices.len()
+                );
+            }
+            parts.push(EmbedPart { part, images: indices.len(), seconds, cached: embedded == 0 });
             written.push(name);
         }
         written.push(Run::write(out, &EmbedSummary { format_version: Version, dim: embedder.dim(), parts })?);
         Ok(written)
     })?;
     Ok(())
+}
+
+/// A part's rows and how many images were embedded now (the rest came from the cache): for a dataset in memory through the
+/// per-image cache (a part cached whole by an earlier version joins it); for a dataset on disk through the part's cache file.
+fn part_rows(
+    embedder: &fd_clip::Embedder,
+    set: &Images,
+    indices: &[usize],
+    cached: &std::path::Path,
+    store: &mut Option<store::Store>,
+    store_dir: &std::path::Path,
+) -> Result<(Vec<f32>, usize)> {
+    let bars = Bars::default();
+    let embed = |todo: &[usize]| -> Result<Vec<f32>> {
+        bars.start("embed images", todo.len() as u64);
+        let mut rows = Vec::with_capacity(todo.len() * embedder.dim());
+        set.batches(todo, embedder.batch_size(), |chunk, images| {
+            rows.extend(embedder.embed_batch(&images));
+            bars.advance(chunk.len() as u64);
+            Ok(())
+        })?;
+        bars.finish();
+        Ok(rows)
+    };
+    Ok(match set {
+        Images::Memory(d) => {
+            if store.is_none() {
+                *store = Some(store::Store::open(store_dir)?);
+            }
+            let store = store.as_mut().expect("opened above");
+            let keys: Vec<[u8; 32]> = indices.iter().map(|&i| store::image_key(d, i)).collect();
+            let missing: Vec<usize> = (0..keys.len()).filter(|&k| store.get(&keys[k]).is_none()).collect();
+            if !missing.is_empty() && cached.is_file() {
+                // A part cached whole by an earlier version: its rows join the per-image cache.
+                let bytes = std::fs::read(cached).with_context(|| format!("reading {}", cached.display()))?;
+                let old =
+                    Embeddings::from_safetensors(&bytes).with_context(|| format!("reading {}", cached.display()))?;
+                if old.indices == indices {
+                    store.add(&keys, &old.rows, old.dim)?;
+                }
+            }
+            let still: Vec<usize> = missing.into_iter().filter(|&k| store.get(&keys[k]).is_none()).collect();
+            let embedded = still.len();
+            if !still.is_empty() {
+                let todo: Vec<usize> = still.iter().map(|&k| indices[k]).collect();
+                let rows = embed(&todo)?;
+                let new_keys: Vec<[u8; 32]> = still.iter().map(|&k| keys[k]).collect();
+                store.add(&new_keys, &rows, embedder.dim())?;
+            }
+            let rows = keys.iter().flat_map(|k| store.get(k).expect("every image is cached now").iter().copied());
+            (rows.collect(), embedded)
+        }
+        Images::Files(_) if cached.is_file() => {
+            let bytes = std::fs::read(cached).with_context(|| format!("reading {}", cached.display()))?;
+            let old = Embeddings::from_safetensors(&bytes).with_context(|| format!("reading {}", cached.display()))?;
+            (old.rows, 0)
+        }
+        Images::Files(_) => {
+            let rows = embed(indices)?;
+            let bytes = Embeddings { rows, dim: embedder.dim(), indices: indices.to_vec() }.to_safetensors();
+            fd_data::write_atomic(cached, &bytes)?;
+            (Embeddings::from_safetensors(&bytes)?.rows, indices.len())
+        }
+    })
 }
 
 /// Brings the user's image embeddings into the run: one row per image of the dataset's listing, in its order or keyed by index.

@@ -12,12 +12,14 @@ use crate::run::Run;
 /// A finished retraining: its rule and K.
 type Retraining = (fd_svm::select::SelectionRule, usize);
 
-/// The stages the report reads, and the retrainings that finished: the describe stage when it ran (`--skip describe` leaves
-/// its names out), and each retraining that ran (`--skip retrain` leaves them out).
+/// The stages the report reads, and the retrainings that finished: the discover and describe stages when they ran (`--skip describe`
+/// leaves its names out), and each retraining that ran (`--skip retrain` leaves them out).
 fn finished_stages(run: &Run) -> Result<(Vec<String>, Vec<Retraining>)> {
     let mut stages: Vec<String> = ["evaluate", "embed", "fit", "caption"].map(String::from).to_vec();
-    if run.engine.finished("describe").is_ok() {
-        stages.push("describe".into());
+    for optional in ["discover", "describe"] {
+        if run.engine.finished(optional).is_ok() {
+            stages.push(optional.into());
+        }
     }
     let mut retrains = Vec::new();
     if run.experiment.intervene.is_some() {
@@ -39,6 +41,7 @@ fn finished_stages(run: &Run) -> Result<(Vec<String>, Vec<Retraining>)> {
 pub(super) fn report(run: &Run) -> Result<()> {
     let (stages, retrains) = finished_stages(run)?;
     let described = stages.iter().any(|s| s == "describe");
+    let discovered = stages.iter().any(|s| s == "discover");
     let names: Vec<&str> = stages.iter().map(String::as_str).collect();
     let inputs = run.engine.inputs(&names, |n| !n.ends_with("model.safetensors"))?;
     let times = names
@@ -51,6 +54,7 @@ pub(super) fn report(run: &Run) -> Result<()> {
         let (classifier, fit, captions): (EvaluateSummary, FitSummary, CaptionsFile) =
             (run.read()?, run.read()?, run.read()?);
         let names: Option<crate::artifacts::NamesFile> = if described { Some(run.read()?) } else { None };
+        let modes: Option<crate::artifacts::ModesFile> = if discovered { Some(run.read()?) } else { None };
         let test = run.scored(SplitPart::Test)?;
         let decisions = run.directions()?.decision_values(&test.rows, &test.labels)?;
         let prepared = run.prepared()?;
@@ -85,6 +89,7 @@ pub(super) fn report(run: &Run) -> Result<()> {
             fit: &fit,
             captions: &captions,
             names: names.as_ref(),
+            modes: modes.as_ref(),
             caption_k: run.caption_config().k,
             test: &test,
             decisions: &decisions,
