@@ -22,7 +22,8 @@ const USAGE: &str = "usage:
   cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU
   cargo xtask bench folder                                     decoding an image folder (CIFAR-10 as 60,000 PNGs): fd-data against Pillow
   cargo xtask bench embed [--images N]                         EfficientNet-Lite0 embedding images/s: fd-clip against PyTorch CPU
-  cargo xtask bench discover [--quick] [--seeds 0,1,2]         the planted-failure suite: confidence, the paper's SVM, a Domino-style mixture and our modes
+  cargo xtask bench discover [--quick] [--seeds S] [--kinds K] [--table-only]
+                                                               the planted-failure suite: confidence, the paper's SVM, a Domino-style mixture and our modes
   cargo xtask bench clip --dir DIR [--images N]                CLIP ViT-B/32 image embedding, batch 64: fd-clip against ONNX Runtime and PyTorch
                                                                (DIR from crates/fd-clip/fixtures/make_clip_fixtures.py --full DIR)
 
@@ -391,10 +392,11 @@ fn bench_embed(args: &[&str]) -> Result<()> {
 }
 
 /// The discovery suite: every setting of `configs/discover/` under seeds 0, 1 and 2 (`--quick`: the first setting of each
-/// kind, seed 0; `--seeds` other seeds), each run through `fd-cli reproduce` up to the discover stage, then every method's figures per kind of
+/// kind, seed 0; `--seeds` other seeds; `--kinds` some kinds only; `--table-only` the finished runs only, none started), each run through `fd-cli reproduce` up to the discover stage, then every method's figures per kind of
 /// setting (a setting's kind is its file name up to the first `-`), as markdown and JSON in `target/bench/discover/`.
 fn bench_discover(args: &[&str]) -> Result<()> {
     let quick = args.contains(&"--quick");
+    let table_only = args.contains(&"--table-only");
     let default = if quick { "0" } else { "0,1,2" };
     let seeds: Vec<u64> = flag_value::<String>(args, "--seeds", default.into())?
         .split(',')
@@ -412,6 +414,10 @@ fn bench_discover(args: &[&str]) -> Result<()> {
         let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         stem.split('-').next().unwrap_or_default().to_string()
     };
+    if let Some(k) = args.iter().position(|a| *a == "--kinds") {
+        let wanted: Vec<&str> = args.get(k + 1).context("--kinds needs a list such as rare,two")?.split(',').collect();
+        settings.retain(|p| wanted.contains(&kind(p).as_str()));
+    }
     if quick {
         let mut seen = Vec::new();
         settings.retain(|p| {
@@ -437,21 +443,27 @@ fn bench_discover(args: &[&str]) -> Result<()> {
             let config = out.join(format!("{name}-s{seed}.toml"));
             std::fs::write(&config, seeded)?;
             let start = std::time::Instant::now();
-            println!("bench discover: {name} seed {seed}");
-            // Corrupted-subgroup settings also name their failures (the describe stage), to score the names (issue 15).
-            let named = kind(setting) == "corrupt";
-            let skip = if named { "caption,select,retrain,report" } else { "caption,describe,select,retrain,report" };
-            let status = Command::new(&bin)
-                .args(["reproduce", "--config"])
-                .arg(&config)
-                .arg("--run")
-                .arg(&run)
-                .args(["--skip", skip])
-                .stdout(std::fs::File::create(run.join("bench.log"))?)
-                .stderr(std::fs::File::create(run.join("bench.err"))?)
-                .status()?;
-            if !status.success() {
-                bail!("{name} seed {seed} failed ({status}); see {}", run.join("bench.err").display());
+            if table_only && !run.join("discover.json").is_file() {
+                continue;
+            }
+            if !table_only {
+                println!("bench discover: {name} seed {seed}");
+                // Corrupted-subgroup settings also name their failures (the describe stage), to score the names (issue 15).
+                let named = kind(setting) == "corrupt";
+                let skip =
+                    if named { "caption,select,retrain,report" } else { "caption,describe,select,retrain,report" };
+                let status = Command::new(&bin)
+                    .args(["reproduce", "--config"])
+                    .arg(&config)
+                    .arg("--run")
+                    .arg(&run)
+                    .args(["--skip", skip])
+                    .stdout(std::fs::File::create(run.join("bench.log"))?)
+                    .stderr(std::fs::File::create(run.join("bench.err"))?)
+                    .status()?;
+                if !status.success() {
+                    bail!("{name} seed {seed} failed ({status}); see {}", run.join("bench.err").display());
+                }
             }
             let read = |f: &str| -> Result<serde_json::Value> {
                 Ok(serde_json::from_slice(
@@ -459,7 +471,11 @@ fn bench_discover(args: &[&str]) -> Result<()> {
                 )?)
             };
             let (discover, modes) = (read("discover.json")?, read("modes.json")?);
-            let names = if named { named_first(&discover, &read("names.json")?) } else { serde_json::Value::Null };
+            let names = if run.join("names.json").is_file() {
+                named_first(&discover, &read("names.json")?)
+            } else {
+                serde_json::Value::Null
+            };
             let seconds = start.elapsed().as_secs_f64();
             println!("bench discover: {name} seed {seed} done in {seconds:.0} s");
             runs.push(serde_json::json!({"setting": name, "kind": kind(setting), "seed": seed, "seconds": seconds,
