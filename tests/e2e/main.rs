@@ -191,7 +191,7 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
     assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 8 + 4 - skipped + mode_strips, "image strips");
     // The planted group of every class, scored for every method.
     let discover = read_json(&run.join("discover.json"));
-    assert_eq!(discover["methods"], serde_json::json!(["confidence", "svm", "domino", "modes"]));
+    assert_eq!(discover["methods"], serde_json::json!(["confidence", "svm", "domino", "modes", "modes-only"]));
     let groups = discover["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 4 - skipped, "one planted group in each class with an SVM");
     for g in groups {

@@ -611,11 +611,17 @@ fn discover_table(runs: &[serde_json::Value]) -> (String, serde_json::Value) {
                         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
                     })
                     .collect();
+                if per_run.is_empty() {
+                    row[metric] = serde_json::Value::Null;
+                    cells.push("-".into());
+                    continue;
+                }
                 let (mean, sd) = stats(&per_run);
                 row[metric] = serde_json::json!({"mean": mean, "sd": sd});
                 cells.push(format!("{mean:.3} ± {sd:.3}"));
             }
-            let modes = if method == "modes" { format!("{:.2}", stats(&mode_counts).0) } else { String::new() };
+            let modes =
+                if method.starts_with("modes") { format!("{:.2}", stats(&mode_counts).0) } else { String::new() };
             md.push_str(&format!(
                 "| {kind} | {} | {groups} | {method} | {} | {modes} |\n",
                 of_kind.len(),

@@ -15,8 +15,8 @@
 //!
 //! Here, as everything else in the benchmark, it runs per class, where `Y` is constant, so its term drops out; `Ŷ` is the
 //! predicted probability of the class (a two-cell categorical), and the confusion cells are "right" and "wrong". PCA is the
-//! exact top-`pca` subspace of the class's centred rows (subspace iteration, then the rotation that diagonalises the
-//! covariance within it). Defaults follow Domino's: γ = 10, 100 EM iterations; fewer components (8, not 25) and slices (3,
+//! top-`pca` subspace of the class's centred rows, approximated by eight rounds of subspace iteration, then rotated to
+//! diagonalise the covariance within it (scikit-learn's PCA computes it exactly). Defaults follow Domino's: γ = 10, 100 EM iterations; fewer components (8, not 25) and slices (3,
 //! not 5), since a class here has about a thousand val rows where Domino models a whole dataset.
 
 use rand::SeedableRng;
@@ -79,9 +79,19 @@ pub struct Domino {
 }
 
 impl Domino {
-    /// Fits the mixture on one class's rows (`dim` each) with the classifier's predicted probability of the class for each.
-    pub fn fit(rows: &[f32], dim: usize, probability: &[f64], config: &DominoConfig) -> Result<Domino> {
+    /// Fits the mixture on one class's rows (`dim` each) with the classifier's predicted probability of the class and whether it
+    /// was right, for each.
+    pub fn fit(
+        rows: &[f32],
+        dim: usize,
+        probability: &[f64],
+        correct: &[bool],
+        config: &DominoConfig,
+    ) -> Result<Domino> {
         let n = probability.len();
+        if correct.len() != n {
+            return Err(Error::Invalid(format!("domino: {} correct flags for {n} rows", correct.len())));
+        }
         if dim == 0 || rows.len() != n * dim {
             return Err(Error::Invalid(format!("domino: {} values are not {n} rows of {dim}", rows.len())));
         }
@@ -100,12 +110,12 @@ impl Domino {
         let x = project(rows, dim, &mean, &axes);
         let p = axes.len();
         let k = config.components;
-        // The confusion initialisation: the wrong rows (predicted probability under one half) spread over the first half of
-        // the components, the right rows over the rest, each at random.
+        // The confusion initialisation: the wrong rows spread over the first half of the components, the right rows over the
+        // rest, each at random.
         let wrong_components = (k / 2).max(1);
         let mut resp = vec![vec![0f64; k]; n];
         for (i, r) in resp.iter_mut().enumerate() {
-            let (lo, hi) = if probability[i] < 0.5 { (0, wrong_components) } else { (wrong_components, k) };
+            let (lo, hi) = if correct[i] { (wrong_components, k) } else { (0, wrong_components) };
             r[rand::Rng::random_range(&mut rng, lo..hi)] = 1.0;
         }
         let mut model = Domino {

@@ -144,13 +144,15 @@ pub fn find_modes(
     };
     let errors: Vec<usize> = (0..correct.len()).filter(|&i| !correct[i]).collect();
     let right: Vec<usize> = (0..correct.len()).filter(|&i| correct[i]).collect();
-    let k = config.max_modes.min(errors.len() / config.min_errors);
+    // A mode is fitted with the paper's CV, which needs at least one error in every fold.
+    let min_errors = config.min_errors.max(svm.folds);
+    let k = config.max_modes.min(errors.len() / min_errors);
     if k < 2 || right.len() < svm.folds || held_out.is_empty() {
         return single(1, 0, 0);
     }
     let error_rows: Vec<f32> = errors.iter().flat_map(|&i| rows[i * dim..(i + 1) * dim].iter().copied()).collect();
     let assignment = kmeans(&error_rows, dim, k, config.restarts, config.seed ^ u64::from(class));
-    let mut clusters: Vec<Vec<usize>> = absorb_small(&error_rows, dim, assignment, k, config.min_errors)
+    let mut clusters: Vec<Vec<usize>> = absorb_small(&error_rows, dim, assignment, k, min_errors)
         .into_iter()
         .map(|members| members.into_iter().map(|m| errors[m]).collect())
         .collect();
@@ -370,7 +372,7 @@ pub fn kmeans(rows: &[f32], dim: usize, k: usize, restarts: usize, seed: u64) ->
                 (0..n)
                     .find(|&i| {
                         t -= d2[i];
-                        t <= 0.0
+                        d2[i] > 0.0 && t <= 0.0
                     })
                     .unwrap_or(n - 1)
             } else {
@@ -401,6 +403,12 @@ pub fn kmeans(rows: &[f32], dim: usize, k: usize, restarts: usize, seed: u64) ->
                     *centre = centroid(rows, dim, &members);
                 }
             }
+        }
+        // The centres may have moved after the last assignment (when the iterations ran out): assign once more.
+        for (i, a) in assignment.iter_mut().enumerate() {
+            *a = (0..k)
+                .min_by(|&x, &y| row_distance(row(i), &centres[x]).total_cmp(&row_distance(row(i), &centres[y])))
+                .expect("k >= 1");
         }
         let inertia: f64 = (0..n).map(|i| row_distance(row(i), &centres[assignment[i]])).sum();
         if best.as_ref().is_none_or(|(b, _)| inertia < *b) {

@@ -62,7 +62,7 @@ pub struct Match {
 }
 
 /// The slice of `slices` (each a score per row), or the complement of one, with the highest `metric` for `in_group`; the first
-/// such on ties, a slice before its complement. `None` when no slice gives a value.
+/// such on ties, a slice before its complement. `None` when no slice gives a value (NaN counts as none).
 pub fn best_match(
     slices: &[Vec<f64>],
     in_group: &[bool],
@@ -72,7 +72,7 @@ pub fn best_match(
     for (slice, scores) in slices.iter().enumerate() {
         let negated: Vec<f64> = scores.iter().map(|s| -s).collect();
         for (complement, s) in [(false, scores.as_slice()), (true, negated.as_slice())] {
-            if let Some(value) = metric(s, in_group)
+            if let Some(value) = metric(s, in_group).filter(|v| !v.is_nan())
                 && best.is_none_or(|b| value > b.value)
             {
                 best = Some(Match { slice, complement, value });

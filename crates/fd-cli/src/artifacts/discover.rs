@@ -15,6 +15,9 @@ pub struct ModesFile {
     pub config: fd_svm::modes::ModeConfig,
     /// Test images per mode in its check (the caption check's `k`).
     pub k: usize,
+    /// The part whose correctness chose and ordered the modes: the extra pool, or test when the pool is empty (then the check
+    /// on test is not independent of the choice).
+    pub chosen_on: fd_data::SplitPart,
     /// One entry per class with an SVM.
     pub classes: Vec<ClassModesEntry>,
 }

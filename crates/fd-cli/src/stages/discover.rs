@@ -7,7 +7,13 @@
 //! - `confidence`: the classifier's probability of the true class, lowest first (one slice);
 //! - `svm`: the paper's direction, lowest decision value first (one slice);
 //! - `domino`: the Domino-style error-aware mixture fitted on the class's val rows (fd-svm's `domino`; its slices' posteriors);
-//! - `modes`: ours: the class's direction and, when the class has several modes, one slice a mode beside it.
+//! - `modes`: ours: the class's direction and, when the class has several modes, one slice a mode beside it;
+//! - `modes-only`: the modes alone (the class's direction when it has one mode), so the gain of the modes is not only that of
+//!   more slices to match.
+//!
+//! The modes are chosen on the extra pool (its correctness picks and orders them), never on test, so their check on test in
+//! `modes.json` is a real verification (test itself when the pool is empty, as for a user's dataset without one; then the
+//! check is not independent, and `chosen_on` says so). A class without an SVM still scores confidence and the mixture.
 
 use anyhow::{Result, bail};
 use fd_caption::check::check_caption;
@@ -24,15 +30,16 @@ use crate::artifacts::{
 use crate::run::Run;
 
 /// The methods of `discover.json`, in order.
-pub(crate) const METHODS: [&str; 4] = ["confidence", "svm", "domino", "modes"];
+pub(crate) const METHODS: [&str; 5] = ["confidence", "svm", "domino", "modes", "modes-only"];
 
 /// Finds the modes and, with planted groups, scores the methods.
 pub(super) fn discover(run: &Run) -> Result<()> {
     let config = run.experiment.modes.clone().unwrap_or_default();
     let caption = run.caption_config();
     let domino = DominoConfig::default();
-    let wanted =
-        |n: &str| n == "directions.json" || ["val", "test"].iter().any(|p| n.ends_with(&format!("_{p}.safetensors")));
+    let wanted = |n: &str| {
+        n == "directions.json" || ["val", "extra", "test"].iter().any(|p| n.ends_with(&format!("_{p}.safetensors")))
+    };
     let inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
     let key =
         json!({"data": run.data_key()?, "modes": config, "k": caption.k, "alpha": caption.alpha, "domino": domino});
@@ -40,18 +47,26 @@ pub(super) fn discover(run: &Run) -> Result<()> {
         let prepared = run.prepared()?;
         let directions = run.directions()?;
         let (val, test) = (run.scored(SplitPart::Val)?, run.scored(SplitPart::Test)?);
+        let pool = if prepared.split.extra.is_empty() { None } else { Some(run.scored(SplitPart::Extra)?) };
         if val.dim != directions.preprocessing.dim() || test.dim != val.dim {
             bail!("the embeddings and directions.json differ in dimension; run `fd-cli fit` to remake the directions");
         }
         let names = prepared.train.class_names();
-        let mut modes = class_modes(&directions, &val, &test, &config, caption.k, caption.alpha)?;
+        let chooser = pool.as_ref().unwrap_or(&test);
+        let mut modes = class_modes(&directions, &val, chooser, &test, &config, (caption.k, caption.alpha))?;
         for c in &mut modes {
             c.name = names.get(usize::from(c.class)).cloned().unwrap_or_default();
         }
         print_modes(&modes, names);
         let mut written = vec![Run::write(
             out,
-            &ModesFile { format_version: Version, config: config.clone(), k: caption.k, classes: modes.clone() },
+            &ModesFile {
+                format_version: Version,
+                config: config.clone(),
+                k: caption.k,
+                chosen_on: if pool.is_some() { SplitPart::Extra } else { SplitPart::Test },
+                classes: modes.clone(),
+            },
         )?];
         if let Some(groups) = &prepared.groups {
             let test_groups: Vec<u16> = test.indices.iter().map(|&i| groups.test[i]).collect();
@@ -89,21 +104,25 @@ fn hardest(decisions: &[f64], k: usize) -> Vec<usize> {
     order
 }
 
-/// Every class's modes with their held-out checks.
+/// Every class's modes, chosen on `chooser` (the extra pool), with their checks on test (`check`: the caption check's k and level).
 fn class_modes(
     directions: &fd_svm::Directions,
     val: &Scored,
+    chooser: &Scored,
     test: &Scored,
     config: &ModeConfig,
-    k: usize,
-    alpha: f64,
+    check: (usize, f64),
 ) -> Result<Vec<ClassModesEntry>> {
-    let per_class_correct: Vec<Vec<bool>> = (0..directions.classes.len() as u16)
-        .map(|c| class_rows(&test.labels, c).iter().map(|&i| test.correct[i]).collect())
-        .collect();
-    // The check keeps a mode whose k hardest test images are significantly worse than the class, ranked by their accuracy.
+    let (k, alpha) = check;
+    let correct_of = |part: &Scored| -> Vec<Vec<bool>> {
+        (0..directions.classes.len() as u16)
+            .map(|c| class_rows(&part.labels, c).iter().map(|&i| part.correct[i]).collect())
+            .collect()
+    };
+    let (chooser_correct, per_class_correct) = (correct_of(chooser), correct_of(test));
+    // A mode is kept when its k hardest pool images are significantly worse than the class's, and ranked by their accuracy.
     let keep = |class: u16, decisions: &[f64]| -> Option<f64> {
-        let correct = &per_class_correct[usize::from(class)];
+        let correct = &chooser_correct[usize::from(class)];
         let check = check_caption(correct, &hardest(decisions, k.min(correct.len())), alpha);
         check.supported.then_some(check.accuracy)
     };
@@ -111,7 +130,7 @@ fn class_modes(
         directions,
         Rows { rows: &val.rows, labels: &val.labels },
         &val.correct,
-        Rows { rows: &test.rows, labels: &test.labels },
+        Rows { rows: &chooser.rows, labels: &chooser.labels },
         config,
         2,
         &keep,
@@ -168,17 +187,17 @@ fn recover(
             g.dedup();
             g
         };
-        let Some(svm) = directions.class(class) else { continue };
         if planted.is_empty() {
             continue;
         }
         let z = gather(&z_test, dim, &rows);
         let negate = |d: Vec<f64>| d.into_iter().map(|x| -x).collect::<Vec<f64>>();
-        let svm_slice = negate(z.chunks_exact(dim).map(|r| svm.svm.decision(r)).collect());
+        let score = |svm: &fd_svm::LinearSvm| negate(z.chunks_exact(dim).map(|r| svm.decision(r)).collect());
         let confidence: Vec<f64> = rows.iter().map(|&i| test.confidence[i]).collect();
         let val_rows = class_rows(&val.labels, class);
         let val_confidence: Vec<f64> = val_rows.iter().map(|&i| val.confidence[i]).collect();
-        let mixture = Domino::fit(&gather(&z_val, dim, &val_rows), dim, &val_confidence, domino);
+        let val_correct: Vec<bool> = val_rows.iter().map(|&i| val.correct[i]).collect();
+        let mixture = Domino::fit(&gather(&z_val, dim, &val_rows), dim, &val_confidence, &val_correct, domino);
         let domino_slices = match mixture {
             Ok(m) => m.slice_scores(&z, &confidence)?,
             Err(e) => {
@@ -186,17 +205,19 @@ fn recover(
                 Vec::new()
             }
         };
+        // A class without an SVM has no direction and no modes: those methods score nothing there.
+        let whole: Vec<Vec<f64>> = directions.class(class).map(|c| score(&c.svm)).into_iter().collect();
         let entry = modes.iter().find(|m| m.class == class);
+        let split: Vec<Vec<f64>> = entry
+            .filter(|m| m.split)
+            .map(|m| m.modes.iter().map(|mode| score(&mode.mode.svm)).collect())
+            .unwrap_or_default();
         // Ours reports the class's direction and, when the class splits, its modes beside it.
-        let mut mode_slices = vec![svm_slice.clone()];
-        if let Some(m) = entry.filter(|m| m.split) {
-            mode_slices.extend(
-                m.modes.iter().map(|mode| negate(z.chunks_exact(dim).map(|r| mode.mode.svm.decision(r)).collect())),
-            );
-        }
-        let slices: [Vec<Vec<f64>>; 4] =
-            [vec![confidence.iter().map(|c| -c).collect()], vec![svm_slice], domino_slices, mode_slices];
-        let modes_given = entry.map_or(1, |m| m.modes.len());
+        let ours: Vec<Vec<f64>> = whole.iter().chain(&split).cloned().collect();
+        let alone = if split.is_empty() { whole.clone() } else { split };
+        let slices: [Vec<Vec<f64>>; 5] =
+            [vec![confidence.iter().map(|c| -c).collect()], whole, domino_slices, ours, alone];
+        let modes_given = entry.map_or(0, |m| m.modes.len());
         for &g in &planted {
             let in_group: Vec<bool> = rows.iter().map(|&i| test_groups[i] == g).collect();
             let correct: Vec<bool> = rows.iter().map(|&i| test.correct[i]).collect();
@@ -237,7 +258,7 @@ fn group_recovery(
                 precision_at_10: best(&|s, g| precision_at_k(s, g, 10)),
                 precision_at_25: best(&|s, g| precision_at_k(s, g, 25)),
                 average_precision: best(&average_precision),
-                auroc: best(&|s, g| Some(auroc(s, g))),
+                auroc: best(&|s, g| Some(auroc(s, g)).filter(|a| a.is_finite())),
             }
         })
         .collect();

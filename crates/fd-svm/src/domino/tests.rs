@@ -32,7 +32,8 @@ fn the_mixture_finds_both_error_clusters_on_held_out_rows() {
     let (rows, prob, _) = data(&mut rng, dim);
     let (test, test_prob, test_group) = data(&mut rng, dim);
     let config = DominoConfig { pca: 8, ..DominoConfig::default() };
-    let model = Domino::fit(&rows, dim, &prob, &config).expect("fits");
+    let correct: Vec<bool> = prob.iter().map(|&p| p > 0.5).collect();
+    let model = Domino::fit(&rows, dim, &prob, &correct, &config).expect("fits");
     assert_eq!(model.slices.len(), 3);
     let scores = model.slice_scores(&test, &test_prob).expect("scores");
     for g in [1, 2] {
@@ -45,11 +46,11 @@ fn the_mixture_finds_both_error_clusters_on_held_out_rows() {
 #[test]
 fn bad_input_is_an_error() {
     let config = DominoConfig::default();
-    assert!(Domino::fit(&[0.0; 10], 5, &[0.5, 0.5], &config).is_err(), "too few rows");
-    assert!(Domino::fit(&[0.0; 9], 5, &[0.5, 0.5], &config).is_err(), "wrong length");
+    assert!(Domino::fit(&[0.0; 10], 5, &[0.5, 0.5], &[true, false], &config).is_err(), "too few rows");
+    assert!(Domino::fit(&[0.0; 9], 5, &[0.5, 0.5], &[true, false], &config).is_err(), "wrong length");
     let mut rows = vec![0f32; 5 * 40];
     rows[7] = f32::NAN;
-    assert!(Domino::fit(&rows, 5, &[0.5; 40], &config).unwrap_err().to_string().contains("row 1"));
+    assert!(Domino::fit(&rows, 5, &[0.5; 40], &[true; 40], &config).unwrap_err().to_string().contains("row 1"));
 }
 
 #[test]

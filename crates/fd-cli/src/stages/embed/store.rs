@@ -91,7 +91,7 @@ impl Store {
         let bytes = safetensors::serialize(views, None).expect("serializing to memory cannot fail");
         fd_data::write_atomic(&file, &bytes)?;
         for (k, row) in keys.iter().zip(rows.chunks_exact(dim)) {
-            self.rows.insert(*k, row.to_vec());
+            self.rows.entry(*k).or_insert_with(|| row.to_vec());
         }
         Ok(())
     }
