@@ -63,7 +63,6 @@ macro_rules! json_artifact {
     };
 }
 
-// After the macro, which it uses.
 mod discover;
 pub use discover::{ClassModesEntry, DiscoverFile, GroupRecovery, MethodRecovery, ModeEntry, ModesFile};
 
@@ -213,6 +212,9 @@ pub struct ClassCaptionsEntry {
     pub name: String,
     /// What was made of it.
     pub outcome: CaptionOutcome,
+    /// When the class has several failure modes (`modes.json`), each mode's captions, in the modes' order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<fd_caption::class::ClassCaptions>,
 }
 
 impl ClassCaptionsEntry {

@@ -8,7 +8,8 @@ use crate::config::{Experiment, load_experiment, to_toml};
 fn every_shipped_config_loads_and_round_trips() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    let suite = std::fs::read_dir(dir.join("discover")).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap().chain(suite) {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "toml") {
             continue;
@@ -18,5 +19,5 @@ fn every_shipped_config_loads_and_round_trips() {
         assert_eq!(reloaded, experiment, "{}", path.display());
         seen += 1;
     }
-    assert!(seen >= 4, "expected the shipped configs in {}", dir.display());
+    assert!(seen >= 4 + 12, "expected the shipped configs in {} and the discovery suite's", dir.display());
 }

@@ -171,7 +171,23 @@ fn modes_block(inputs: &ReportInputs<'_>, class: u16, correct: &HashMap<usize, b
         return String::new();
     };
     let mut h = format!("<h3>{} failure modes (each its own direction, checked on test)</h3>", entry.modes.len());
+    let captions =
+        inputs.captions.classes.iter().find(|c| c.class == class).map(|c| c.modes.as_slice()).unwrap_or_default();
     for (k, m) in entry.modes.iter().enumerate() {
+        if let Some(c) = captions.get(k) {
+            let hard = c.hard();
+            let _ = write!(
+                h,
+                "<p>Mode {}'s hardest caption: “{}” (its {} nearest test images {} against {}, p = {:.3}{})</p>",
+                k + 1,
+                esc(&hard.caption),
+                hard.check.k,
+                fmt(Some(hard.check.accuracy)),
+                fmt(Some(hard.check.class_accuracy)),
+                hard.check.p_value,
+                if hard.check.supported { "" } else { ", not verified" }
+            );
+        }
         let _ = write!(
             h,
             "<p>Mode {}: accuracy {} on its {} hardest test images against {} for the class (p = {:.3}{}); fitted on {} val errors</p>{}",

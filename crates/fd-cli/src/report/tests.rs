@@ -56,6 +56,7 @@ fn fixture() -> Fixture {
         class,
         name: format!("class{class}"),
         outcome: CaptionOutcome::Captioned { reference: "ref".into(), captions },
+        modes: Vec::new(),
     };
     Fixture {
         classifier: EvaluateSummary {

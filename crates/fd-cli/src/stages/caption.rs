@@ -16,8 +16,12 @@ use crate::run::Run;
 /// Captions every class.
 pub(super) fn caption(run: &Run) -> Result<()> {
     let caption = run.caption_config();
-    let wanted = |n: &str| n == "directions.json" || n.ends_with("_test.safetensors");
-    let mut inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
+    let wanted = |n: &str| n == "directions.json" || n == "modes.json" || n.ends_with("_test.safetensors");
+    // The modes when the discover stage ran (`--skip discover` leaves them out): each mode is captioned too.
+    let with_modes = run.engine.finished("discover").is_ok();
+    let stages: &[&str] =
+        if with_modes { &["fit", "evaluate", "embed", "discover"] } else { &["fit", "evaluate", "embed"] };
+    let mut inputs = run.engine.inputs(stages, wanted)?;
     let imported = run.experiment.embeddings.as_ref();
     let key = if let Some(imported) = imported {
         for file in imported.captions.iter().chain(&imported.caption_texts) {
@@ -48,6 +52,7 @@ pub(super) fn caption(run: &Run) -> Result<()> {
                             class: k as u16,
                             name: names[k].clone(),
                             outcome: CaptionOutcome::Skipped { reason: reason.clone() },
+                            modes: Vec::new(),
                         })
                         .collect();
                     println!("caption: {reason}, nothing to caption");
@@ -60,6 +65,7 @@ pub(super) fn caption(run: &Run) -> Result<()> {
             }
         };
         let directions = run.directions()?;
+        let modes: Option<crate::artifacts::ModesFile> = if with_modes { Some(run.read()?) } else { None };
         if dim != test.dim || directions.preprocessing.dim() != test.dim {
             bail!(
                 "the captions have {dim} dimensions, the test embeddings have {} and the directions {}; run `fd-cli reproduce` to remake them",
@@ -72,7 +78,10 @@ pub(super) fn caption(run: &Run) -> Result<()> {
             .zip(candidates)
             .enumerate()
             .map(|(class, (name, candidates))| {
-                caption_one(&directions, &test, class as u16, name, candidates, &caption)
+                let split = modes.as_ref().and_then(|m| m.classes.iter().find(|c| c.class == class as u16 && c.split));
+                let mode_svms: Vec<&fd_svm::LinearSvm> =
+                    split.map(|c| c.modes.iter().map(|m| &m.mode.svm).collect()).unwrap_or_default();
+                caption_one(&directions, &test, (class as u16, name), candidates, &caption, &mode_svms)
             })
             .collect::<Result<_>>()?;
         Ok(vec![Run::write(out, &CaptionsFile { format_version: Version, classes })?])
@@ -114,35 +123,40 @@ fn imported_candidates(imported: &ImportedEmbeddings, names: &[String]) -> Resul
     Ok(Some((candidates, dim)))
 }
 
-/// One class's entry: skipped without an SVM, else its captions scored by the class's SVM and checked on its test images.
+/// One class's entry: skipped without an SVM, else its captions scored by the class's SVM and checked on its test images, and
+/// the same for each of its modes.
 fn caption_one(
     directions: &fd_svm::Directions,
     test: &Scored,
-    class: u16,
-    name: &str,
+    (class, name): (u16, &str),
     candidates: Candidates,
     config: &CaptionConfig,
+    modes: &[&fd_svm::LinearSvm],
 ) -> Result<ClassCaptionsEntry> {
     let dim = test.dim;
     let deltas = fd_caption::score::caption_deltas(&candidates.texts, &candidates.reference_vector);
     let Some(scores) = directions.class_decisions(class, &deltas)? else {
         let reason = "no SVM for this class (see fit.json)".to_string();
-        return Ok(ClassCaptionsEntry { class, name: name.into(), outcome: CaptionOutcome::Skipped { reason } });
+        let outcome = CaptionOutcome::Skipped { reason };
+        return Ok(ClassCaptionsEntry { class, name: name.into(), outcome, modes: Vec::new() });
     };
     let members = test.class_rows(class);
     let images: Vec<f32> = members.iter().flat_map(|&i| test.rows[i * dim..(i + 1) * dim].iter().copied()).collect();
     let correct: Vec<bool> = members.iter().map(|&i| test.correct[i]).collect();
     let ids: Vec<usize> = members.iter().map(|&i| test.indices[i]).collect();
-    let input = ClassInput {
-        captions: &candidates.captions,
-        texts: &candidates.texts,
-        scores: &scores,
-        images: &images,
-        correct: &correct,
-        ids: &ids,
-        dim,
+    let with_scores = |scores: &[f64]| {
+        let input = ClassInput {
+            captions: &candidates.captions,
+            texts: &candidates.texts,
+            scores,
+            images: &images,
+            correct: &correct,
+            ids: &ids,
+            dim,
+        };
+        caption_class(&input, config)
     };
-    let captions = caption_class(&input, config);
+    let captions = with_scores(&scores);
     let hard = captions.hard();
     println!(
         "caption: {name:<12} hard: {:<24} ({} nearest test images {:.2} vs class {:.2}, p = {:.3}{})  easy: {}",
@@ -154,8 +168,14 @@ fn caption_one(
         if hard.check.supported { "" } else { ", unsupported" },
         captions.easy().caption,
     );
+    // A mode scores the captions as the class's SVM does: the same preprocessing, its own decision.
+    let z = directions.preprocessing.apply(&deltas);
+    let modes = modes
+        .iter()
+        .map(|svm| with_scores(&z.chunks_exact(dim).map(|r| svm.decision(r)).collect::<Vec<f64>>()))
+        .collect();
     let outcome = CaptionOutcome::Captioned { reference: candidates.reference, captions };
-    Ok(ClassCaptionsEntry { class, name: name.into(), outcome })
+    Ok(ClassCaptionsEntry { class, name: name.into(), outcome, modes })
 }
 
 /// One class's candidate captions, their embeddings, and the reference the scores are taken against.
