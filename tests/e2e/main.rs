@@ -222,14 +222,15 @@ fn smoke_reproduce_runs_every_stage_and_resumes() {
     assert_eq!(stage_lines(&out), stages.map(|s| format!("{s}: unchanged, skipped")), "{out}");
     assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
 
-    // A caption setting changes: only captions and the report are redone.
+    // A caption setting changes: only the stages that read it, or read what changed, are redone.
     let config = tmp.path().join("smoke-k6.toml");
     let smoke = std::fs::read_to_string(root().join("configs/smoke.toml")).unwrap();
     std::fs::write(&config, smoke.replace("k = 5", "k = 6")).unwrap();
     let out = stdout(&fd_cli(tmp.path(), &["reproduce", "--config", config.to_str().unwrap(), "--run", run_s]));
     let running: Vec<String> = stage_lines(&out).into_iter().filter(|l| l.ends_with("running")).collect();
-    // The modes' held-out check uses the caption check's k, so the discover stage is redone too.
-    assert_eq!(running, ["discover: running", "caption: running", "report: running"], "{out}");
+    // The modes' held-out check uses the caption check's k, so the discover stage is redone too, and so is describe, which
+    // names each mode.
+    assert_eq!(running, ["discover: running", "caption: running", "describe: running", "report: running"], "{out}");
     assert_eq!(read_json(&run.join("summary.json"))["captions"]["k"], 6);
 
     // A stage fails (the embedder's weights are gone): a clear error, and the finished artifacts and stamps stay.

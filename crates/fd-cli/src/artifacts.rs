@@ -64,7 +64,9 @@ macro_rules! json_artifact {
 }
 
 mod discover;
+mod names;
 pub use discover::{ClassModesEntry, DiscoverFile, GroupRecovery, MethodRecovery, ModeEntry, ModesFile};
+pub use names::{ClassNamesEntry, NamesFile, NamesOutcome};
 
 /// `train_log.json`: what each training epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,51 +239,6 @@ pub struct CaptionsFile {
     pub classes: Vec<ClassCaptionsEntry>,
 }
 json_artifact!(CaptionsFile, "captions.json", "caption");
-
-/// `names.json`: each class's failure named by image attributes (fd-caption's `names`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NamesFile {
-    /// The format.
-    pub format_version: Version<1>,
-    /// How names were found.
-    pub config: fd_caption::names::NameConfig,
-    /// The split the directions ranked (extra, or val when the pool is empty).
-    pub discovery: fd_data::SplitPart,
-    /// One entry per class.
-    pub classes: Vec<ClassNamesEntry>,
-}
-json_artifact!(NamesFile, "names.json", "describe");
-
-/// One class's names.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClassNamesEntry {
-    /// The class.
-    pub class: u16,
-    /// Its name.
-    pub name: String,
-    /// The names, or why there are none.
-    pub outcome: NamesOutcome,
-}
-
-/// A class's names or the reason it has none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum NamesOutcome {
-    /// Named: the hard and easy names, and the test images carrying the first hard name (dataset indices).
-    Named {
-        /// The names.
-        names: fd_caption::names::ClassNames,
-        /// Test images with the first hard name's predicate.
-        top_name_images: Vec<usize>,
-    },
-    /// Not named, and why.
-    Skipped {
-        /// The reason.
-        reason: String,
-    },
-}
 
 /// `selections.json`: pool images picked per rule and K, `rules[rule][k]` listing dataset indices, class by class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -173,7 +173,19 @@ fn modes_block(inputs: &ReportInputs<'_>, class: u16, correct: &HashMap<usize, b
     let mut h = format!("<h3>{} failure modes (each its own direction, checked on test)</h3>", entry.modes.len());
     let captions =
         inputs.captions.classes.iter().find(|c| c.class == class).map(|c| c.modes.as_slice()).unwrap_or_default();
+    let names = inputs.names.and_then(|n| n.classes.iter().find(|c| c.class == class)).map(|c| c.modes.as_slice());
     for (k, m) in entry.modes.iter().enumerate() {
+        if let Some(first) = names.and_then(|n| n.get(k)).and_then(|n| n.top_verified()) {
+            let _ = write!(
+                h,
+                "<p class=\"names\">Mode {}'s failures look like: <b>{}</b> (test accuracy {} against {}, p = {:.3})</p>",
+                k + 1,
+                esc(&first.phrase),
+                fmt(Some(first.check.accuracy)),
+                fmt(Some(first.check.class_accuracy)),
+                first.check.p_value
+            );
+        }
         if let Some(c) = captions.get(k) {
             let hard = c.hard();
             let _ = write!(

@@ -20,10 +20,15 @@ pub(super) fn describe(run: &Run) -> Result<()> {
     let wanted = |n: &str| {
         n == "directions.json" || ["val", "extra", "test"].iter().any(|p| n.ends_with(&format!("_{p}.safetensors")))
     };
-    let inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
+    // The modes when the discover stage ran: each mode is named too.
+    let with_modes = run.engine.finished("discover").is_ok();
+    let stages: &[&str] =
+        if with_modes { &["fit", "evaluate", "embed", "discover"] } else { &["fit", "evaluate", "embed"] };
+    let inputs = run.engine.inputs(stages, |n| wanted(n) || n == "modes.json")?;
     run.engine.run("describe", json!({"data": run.data_key()?, "names": config}), inputs, |out| {
         let prepared = run.prepared()?;
         let directions = run.directions()?;
+        let modes: Option<crate::artifacts::ModesFile> = if with_modes { Some(run.read()?) } else { None };
         let discovery = if prepared.split.extra.is_empty() { SplitPart::Val } else { SplitPart::Extra };
         let (found, test) = (run.scored(discovery)?, run.scored(SplitPart::Test)?);
         let mut found_attributes = measure(prepared.images(discovery).0, &found.indices)?;
@@ -38,8 +43,11 @@ pub(super) fn describe(run: &Run) -> Result<()> {
         let classes = (0..names.len())
             .map(|k| {
                 let class = k as u16;
-                let outcome = describe_class(
-                    &directions,
+                let split = modes.as_ref().and_then(|m| m.classes.iter().find(|c| c.class == class && c.split));
+                let mode_svms: Vec<&fd_svm::LinearSvm> =
+                    split.map(|c| c.modes.iter().map(|m| &m.mode.svm).collect()).unwrap_or_default();
+                let (outcome, modes) = describe_class(
+                    (&directions, &mode_svms),
                     class,
                     (&found, &found_attributes),
                     (&test, &test_attributes),
@@ -47,7 +55,7 @@ pub(super) fn describe(run: &Run) -> Result<()> {
                     &config,
                 )?;
                 print_class(&names[k], &outcome);
-                Ok(ClassNamesEntry { class, name: names[k].clone(), outcome })
+                Ok(ClassNamesEntry { class, name: names[k].clone(), outcome, modes })
             })
             .collect::<Result<_>>()?;
         Ok(vec![Run::write(out, &NamesFile { format_version: Version, config, discovery, classes })?])
@@ -177,25 +185,25 @@ fn predicates(found: &[&Described], nouns: &[String]) -> Vec<Predicate> {
     out
 }
 
-/// One class's names.
+/// One class's names, and each of its modes' names.
 fn describe_class(
-    directions: &fd_svm::Directions,
+    (directions, modes): (&fd_svm::Directions, &[&fd_svm::LinearSvm]),
     class: u16,
     (found, found_attributes): (&Scored, &[Described]),
     (test, test_attributes): (&Scored, &[Described]),
     nouns: &[String],
     config: &NameConfig,
-) -> Result<NamesOutcome> {
+) -> Result<(NamesOutcome, Vec<fd_caption::names::ClassNames>)> {
     let members = found.class_rows(class);
     let test_members = test.class_rows(class);
     let dim = found.dim;
     let rows: Vec<f32> = members.iter().flat_map(|&i| found.rows[i * dim..(i + 1) * dim].iter().copied()).collect();
     let Some(decisions) = directions.class_decisions(class, &rows)? else {
-        return Ok(NamesOutcome::Skipped { reason: "no SVM for this class (see fit.json)".into() });
+        return Ok((NamesOutcome::Skipped { reason: "no SVM for this class (see fit.json)".into() }, Vec::new()));
     };
     if members.len() < 2 * config.min_top || test_members.is_empty() {
         let reason = format!("{} discovery and {} test images: too few to contrast", members.len(), test_members.len());
-        return Ok(NamesOutcome::Skipped { reason });
+        return Ok((NamesOutcome::Skipped { reason }, Vec::new()));
     }
     let class_found: Vec<&Described> = members.iter().map(|&i| &found_attributes[i]).collect();
     let class_test: Vec<&Described> = test_members.iter().map(|&i| &test_attributes[i]).collect();
@@ -221,7 +229,16 @@ fn describe_class(
             with.map(|(&i, _)| test.indices[i]).take(SHOWN).collect()
         })
         .unwrap_or_default();
-    Ok(NamesOutcome::Named { names, top_name_images })
+    // A mode ranks the discovery images by its own decision, through the class's preprocessing.
+    let z = directions.preprocessing.apply(&rows);
+    let mode_names = modes
+        .iter()
+        .map(|svm| {
+            let d: Vec<f32> = z.chunks_exact(dim).map(|r| svm.decision(r) as f32).collect();
+            name_class(&candidates, &d, &correct, config)
+        })
+        .collect();
+    Ok((NamesOutcome::Named { names, top_name_images }, mode_names))
 }
 
 #[allow(clippy::print_stdout)]
