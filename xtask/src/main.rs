@@ -517,43 +517,47 @@ fn named_first(discover: &serde_json::Value, names: &serde_json::Value) -> serde
         let first = hard.and_then(|h| h.iter().find(|n| n["check"]["supported"] == true));
         let phrase = first.and_then(|n| n["phrase"].as_str()).unwrap_or_default();
         let hit = phrases.iter().any(|p| phrase.starts_with(p));
-        out.push(serde_json::json!({"class": g["class"], "transform": g["group_name"], "first": phrase, "named": hit}));
+        // Or the first verified name of one of the class's failure modes.
+        let by_mode = class.and_then(|c| c["modes"].as_array()).into_iter().flatten().any(|m| {
+            let first = m["hard"].as_array().and_then(|h| h.iter().find(|n| n["check"]["supported"] == true));
+            let phrase = first.and_then(|n| n["phrase"].as_str()).unwrap_or_default();
+            phrases.iter().any(|p| phrase.starts_with(p))
+        });
+        out.push(serde_json::json!({"class": g["class"], "transform": g["group_name"], "first": phrase, "named": hit,
+            "named_by_a_mode": hit || by_mode}));
     }
     serde_json::Value::Array(out)
 }
 
 /// The share of classes carrying a planted transform whose first verified name is the transform, per transform.
 fn names_table(runs: &[serde_json::Value]) -> String {
-    let mut per: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut per: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
     for r in runs {
         for c in r["names"].as_array().into_iter().flatten() {
             let e = per.entry(c["transform"].as_str().unwrap_or_default().to_string()).or_default();
             e.0 += usize::from(c["named"] == true);
-            e.1 += 1;
+            e.1 += usize::from(c["named_by_a_mode"] == true);
+            e.2 += 1;
         }
     }
     if per.is_empty() {
         return String::new();
     }
     let mut md = String::from(
-        "
-| planted transform | classes whose first verified name is it |
-|---|---|
-",
+        "\n| planted transform | classes whose first verified name is it | … or one of whose modes' is |\n|---|---|---|\n",
     );
-    let (mut hits, mut all) = (0, 0);
-    for (t, (h, n)) in &per {
-        md.push_str(&format!(
-            "| {t} | {h} of {n} |
-"
-        ));
+    let (mut hits, mut by_mode, mut all) = (0, 0, 0);
+    for (t, (h, m, n)) in &per {
+        md.push_str(&format!("| {t} | {h} of {n} | {m} of {n} |\n"));
         hits += h;
+        by_mode += m;
         all += n;
     }
+    let pct = |x: usize| 100.0 * x as f64 / all.max(1) as f64;
     md.push_str(&format!(
-        "| all | {hits} of {all} ({:.0}%) |
-",
-        100.0 * hits as f64 / all.max(1) as f64
+        "| all | {hits} of {all} ({:.0}%) | {by_mode} of {all} ({:.0}%) |\n",
+        pct(hits),
+        pct(by_mode)
     ));
     md
 }
