@@ -636,3 +636,49 @@ fn discover_table(runs: &[serde_json::Value]) -> (String, serde_json::Value) {
     }
     (md, serde_json::Value::Array(table))
 }
+
+#[cfg(test)]
+mod discover_tests {
+    use serde_json::json;
+
+    use super::{discover_table, named_first, names_table};
+
+    fn group(class: u16, name: &str, p10: [Option<f64>; 2]) -> serde_json::Value {
+        json!({"class": class, "group_name": name, "modes": 2,
+            "methods": [{"precision_at_10": p10[0]}, {"precision_at_10": p10[1]}]})
+    }
+
+    #[test]
+    fn the_table_averages_each_run_then_the_runs_of_a_kind() {
+        let run = |kind: &str, groups: Vec<serde_json::Value>| json!({"kind": kind, "discover": {"methods": ["confidence", "modes"], "groups": groups}});
+        let runs = [
+            run("rare", vec![group(0, "cat", [Some(0.2), Some(1.0)]), group(1, "truck", [Some(0.4), Some(0.5)])]),
+            run("rare", vec![group(0, "cat", [Some(0.5), None])]),
+        ];
+        let (md, table) = discover_table(&runs);
+        // Confidence: run means 0.3 and 0.5, so 0.4 ± 0.141; modes: one run with a value, 0.75 ± 0.
+        assert!(md.contains("| rare | 2 | 3 | confidence | 0.400 ± 0.141 |"), "{md}");
+        assert!(md.contains("| rare | 2 | 3 | modes | 0.750 ± 0.000 | - |"), "{md}");
+        assert_eq!(table[1]["precision_at_25"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_transform_is_named_first_only_by_its_own_phrases() {
+        let discover = json!({"groups": [group(0, "blur", [None, None]), group(1, "noise", [None, None]),
+            group(2, "cat", [None, None])]});
+        let name = |phrase: &str, ok: bool| json!({"phrase": phrase, "check": {"supported": ok}});
+        let names = json!({"classes": [
+            {"class": 0, "outcome": {"names": {"hard": [name("noisy images (noise ≥ 1)", false),
+                name("smooth images with little fine detail (noise ≤ 0.02)", true)]}}},
+            {"class": 1, "outcome": {"names": {"hard": [name("dark images", true)]}},
+             "modes": [{"hard": [name("noisy images (noise ≥ 0.1)", true)]}]},
+        ]});
+        let named = named_first(&discover, &names);
+        let named = named.as_array().unwrap();
+        assert_eq!(named.len(), 2, "a subclass group is no transform");
+        assert_eq!((named[0]["named"].as_bool(), named[1]["named"].as_bool()), (Some(true), Some(false)));
+        assert_eq!(named[1]["named_by_a_mode"], true);
+        let md = names_table(&[json!({"names": named})]);
+        assert!(md.contains("| all | 1 of 2 (50%) | 2 of 2 (100%) |"), "{md}");
+    }
+}
