@@ -36,8 +36,7 @@ pub fn check_subset(correct: &[bool], subset: &[usize], level: f64, harder: bool
     let hits = subset.iter().filter(|&&i| correct[i]).count();
     let p_value = match (harder, hits) {
         (true, _) => hypergeometric_cdf(hits, n, c, k),
-        (false, 0) => 1.0,
-        (false, _) => (1.0 - hypergeometric_cdf(hits - 1, n, c, k)).max(0.0),
+        (false, _) => hypergeometric_sf(hits, n, c, k),
     };
     CaptionCheck {
         k,
@@ -63,4 +62,18 @@ pub fn hypergeometric_cdf(x: usize, n: usize, c: usize, k: usize) -> f64 {
     let total = ln_choose(n, k);
     let low = k.saturating_sub(n - c);
     (low..=x.min(k).min(c)).map(|j| (ln_choose(c, j) + ln_choose(n - c, k - j) - total).exp()).sum::<f64>().min(1.0)
+}
+
+/// P(X >= x) for X ~ Hypergeometric(population `n`, successes `c`, draws `k`), summed from the upper tail itself: `1 - cdf`
+/// loses every digit below about 1e-16, so tiny p-values (which rank names) would tie at rounding noise.
+pub fn hypergeometric_sf(x: usize, n: usize, c: usize, k: usize) -> f64 {
+    assert!(c <= n && k <= n, "a hypergeometric needs c <= n and k <= n");
+    let total = ln_choose(n, k);
+    let (low, high) = (x.max(k.saturating_sub(n - c)), k.min(c));
+    if low > high {
+        return 0.0;
+    }
+    let logs: Vec<f64> = (low..=high).map(|j| ln_choose(c, j) + ln_choose(n - c, k - j) - total).collect();
+    let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (top + logs.iter().map(|l| (l - top).exp()).sum::<f64>().ln()).exp().min(1.0)
 }

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{CaptionCheck, check_subset, hypergeometric_cdf};
+use crate::check::{CaptionCheck, check_subset, hypergeometric_sf};
 
 /// One candidate name: a phrase and, per image of the class, whether it has it.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +110,7 @@ pub fn name_class(
                 if top == 0 || a == 0 || share_top <= share_class {
                     return None;
                 }
-                let p_value = 1.0 - hypergeometric_cdf(a - 1, n, b, top);
+                let p_value = hypergeometric_sf(a, n, b, top);
                 let with: Vec<usize> = (0..correct.len()).filter(|&i| c.held_out[i]).collect();
                 let check = check_subset(correct, &with, config.level, hard);
                 let name = AttributeName {

@@ -2,7 +2,7 @@
 
 use expect_test::expect;
 
-use crate::check::{check_caption, hypergeometric_cdf};
+use crate::check::{check_caption, hypergeometric_cdf, hypergeometric_sf};
 use crate::class::{CaptionConfig, ClassInput, caption_class};
 use crate::score::{caption_deltas, mean_of_rows, top_captions};
 use crate::subpopulation::nearest_images;
@@ -171,4 +171,21 @@ fn the_held_out_check_flags_an_unsupported_caption() {
     let nearest: Vec<usize> = (0..2).chain(30..38).collect();
     let typical = check_caption(&correct, &nearest, 0.05);
     assert!(!typical.supported && typical.p_value > 0.3, "{typical:?}");
+}
+
+#[test]
+fn the_upper_tail_is_exact_where_one_minus_the_cdf_rounds_to_noise() {
+    // P(X >= x) + P(X <= x - 1) = 1 where both are large.
+    let (n, c, k) = (100, 30, 20);
+    for x in 1..=20 {
+        let sum = hypergeometric_sf(x, n, c, k) + hypergeometric_cdf(x - 1, n, c, k);
+        assert!((sum - 1.0).abs() < 1e-12, "x = {x}: {sum}");
+    }
+    // All 10 draws from the 10 successes of 1,000: exactly 1 / C(1000, 10), about 3.8e-24; 1 - cdf gives 0 or noise.
+    let exact = (0..10).map(|i| ((10 - i) as f64) / ((1000 - i) as f64)).product::<f64>();
+    let sf = hypergeometric_sf(10, 1000, 10, 10);
+    assert!((sf / exact - 1.0).abs() < 1e-9, "{sf} vs {exact}");
+    // Two tails far apart in the 1e-30s stay ordered.
+    assert!(hypergeometric_sf(10, 1000, 20, 10) > hypergeometric_sf(10, 1000, 10, 10));
+    assert_eq!(hypergeometric_sf(11, 1000, 10, 10), 0.0, "more successes than exist");
 }
