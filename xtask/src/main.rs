@@ -523,42 +523,59 @@ fn named_first(discover: &serde_json::Value, names: &serde_json::Value) -> serde
             let phrase = first.and_then(|n| n["phrase"].as_str()).unwrap_or_default();
             phrases.iter().any(|p| phrase.starts_with(p))
         });
+        // Whether the planted group is a failure at all: the classifier worse on it than on the rest of the class.
+        let failing = g["group_accuracy"].as_f64() < g["rest_accuracy"].as_f64();
         out.push(serde_json::json!({"class": g["class"], "transform": g["group_name"], "first": phrase, "named": hit,
-            "named_by_a_mode": hit || by_mode}));
+            "named_by_a_mode": hit || by_mode, "failing": failing}));
     }
     serde_json::Value::Array(out)
 }
 
 /// The share of classes carrying a planted transform whose first verified name is the transform, per transform.
 fn names_table(runs: &[serde_json::Value]) -> String {
-    let mut per: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
+    // Per transform: named first, named first by the class or a mode, classes; then the same over the failing classes.
+    let mut per: std::collections::BTreeMap<String, [usize; 6]> = Default::default();
     for r in runs {
         for c in r["names"].as_array().into_iter().flatten() {
             let e = per.entry(c["transform"].as_str().unwrap_or_default().to_string()).or_default();
-            e.0 += usize::from(c["named"] == true);
-            e.1 += usize::from(c["named_by_a_mode"] == true);
-            e.2 += 1;
+            let failing = c["failing"] == true;
+            for (k, counted) in [c["named"] == true, c["named_by_a_mode"] == true, true].into_iter().enumerate() {
+                e[k] += usize::from(counted);
+                e[k + 3] += usize::from(counted && failing);
+            }
         }
     }
     if per.is_empty() {
         return String::new();
     }
     let mut md = String::from(
-        "\n| planted transform | classes whose first verified name is it | … or one of whose modes' is |\n|---|---|---|\n",
+        "\n| planted transform | named first (class) | … by the class or a mode | among classes where it is a failure: class | … class or mode |\n|---|---|---|---|---|\n",
     );
-    let (mut hits, mut by_mode, mut all) = (0, 0, 0);
-    for (t, (h, m, n)) in &per {
-        md.push_str(&format!("| {t} | {h} of {n} | {m} of {n} |\n"));
-        hits += h;
-        by_mode += m;
-        all += n;
+    let mut all = [0usize; 6];
+    let row = |t: &str, e: &[usize; 6]| {
+        let pct =
+            |a: usize, b: usize| if b == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * a as f64 / b as f64) };
+        format!(
+            "| {t} | {} of {} ({}) | {} of {} ({}) | {} of {} ({}) | {} of {} ({}) |\n",
+            e[0],
+            e[2],
+            pct(e[0], e[2]),
+            e[1],
+            e[2],
+            pct(e[1], e[2]),
+            e[3],
+            e[5],
+            pct(e[3], e[5]),
+            e[4],
+            e[5],
+            pct(e[4], e[5])
+        )
+    };
+    for (t, e) in &per {
+        md.push_str(&row(t, e));
+        all.iter_mut().zip(e).for_each(|(a, x)| *a += x);
     }
-    let pct = |x: usize| 100.0 * x as f64 / all.max(1) as f64;
-    md.push_str(&format!(
-        "| all | {hits} of {all} ({:.0}%) | {by_mode} of {all} ({:.0}%) |\n",
-        pct(hits),
-        pct(by_mode)
-    ));
+    md.push_str(&row("all", &all));
     md
 }
 
@@ -664,8 +681,10 @@ mod discover_tests {
 
     #[test]
     fn a_transform_is_named_first_only_by_its_own_phrases() {
-        let discover = json!({"groups": [group(0, "blur", [None, None]), group(1, "noise", [None, None]),
-            group(2, "cat", [None, None])]});
+        let mut blur = group(0, "blur", [None, None]);
+        blur["group_accuracy"] = json!(0.4);
+        blur["rest_accuracy"] = json!(0.8);
+        let discover = json!({"groups": [blur, group(1, "noise", [None, None]), group(2, "cat", [None, None])]});
         let name = |phrase: &str, ok: bool| json!({"phrase": phrase, "check": {"supported": ok}});
         let names = json!({"classes": [
             {"class": 0, "outcome": {"names": {"hard": [name("noisy images (noise ≥ 1)", false),
@@ -679,6 +698,7 @@ mod discover_tests {
         assert_eq!((named[0]["named"].as_bool(), named[1]["named"].as_bool()), (Some(true), Some(false)));
         assert_eq!(named[1]["named_by_a_mode"], true);
         let md = names_table(&[json!({"names": named})]);
-        assert!(md.contains("| all | 1 of 2 (50%) | 2 of 2 (100%) |"), "{md}");
+        // Only the blurred group is a failure (the noisy one has no accuracies), and it is named.
+        assert!(md.contains("| all | 1 of 2 (50%) | 2 of 2 (100%) | 1 of 1 (100%) | 1 of 1 (100%) |"), "{md}");
     }
 }
