@@ -87,11 +87,6 @@ pub(super) fn discover(run: &Run) -> Result<()> {
     Ok(())
 }
 
-/// The test rows of `class`.
-fn class_rows(labels: &[u16], class: u16) -> Vec<usize> {
-    (0..labels.len()).filter(|&i| labels[i] == class).collect()
-}
-
 fn gather(rows: &[f32], dim: usize, which: &[usize]) -> Vec<f32> {
     which.iter().flat_map(|&i| rows[i * dim..(i + 1) * dim].iter().copied()).collect()
 }
@@ -116,7 +111,7 @@ fn class_modes(
     let (k, alpha) = check;
     let correct_of = |part: &Scored| -> Vec<Vec<bool>> {
         (0..directions.classes.len() as u16)
-            .map(|c| class_rows(&part.labels, c).iter().map(|&i| part.correct[i]).collect())
+            .map(|c| part.class_rows(c).iter().map(|&i| part.correct[i]).collect())
             .collect()
     };
     let (chooser_correct, per_class_correct) = (correct_of(chooser), correct_of(test));
@@ -140,7 +135,7 @@ fn class_modes(
     Ok(found
         .into_iter()
         .map(|c| {
-            let rows = class_rows(&test.labels, c.class);
+            let rows = test.class_rows(c.class);
             let correct = &per_class_correct[usize::from(c.class)];
             let z = gather(&z_test, dim, &rows);
             let modes = c
@@ -180,7 +175,7 @@ fn recover(
     let (z_val, z_test) = (directions.preprocessing.apply(&val.rows), directions.preprocessing.apply(&test.rows));
     let mut out = Vec::new();
     for class in 0..directions.classes.len() as u16 {
-        let rows = class_rows(&test.labels, class);
+        let rows = test.class_rows(class);
         let planted: Vec<u16> = {
             let mut g: Vec<u16> = rows.iter().map(|&i| test_groups[i]).filter(|&g| groups.is_planted(g)).collect();
             g.sort_unstable();
@@ -194,7 +189,7 @@ fn recover(
         let negate = |d: Vec<f64>| d.into_iter().map(|x| -x).collect::<Vec<f64>>();
         let score = |svm: &fd_svm::LinearSvm| negate(z.chunks_exact(dim).map(|r| svm.decision(r)).collect());
         let confidence: Vec<f64> = rows.iter().map(|&i| test.confidence[i]).collect();
-        let val_rows = class_rows(&val.labels, class);
+        let val_rows = val.class_rows(class);
         let val_confidence: Vec<f64> = val_rows.iter().map(|&i| val.confidence[i]).collect();
         let val_correct: Vec<bool> = val_rows.iter().map(|&i| val.correct[i]).collect();
         let mixture = Domino::fit(&gather(&z_val, dim, &val_rows), dim, &val_confidence, &val_correct, domino);
