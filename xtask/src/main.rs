@@ -28,7 +28,21 @@ const USAGE: &str = "usage:
                                                                (DIR from crates/fd-clip/fixtures/make_clip_fixtures.py --full DIR)
 
 The cache directory is $FD_DATA_DIR (default ~/.cache/failure-directions).
+$FD_CLI names a prebuilt fd-cli binary to run instead of building one.
 Benchmarks run their Python reference with $FD_PYTHON (default python3).";
+
+/// The cache directory, by fd-data's rule: `$FD_DATA_DIR`, else `$XDG_CACHE_HOME/failure-directions`, else
+/// `~/.cache/failure-directions`.
+fn cache_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("FD_DATA_DIR") {
+        return dir;
+    }
+    var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("failure-directions")
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,6 +82,10 @@ fn cargo() -> String {
 
 /// Builds fd-cli in release mode and returns the binary's path.
 fn build_fd_cli() -> Result<PathBuf> {
+    // A prebuilt binary, so that a long benchmark is not rebuilt from a working tree that is being edited.
+    if let Some(bin) = std::env::var_os("FD_CLI").filter(|b| !b.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
     let status = Command::new(cargo())
         .args(["build", "--release", "--quiet", "--package", "fd-cli"])
         .current_dir(root())
@@ -394,6 +412,8 @@ fn bench_embed(args: &[&str]) -> Result<()> {
 /// The discovery suite: every setting of `configs/discover/` under seeds 0, 1 and 2 (`--quick`: the first setting of each
 /// kind, seed 0; `--seeds` other seeds; `--kinds` some kinds only; `--table-only` the finished runs only, none started), each run through `fd-cli reproduce` up to the discover stage, then every method's figures per kind of
 /// setting (a setting's kind is its file name up to the first `-`), as markdown and JSON in `target/bench/discover/`.
+/// The runs themselves live in the cache directory (`bench/discover/<setting>-s<seed>/`): the full suite is a day of
+/// training on two cores, so a fresh checkout or `cargo clean` must not lose the runs already done, and a rerun resumes.
 fn bench_discover(args: &[&str]) -> Result<()> {
     let quick = args.contains(&"--quick");
     let table_only = args.contains(&"--table-only");
@@ -429,6 +449,8 @@ fn bench_discover(args: &[&str]) -> Result<()> {
     }
     let out = root().join("target/bench/discover");
     std::fs::create_dir_all(&out)?;
+    let runs_dir = cache_dir().join("bench/discover");
+    std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
     let mut runs = Vec::new();
     for setting in &settings {
         let name = setting.file_stem().expect("a file").to_string_lossy().into_owned();
@@ -438,9 +460,9 @@ fn bench_discover(args: &[&str]) -> Result<()> {
                 .lines()
                 .map(|l| if l.trim() == "seed = 0" { format!("seed = {seed}\n") } else { format!("{l}\n") })
                 .collect();
-            let run = out.join(format!("{name}-s{seed}"));
+            let run = runs_dir.join(format!("{name}-s{seed}"));
             std::fs::create_dir_all(&run)?;
-            let config = out.join(format!("{name}-s{seed}.toml"));
+            let config = runs_dir.join(format!("{name}-s{seed}.toml"));
             std::fs::write(&config, seeded)?;
             let start = std::time::Instant::now();
             if table_only && !run.join("discover.json").is_file() {
@@ -448,8 +470,9 @@ fn bench_discover(args: &[&str]) -> Result<()> {
             }
             if !table_only {
                 println!("bench discover: {name} seed {seed}");
-                // Corrupted-subgroup settings also name their failures (the describe stage), to score the names (issue 15).
-                let named = kind(setting) == "corrupt";
+                // Settings that plant an image transform (corrupted subgroup, spurious cue) also name their failures (the
+                // describe stage), to score the names.
+                let named = ["corrupt", "spurious"].contains(&kind(setting).as_str());
                 let skip =
                     if named { "caption,select,retrain,report" } else { "caption,describe,select,retrain,report" };
                 let status = Command::new(&bin)

@@ -6,7 +6,15 @@
 //! have the predicate and `a` of the `k` hardest do; the over-representation p-value is the exact hypergeometric probability of
 //! `a` or more, and the lift is `(a / k) / (b / n)`. A name is kept when its share among the hardest is above the class's, and
 //! names are ranked by p-value, then lift, and only the best of each family (one measure at several thresholds) is kept, and
-//! of predicates that pick nearly the same discovery images only the best ranked. On held-out images, the classifier's accuracy on the class's images with the
+//! of predicates that pick nearly the same discovery images only the best ranked.
+//!
+//! Predicates that explain the same hardest images (the hardest images having each overlap by [`SAME_EVIDENCE`] or more,
+//! intersection over union) are one piece of evidence, and the p-value cannot tell them apart: a low-contrast failure is
+//! also a washed-out one. The evidence is named by the predicate that moved furthest from the class, its effect: for a
+//! measure, the shift of the median of its logarithm from the class's, in robust standard deviations of the class
+//! (1.4826 × the median absolute deviation); for a yes/no predicate, the rise of its share in binomial standard deviations,
+//! `(a / k - b / n) / sqrt(b / n (1 - b / n))`. The planted contrast change moves contrast by many of the class's own spreads
+//! and saturation by fewer, so "low contrast" names it. On held-out images, the classifier's accuracy on the class's images with the
 //! predicate is compared with its accuracy on the class, as the caption check does ([`crate::check`]): for a hard name, the
 //! exact probability of as few correct or fewer; for an easy name, of as many or more. A name is supported below the level.
 
@@ -25,6 +33,9 @@ pub struct Candidate<'a> {
     pub discovery: &'a [bool],
     /// On the held-out split, in the order of its correct flags.
     pub held_out: &'a [bool],
+    /// For a threshold on a measure, the measure's value on each discovery image (as `discovery`), from which the effect is
+    /// measured; `None` for a yes/no predicate (a hue, a tag).
+    pub values: Option<&'a [f32]>,
 }
 
 /// How names are found.
@@ -61,6 +72,9 @@ pub struct AttributeName {
     pub lift: f64,
     /// The over-representation p-value on discovery.
     pub p_value: f64,
+    /// How far the picked images moved from the class, in the class's standard deviations (see the module's docs).
+    #[serde(default)]
+    pub effect: f64,
     /// The held-out check of the images with the predicate.
     pub check: CaptionCheck,
 }
@@ -111,6 +125,10 @@ pub fn name_class(
                     return None;
                 }
                 let p_value = hypergeometric_sf(a, n, b, top);
+                let effect = match c.values {
+                    Some(values) => measure_effect(values, c.discovery, picked),
+                    None => (share_top - share_class) / (share_class * (1.0 - share_class)).sqrt().max(1e-9),
+                };
                 let with: Vec<usize> = (0..correct.len()).filter(|&i| c.held_out[i]).collect();
                 let check = check_subset(correct, &with, config.level, hard);
                 let name = AttributeName {
@@ -119,12 +137,14 @@ pub fn name_class(
                     share_class,
                     lift: share_top / share_class,
                     p_value: p_value.max(0.0),
+                    effect,
                     check,
                 };
                 Some((name, c.family, c.discovery))
             })
             .collect();
         names.sort_by(|x, y| x.0.p_value.total_cmp(&y.0.p_value).then(y.0.lift.total_cmp(&x.0.lift)));
+        let names = by_evidence(names, picked);
         // One name per family, and one per set of images: predicates that pick nearly the same discovery images
         // ("grayscale" and "saturation ≤ 0", Jaccard similarity at least [`SAME_IMAGES`]) are one name, the better ranked.
         let (mut families, mut sets) = (std::collections::BTreeSet::new(), Vec::<&[bool]>::new());
@@ -143,6 +163,51 @@ pub fn name_class(
 
 /// Two predicates whose image sets overlap this much (intersection over union) name the same images.
 pub const SAME_IMAGES: f64 = 0.9;
+
+/// Two predicates whose hardest images overlap this much (intersection over union) are the same evidence.
+pub const SAME_EVIDENCE: f64 = 0.8;
+
+/// Reorders names ranked by p-value so that each piece of evidence (the best remaining name and every name whose picked
+/// images overlap its own by [`SAME_EVIDENCE`]) is led by its name of largest effect; the others follow in their order.
+fn by_evidence<'a, T>(
+    mut names: Vec<(AttributeName, T, &'a [bool])>,
+    picked: &[usize],
+) -> Vec<(AttributeName, T, &'a [bool])> {
+    let hits = |flags: &[bool]| -> Vec<bool> { picked.iter().map(|&i| flags[i]).collect() };
+    let mut out = Vec::with_capacity(names.len());
+    while !names.is_empty() {
+        let seed = hits(names[0].2);
+        let lead = (0..names.len())
+            .filter(|&j| jaccard(&seed, &hits(names[j].2)) >= SAME_EVIDENCE)
+            .max_by(|&a, &b| names[a].0.effect.total_cmp(&names[b].0.effect).then(b.cmp(&a)))
+            .unwrap_or(0);
+        out.push(names.remove(lead));
+    }
+    out
+}
+
+/// The shift of the median of `log(v + ε)` over `picked` from the class's, in robust standard deviations of the class (1.4826
+/// × the median absolute deviation), counted positive in the predicate's direction (down for a predicate that holds for low
+/// values, whose images have a lower mean than the class's); ε is a hundredth of the class's median (or 1e-6), so zeros stay
+/// finite.
+fn measure_effect(values: &[f32], flags: &[bool], picked: &[usize]) -> f64 {
+    let median = |v: &mut Vec<f64>| -> f64 {
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() { 0.0 } else { 0.5 * (v[(v.len() - 1) / 2] + v[v.len() / 2]) }
+    };
+    let mut raw: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+    let eps = (0.01 * median(&mut raw)).max(1e-6);
+    let logs: Vec<f64> = values.iter().map(|&v| (f64::from(v).max(0.0) + eps).ln()).collect();
+    let center = median(&mut logs.clone());
+    let spread = 1.4826 * median(&mut logs.iter().map(|l| (l - center).abs()).collect());
+    let shift = median(&mut picked.iter().map(|&i| logs[i]).collect()) - center;
+    let mean = |f: &dyn Fn(usize) -> bool| {
+        let (sum, k) = (0..values.len()).filter(|&i| f(i)).fold((0.0, 0usize), |(s, k), i| (s + logs[i], k + 1));
+        sum / k.max(1) as f64
+    };
+    let low = mean(&|i| flags[i]) < mean(&|_| true);
+    if low { -shift / spread.max(1e-9) } else { shift / spread.max(1e-9) }
+}
 
 /// The intersection over the union of two sets of flags (1 for two empty sets).
 fn jaccard(a: &[bool], b: &[bool]) -> f64 {

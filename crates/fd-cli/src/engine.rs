@@ -236,9 +236,14 @@ impl Engine {
     }
 }
 
-/// A stage's key: the sha256 of its name, the engine's version, its config sections and its inputs.
+/// A stage's key: the sha256 of its name, the engine's version, the stage's code revision (when not zero), its config
+/// sections and its inputs.
 fn key(stage: &str, config: &Value, inputs: &BTreeMap<String, String>) -> Result<String> {
-    let keyed = json!({"stage": stage, "version": ENGINE_VERSION, "config": config, "inputs": inputs});
+    let mut keyed = json!({"stage": stage, "version": ENGINE_VERSION, "config": config, "inputs": inputs});
+    let revision = crate::stage::Stage::from_name(stage).map_or(0, crate::stage::Stage::revision);
+    if revision > 0 {
+        keyed["revision"] = json!(revision);
+    }
     Ok(fd_data::sha256_hex(serde_json::to_string(&keyed)?.as_bytes()))
 }
 

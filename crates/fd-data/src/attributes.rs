@@ -9,14 +9,21 @@
 //! - colourfulness: Hasler and Süsstrunk's M (2003): `sqrt(σ_rg² + σ_yb²) + 0.3 sqrt(μ_rg² + μ_yb²)`, with `rg = R - G` and
 //!   `yb = (R + G) / 2 - B`;
 //! - chroma: the mean of `max - min` over the pixels; an image is grayscale when it is below [`GRAYSCALE_CHROMA`];
-//! - sharpness: the variance of the 4-neighbour Laplacian of Y over interior pixels (low means blurred);
-//! - noise: Immerkær's estimate of the standard deviation of additive Gaussian noise (1996):
-//!   `σ = sqrt(π / 2) / (6 (W - 2) (H - 2)) Σ |Y ∗ N|` with `N = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]`;
+//! - sharpness: the variance of the 4-neighbour Laplacian of Y over interior pixels, divided by the variance of Y (the
+//!   contrast squared; 0 for a flat image): fine detail relative to the image's own contrast, so that low means blurred and
+//!   a low-contrast copy of a sharp image is still sharp;
+//! - noise: Immerkær's estimate of the standard deviation of additive Gaussian noise (1996),
+//!   `σ = sqrt(π / 2) / (6 (W - 2) (H - 2)) Σ |Y ∗ N|` with `N = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]`, divided by the
+//!   contrast (0 for a flat image): noise relative to the signal, again unmoved by a change of contrast;
 //! - dominant hue: the most common of eight named hue ranges among pixels with saturation and value above 0.2, when such
 //!   pixels cover at least a tenth of the image; otherwise none;
 //! - background colour: the mean colour of the border (an eighth of the short side wide), named from a small palette;
-//! - object share: the share of pixels farther than [`OBJECT_DISTANCE`] (Euclidean, in 0-1 RGB) from the border's mean
-//!   colour; a rough estimate of how much of the frame the subject fills, not a segmentation.
+//! - object share: the share of pixels farther from the border's mean colour (Euclidean, in 0-1 RGB) than [`OBJECT_DISTANCE`]
+//!   times the root mean square of that distance over the image (and at least [`OBJECT_FLOOR`]); a rough estimate of how
+//!   much of the frame the subject fills, not a segmentation, and, being relative, unmoved by a change of contrast.
+//!
+//! Sharpness, noise and object share are relative to the image's contrast on purpose: otherwise a low-contrast image would
+//! also read as blurred, clean and empty, and a low-contrast failure would be named by whichever of those four came first.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +31,11 @@ use crate::Image;
 
 /// Below this mean chroma (about 5 of 255) an image counts as grayscale.
 pub const GRAYSCALE_CHROMA: f32 = 0.02;
-/// A pixel this far from the border's mean colour counts as part of the object.
-pub const OBJECT_DISTANCE: f32 = 0.15;
+/// A pixel farther from the border's mean colour than this share of the image's root-mean-square distance from it counts as
+/// part of the object (a square of any colour inside a plain frame is counted whole, whatever its size).
+pub const OBJECT_DISTANCE: f32 = 0.5;
+/// ... and farther than this (in 0-1 RGB), so that the faint texture of a plain image is not an object.
+pub const OBJECT_FLOOR: f32 = 0.02;
 
 /// The continuous measures, in a fixed order (their names are [`Measure::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +49,9 @@ pub enum Measure {
     Saturation,
     /// Hasler and Süsstrunk's colourfulness.
     Colourfulness,
-    /// Variance of the Laplacian of luma.
+    /// Variance of the Laplacian of luma over the variance of luma.
     Sharpness,
-    /// Immerkær's noise estimate.
+    /// Immerkær's noise estimate over the contrast.
     Noise,
     /// Share of pixels unlike the border.
     ObjectShare,
@@ -213,7 +223,11 @@ pub fn attributes(image: &Image) -> Attributes {
     let hue = (coloured as f32 >= 0.1 * n)
         .then(|| (0..8).max_by_key(|&k| (hues[k], std::cmp::Reverse(k))).map(|k| k as u8))
         .flatten();
-    let (sharpness, noise) = laplacians(&luma, h, w);
+    let (laplacian, noise_sigma) = laplacians(&luma, h, w);
+    // Relative to the contrast (0 for a flat image, whose detail and noise are nothing against nothing).
+    let flat = contrast < 1e-4;
+    let sharpness = if flat { 0.0 } else { laplacian / (contrast * contrast) };
+    let noise = if flat { 0.0 } else { noise_sigma / contrast };
     let band = (h.min(w) / 8).max(1);
     let border: Vec<usize> =
         (0..h * w).filter(|&i| i / w < band || i / w >= h - band || i % w < band || i % w >= w - band).collect();
@@ -222,12 +236,11 @@ pub fn attributes(image: &Image) -> Attributes {
         let p = px(i);
         (0..3).for_each(|c| edge[c] += p[c] / border.len() as f32);
     }
-    let far = (0..h * w)
-        .filter(|&i| {
-            let p = px(i);
-            (0..3).map(|c| (p[c] - edge[c]).powi(2)).sum::<f32>().sqrt() > OBJECT_DISTANCE
-        })
-        .count();
+    let distance: Vec<f32> =
+        (0..h * w).map(|i| (0..3).map(|c| (px(i)[c] - edge[c]).powi(2)).sum::<f32>().sqrt()).collect();
+    let rms = (distance.iter().map(|d| d * d).sum::<f32>() / n).sqrt();
+    let cut = (OBJECT_DISTANCE * rms).max(OBJECT_FLOOR);
+    let far = distance.iter().filter(|&&d| d > cut).count();
     Attributes {
         measures: [mean_y, contrast, sat / n, colourfulness, sharpness, noise, far as f32 / n],
         chroma: chroma / n,

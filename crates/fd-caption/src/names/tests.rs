@@ -18,13 +18,25 @@ fn the_predicate_of_the_hardest_images_is_named_first_and_checked_on_held_out_im
     let held_blue: Vec<bool> = (0..40).map(|i| i % 4 == 0).collect();
     let held_sharp: Vec<bool> = (0..40).map(|i| i >= 30).collect();
     let candidates = [
-        Candidate { phrase: "mostly blue images", family: "hue blue", discovery: &blue, held_out: &held_blue },
-        Candidate { phrase: "dark images", family: "dark", discovery: &dark, held_out: &held_dark },
-        Candidate { phrase: "sharp images", family: "sharp", discovery: &sharp, held_out: &held_sharp },
+        Candidate {
+            phrase: "mostly blue images",
+            family: "hue blue",
+            discovery: &blue,
+            held_out: &held_blue,
+            values: None,
+        },
+        Candidate { phrase: "dark images", family: "dark", discovery: &dark, held_out: &held_dark, values: None },
+        Candidate { phrase: "sharp images", family: "sharp", discovery: &sharp, held_out: &held_sharp, values: None },
         // The same images as "dark" under another name: one name, not two.
-        Candidate { phrase: "dim images", family: "dim", discovery: &dark, held_out: &held_dark },
+        Candidate { phrase: "dim images", family: "dim", discovery: &dark, held_out: &held_dark, values: None },
         // A weaker member of the dark family: never shown beside the stronger one.
-        Candidate { phrase: "dark-ish images", family: "dark", discovery: &dark_weak, held_out: &held_blue },
+        Candidate {
+            phrase: "dark-ish images",
+            family: "dark",
+            discovery: &dark_weak,
+            held_out: &held_blue,
+            values: None,
+        },
     ];
     let names = name_class(&candidates, &decisions, &correct, &NameConfig::default());
     assert_eq!(names.top, 20);
@@ -52,7 +64,7 @@ fn a_name_whose_held_out_images_are_not_harder_is_flagged_not_hidden() {
     let correct = vec![true; 30];
     let held: Vec<bool> = (0..30).map(|i| i < 5).collect();
     let names = name_class(
-        &[Candidate { phrase: "x", family: "x", discovery: &flag, held_out: &held }],
+        &[Candidate { phrase: "x", family: "x", discovery: &flag, held_out: &held, values: None }],
         &decisions,
         &correct,
         &NameConfig::default(),
@@ -60,4 +72,66 @@ fn a_name_whose_held_out_images_are_not_harder_is_flagged_not_hidden() {
     assert_eq!(names.hard.len(), 1);
     assert!(!names.hard[0].check.supported && names.hard[0].check.p_value == 1.0);
     assert!(names.top_verified().is_none());
+}
+
+#[test]
+fn of_two_names_for_the_same_hardest_images_the_one_that_moved_furthest_leads() {
+    // The hardest 20 of 100 (decision = index) are all low on two measures. "Washed-out" picks fewer other images, so its
+    // p-value is the better; but the hardest moved 0.2 → 0.03 on contrast, whose class spread is narrow (many robust
+    // standard deviations), and only about halved on saturation, whose spread is wide: "low contrast" names them.
+    let contrast: Vec<f32> =
+        (0..100).map(|i| if i < 20 { 0.03 } else { 0.15 + 0.1 * ((i * 37) % 80) as f32 / 80.0 }).collect();
+    let saturation: Vec<f32> =
+        (0..100).map(|i| if i < 20 { 0.15 } else { 0.05 + 0.75 * ((i * 53) % 80) as f32 / 80.0 }).collect();
+    let low_contrast: Vec<bool> = (0..100).map(|i| i < 30).collect();
+    let washed_out: Vec<bool> = (0..100).map(|i| i < 20 || (40..48).contains(&i)).collect();
+    // Other evidence: a tag on ten of the hardest and five others.
+    let tag: Vec<bool> = (0..100).map(|i| i % 2 == 0 && i < 20 || (60..65).contains(&i)).collect();
+    let decisions: Vec<f32> = (0..100).map(|i| i as f32).collect();
+    let correct: Vec<bool> = (0..40).map(|i| i >= 10).collect();
+    let held: Vec<bool> = (0..40).map(|i| i < 10).collect();
+    let candidates = [
+        Candidate {
+            phrase: "washed-out colours",
+            family: "low saturation",
+            discovery: &washed_out,
+            held_out: &held,
+            values: Some(&saturation),
+        },
+        Candidate {
+            phrase: "low contrast",
+            family: "low contrast",
+            discovery: &low_contrast,
+            held_out: &held,
+            values: Some(&contrast),
+        },
+        Candidate { phrase: "tagged “x”", family: "tag x", discovery: &tag, held_out: &held, values: None },
+    ];
+    let names = name_class(&candidates, &decisions, &correct, &NameConfig::default());
+    let phrases: Vec<&str> = names.hard.iter().map(|n| n.phrase.as_str()).collect();
+    let (contrast_name, washed) =
+        (&names.hard[0], names.hard.iter().find(|n| n.phrase == "washed-out colours").unwrap());
+    // The p-value alone would have put "washed-out colours" first.
+    assert!(washed.p_value < contrast_name.p_value, "{phrases:?}");
+    assert_eq!(phrases, ["low contrast", "washed-out colours", "tagged “x”"]);
+    assert!(
+        contrast_name.effect > 5.0 && washed.effect < contrast_name.effect / 2.0,
+        "{} {}",
+        contrast_name.effect,
+        washed.effect
+    );
+    // A yes/no predicate's effect: share 10/20 against 15/100, in binomial standard deviations.
+    let tag = &names.hard[2];
+    assert!((tag.effect - (0.5 - 0.15) / (0.15f64 * 0.85).sqrt()).abs() < 1e-9, "{}", tag.effect);
+}
+
+#[test]
+fn a_measure_effect_counts_in_the_predicate_s_direction() {
+    // Ten values low, the rest spread: the low predicate's effect is positive, a high predicate on the same picks negative.
+    let values: Vec<f32> = (0..50).map(|i| if i < 10 { 0.01 } else { 0.1 + i as f32 * 0.01 }).collect();
+    let low: Vec<bool> = (0..50).map(|i| i < 15).collect();
+    let high: Vec<bool> = (0..50).map(|i| i >= 35).collect();
+    let picked: Vec<usize> = (0..10).collect();
+    assert!(measure_effect(&values, &low, &picked) > 1.0);
+    assert!(measure_effect(&values, &high, &picked) < -1.0);
 }

@@ -98,3 +98,19 @@ fn an_input_changed_after_its_stage_wrote_it_is_an_error_naming_the_file_and_the
     let err = format!("{:#}", e.finished("evaluate").unwrap_err());
     assert!(err.contains("evaluate.json: not a stamp of this version of fd-cli"), "{err}");
 }
+
+#[test]
+fn a_stage_revision_changes_only_that_stages_key_and_revision_zero_keeps_old_stamps() {
+    let (config, inputs) = (json!({"x": 1}), BTreeMap::from([("a".to_string(), "h".to_string())]));
+    // Revision 0 (every stage but those bumped): the key is the one written before revisions existed.
+    let old = |stage: &str| {
+        let keyed = json!({"stage": stage, "version": ENGINE_VERSION, "config": config, "inputs": inputs});
+        fd_data::sha256_hex(serde_json::to_string(&keyed).unwrap().as_bytes())
+    };
+    assert_eq!(crate::stage::Stage::Fit.revision(), 0);
+    assert_eq!(key("fit", &config, &inputs).unwrap(), old("fit"));
+    assert_eq!(key("demo", &config, &inputs).unwrap(), old("demo"));
+    // A bumped stage's key differs from its revision-0 key, so its old stamps stop matching.
+    assert!(crate::stage::Stage::Describe.revision() > 0);
+    assert_ne!(key("describe", &config, &inputs).unwrap(), old("describe"));
+}

@@ -231,18 +231,20 @@ fn names_block(inputs: &ReportInputs<'_>, class: u16, correct: &HashMap<usize, b
     );
     h.push_str(
         "<table><tr><th>side</th><th>image attribute</th><th>share of the hardest / easiest</th><th>share of the class</th>\
-         <th>lift</th><th>test accuracy with it</th><th>class</th><th>p</th><th></th></tr>",
+         <th>lift</th><th title=\"how far the picked images moved from the class, in its standard deviations\">effect</th>\
+         <th>test accuracy with it</th><th>class</th><th>p</th><th></th></tr>",
     );
     for (side, list) in [("hard", &names.hard), ("easy", &names.easy)] {
         for n in list {
             let verdict = if n.check.supported { "" } else { "<span class=\"bad\">unsupported</span>" };
             let _ = write!(
                 h,
-                "<tr><td>{side}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{} ({} images)</td><td>{}</td><td>{:.3}</td><td>{verdict}</td></tr>",
+                "<tr><td>{side}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{} ({} images)</td><td>{}</td><td>{:.3}</td><td>{verdict}</td></tr>",
                 esc(&n.phrase),
                 fmt(Some(n.share_top)),
                 fmt(Some(n.share_class)),
                 n.lift,
+                n.effect,
                 fmt(Some(n.check.accuracy)),
                 n.check.k,
                 fmt(Some(n.check.class_accuracy)),

@@ -138,8 +138,8 @@ fn tag(tagger: &Tagger, scored: &Scored, out: &mut [Described]) {
     }
 }
 
-/// A candidate predicate: its phrase, its family, and the test.
-type Predicate = (String, String, Box<dyn Fn(&Described) -> bool>);
+/// A candidate predicate: its phrase, its family, the test, and the measure it cuts (none for a yes/no predicate).
+type Predicate = (String, String, Box<dyn Fn(&Described) -> bool>, Option<Measure>);
 
 /// The quantiles of the class's discovery values a measure is cut at: a failure mode can be a tenth of the class or half of it.
 const CUTS: [f64; 5] = [0.1, 0.2, 0.3, 0.4, 0.5];
@@ -161,26 +161,33 @@ fn predicates(found: &[&Described], nouns: &[String]) -> Vec<Predicate> {
                 format!("{low_phrase} ({name} ≤ {low:.3})"),
                 format!("low {name}"),
                 Box::new(move |d: &Described| d.attributes.measure(m) <= low),
+                Some(m),
             ));
             out.push((
                 format!("{high_phrase} ({name} ≥ {high:.3})"),
                 format!("high {name}"),
                 Box::new(move |d: &Described| d.attributes.measure(m) >= high),
+                Some(m),
             ));
         }
     }
-    out.push(("grayscale images".into(), "grayscale".into(), Box::new(|d: &Described| d.attributes.grayscale())));
+    out.push(("grayscale images".into(), "grayscale".into(), Box::new(|d: &Described| d.attributes.grayscale()), None));
     for (h, hue) in HUES.iter().enumerate() {
         let phrase = format!("mostly {hue} images");
-        out.push((phrase.clone(), phrase, Box::new(move |d: &Described| d.attributes.hue == Some(h as u8))));
+        out.push((phrase.clone(), phrase, Box::new(move |d: &Described| d.attributes.hue == Some(h as u8)), None));
     }
     for (b, colour) in BACKGROUNDS.iter().enumerate() {
         let phrase = format!("against a {colour} background");
-        out.push((phrase.clone(), phrase, Box::new(move |d: &Described| usize::from(d.attributes.background) == b)));
+        out.push((
+            phrase.clone(),
+            phrase,
+            Box::new(move |d: &Described| usize::from(d.attributes.background) == b),
+            None,
+        ));
     }
     for (t, noun) in nouns.iter().enumerate() {
         let phrase = format!("tagged “{noun}”");
-        out.push((phrase.clone(), phrase, Box::new(move |d: &Described| d.tag == Some(t as u16))));
+        out.push((phrase.clone(), phrase, Box::new(move |d: &Described| d.tag == Some(t as u16)), None));
     }
     out
 }
@@ -210,12 +217,22 @@ fn describe_class(
     let predicates = predicates(&class_found, nouns);
     let flags: Vec<(Vec<bool>, Vec<bool>)> = predicates
         .iter()
-        .map(|(_, _, p)| (class_found.iter().map(|a| p(a)).collect(), class_test.iter().map(|a| p(a)).collect()))
+        .map(|(_, _, p, _)| (class_found.iter().map(|a| p(a)).collect(), class_test.iter().map(|a| p(a)).collect()))
         .collect();
+    let values: Vec<Vec<f32>> =
+        Measure::ALL.iter().map(|&m| class_found.iter().map(|d| d.attributes.measure(m)).collect()).collect();
+    let values_of =
+        |m: &Option<Measure>| m.and_then(|m| Measure::ALL.iter().position(|x| *x == m)).map(|k| values[k].as_slice());
     let candidates: Vec<Candidate<'_>> = predicates
         .iter()
         .zip(&flags)
-        .map(|((phrase, family, _), (discovery, held_out))| Candidate { phrase, family, discovery, held_out })
+        .map(|((phrase, family, _, measure), (discovery, held_out))| Candidate {
+            phrase,
+            family,
+            discovery,
+            held_out,
+            values: values_of(measure),
+        })
         .collect();
     let decisions: Vec<f32> = decisions.iter().map(|&d| d as f32).collect();
     let correct: Vec<bool> = test_members.iter().map(|&i| test.correct[i]).collect();
@@ -223,7 +240,7 @@ fn describe_class(
     let top_name_images = names
         .hard
         .first()
-        .and_then(|first| predicates.iter().position(|(phrase, _, _)| *phrase == first.phrase))
+        .and_then(|first| predicates.iter().position(|(phrase, ..)| *phrase == first.phrase))
         .map(|p| {
             let with = test_members.iter().zip(&flags[p].1).filter(|(_, has)| **has);
             with.map(|(&i, _)| test.indices[i]).take(SHOWN).collect()

@@ -36,8 +36,9 @@ fn a_checkerboard_has_full_contrast_and_is_sharp() {
     let a = attributes(&Image::new(16, 16, data));
     assert!(close(a.measure(Measure::Brightness), 0.5, 1e-5));
     assert!(close(a.measure(Measure::Contrast), 0.5, 1e-5));
-    // Every interior Laplacian is ±4 (a black pixel among white neighbours or the reverse): mean 0, variance 16.
-    assert!(close(a.measure(Measure::Sharpness), 16.0, 1e-3), "{}", a.measure(Measure::Sharpness));
+    // Every interior Laplacian is ±4 (a black pixel among white neighbours or the reverse): mean 0, variance 16, over the
+    // variance of luma, 0.25.
+    assert!(close(a.measure(Measure::Sharpness), 64.0, 1e-2), "{}", a.measure(Measure::Sharpness));
 }
 
 #[test]
@@ -61,10 +62,14 @@ fn blurring_an_edge_lowers_sharpness_and_a_grayscale_copy_is_grayscale() {
 fn added_noise_is_estimated_and_the_object_share_is_the_square_s_area() {
     let flat = constant(64, 64, [120, 120, 120]);
     let noisy = apply_transform(&flat, Transform::Noise { sigma: 10.0 }, 7);
-    let sigma = attributes(&noisy).measure(Measure::Noise) * 255.0;
+    let a = attributes(&noisy);
+    // The measure is relative to the contrast; times the contrast it is Immerkær's estimate of the noise itself.
+    let sigma = a.measure(Measure::Noise) * a.measure(Measure::Contrast) * 255.0;
     // Independent noise of 10 on each channel is noise of 10 * |(0.299, 0.587, 0.114)| = 6.68 on luma.
     let expected = 10.0 * (0.299f32 * 0.299 + 0.587 * 0.587 + 0.114 * 0.114).sqrt();
     assert!((sigma - expected).abs() < 0.7, "estimated sigma {sigma}, expected {expected}");
+    // On a flat image the noise is all the contrast there is: a ratio near 1.
+    assert!(close(a.measure(Measure::Noise), 1.0, 0.12), "{}", a.measure(Measure::Noise));
     // A white 16x16 square in the middle of a black 32x32 frame: a quarter of the image.
     let data = (0..32 * 32)
         .flat_map(|i| {
@@ -88,4 +93,37 @@ fn colours_are_named_from_the_palette() {
     assert_eq!(name([0.2, 0.7, 0.2]), "green");
     assert_eq!(HUES[usize::from(hue_name(350.0))], "red");
     assert_eq!(HUES[usize::from(hue_name(210.0))], "blue");
+}
+
+#[test]
+fn lowering_the_contrast_leaves_sharpness_noise_and_the_object_share_alone() {
+    // A textured image: two coloured halves, a white square, and noise.
+    let data: Vec<u8> = (0..48 * 48)
+        .flat_map(|i| {
+            let (y, x) = (i / 48, i % 48);
+            if (16..32).contains(&y) && (20..36).contains(&x) {
+                [230, 230, 230]
+            } else if x < 24 {
+                [180, 60, 40]
+            } else {
+                [30, 70, 200]
+            }
+        })
+        .collect();
+    let image = apply_transform(&Image::new(48, 48, data), Transform::Noise { sigma: 12.0 }, 3);
+    let low = apply_transform(&image, Transform::LowContrast { factor: 0.3 }, 0);
+    let (a, b) = (attributes(&image), attributes(&low));
+    let ratio = |m: Measure| b.measure(m) / a.measure(m);
+    assert!(close(ratio(Measure::Contrast), 0.3, 0.02), "contrast ratio {}", ratio(Measure::Contrast));
+    // Rounding to 8 bits after the change adds a little detail of its own.
+    for m in [Measure::Sharpness, Measure::Noise] {
+        assert!(close(ratio(m), 1.0, 0.15), "{m:?}: {} then {}", a.measure(m), b.measure(m));
+    }
+    assert!(close(b.measure(Measure::ObjectShare), a.measure(Measure::ObjectShare), 0.05));
+    // Blur still lowers sharpness and noise, and noise still raises noise.
+    let blurred = attributes(&apply_transform(&image, Transform::Blur { radius: 2 }, 0));
+    assert!(blurred.measure(Measure::Sharpness) < 0.3 * a.measure(Measure::Sharpness));
+    assert!(blurred.measure(Measure::Noise) < 0.5 * a.measure(Measure::Noise));
+    let noisier = attributes(&apply_transform(&image, Transform::Noise { sigma: 40.0 }, 5));
+    assert!(noisier.measure(Measure::Noise) > 1.5 * a.measure(Measure::Noise));
 }
