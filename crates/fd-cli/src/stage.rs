@@ -66,8 +66,8 @@ impl Stage {
     /// out of the key, so stamps written before revisions existed still match.
     pub fn revision(self) -> u32 {
         match self {
-            // 2: sharpness, noise and object share relative to the contrast; each piece of evidence named by its largest effect.
-            Stage::Describe => 2,
+            // 3: sharpness, noise and object share relative to the contrast; each piece of evidence named by its largest effect.
+            Stage::Describe => 3,
             _ => 0,
         }
     }

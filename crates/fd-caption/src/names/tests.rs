@@ -85,8 +85,12 @@ fn of_two_names_for_the_same_hardest_images_the_one_that_moved_furthest_leads() 
         (0..100).map(|i| if i < 20 { 0.15 } else { 0.05 + 0.75 * ((i * 53) % 80) as f32 / 80.0 }).collect();
     let low_contrast: Vec<bool> = (0..100).map(|i| i < 30).collect();
     let washed_out: Vec<bool> = (0..100).map(|i| i < 20 || (40..48).contains(&i)).collect();
-    // Other evidence: a tag on ten of the hardest and five others.
-    let tag: Vec<bool> = (0..100).map(|i| i % 2 == 0 && i < 20 || (60..65).contains(&i)).collect();
+    // Unrelated evidence: "noisy" holds for every one of the hardest, but for half the class besides (it shares few class
+    // images with the others), so its large effect does not make it the name of the contrast failure.
+    let noise: Vec<f32> = (0..100).map(|i| if i < 20 { 10.0 } else { 0.1 + 0.001 * i as f32 }).collect();
+    let noisy: Vec<bool> = (0..100).map(|i| i < 20 || i >= 50).collect();
+    // Other evidence: a tag on ten of the hardest and fifteen others, which go with neither "washed-out" nor "noisy".
+    let tag: Vec<bool> = (0..100).map(|i| i % 2 == 0 && i < 20 || (20..35).contains(&i)).collect();
     let decisions: Vec<f32> = (0..100).map(|i| i as f32).collect();
     let correct: Vec<bool> = (0..40).map(|i| i >= 10).collect();
     let held: Vec<bool> = (0..40).map(|i| i < 10).collect();
@@ -106,6 +110,7 @@ fn of_two_names_for_the_same_hardest_images_the_one_that_moved_furthest_leads() 
             values: Some(&contrast),
         },
         Candidate { phrase: "tagged “x”", family: "tag x", discovery: &tag, held_out: &held, values: None },
+        Candidate { phrase: "noisy", family: "high noise", discovery: &noisy, held_out: &held, values: Some(&noise) },
     ];
     let names = name_class(&candidates, &decisions, &correct, &NameConfig::default());
     let phrases: Vec<&str> = names.hard.iter().map(|n| n.phrase.as_str()).collect();
@@ -113,16 +118,17 @@ fn of_two_names_for_the_same_hardest_images_the_one_that_moved_furthest_leads() 
         (&names.hard[0], names.hard.iter().find(|n| n.phrase == "washed-out colours").unwrap());
     // The p-value alone would have put "washed-out colours" first.
     assert!(washed.p_value < contrast_name.p_value, "{phrases:?}");
-    assert_eq!(phrases, ["low contrast", "washed-out colours", "tagged “x”"]);
+    assert_eq!(phrases, ["low contrast", "washed-out colours", "noisy", "tagged “x”"]);
+    assert!(names.hard[2].effect > contrast_name.effect);
     assert!(
         contrast_name.effect > 5.0 && washed.effect < contrast_name.effect / 2.0,
         "{} {}",
         contrast_name.effect,
         washed.effect
     );
-    // A yes/no predicate's effect: share 10/20 against 15/100, in binomial standard deviations.
-    let tag = &names.hard[2];
-    assert!((tag.effect - (0.5 - 0.15) / (0.15f64 * 0.85).sqrt()).abs() < 1e-9, "{}", tag.effect);
+    // A yes/no predicate's effect: share 10/20 against 25/100, in binomial standard deviations.
+    let tag = &names.hard[3];
+    assert!((tag.effect - (0.5 - 0.25) / (0.25f64 * 0.75).sqrt()).abs() < 1e-9, "{}", tag.effect);
 }
 
 #[test]
