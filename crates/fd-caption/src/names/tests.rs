@@ -88,7 +88,7 @@ fn of_two_names_for_the_same_hardest_images_the_one_that_moved_furthest_leads() 
     // Unrelated evidence: "noisy" holds for every one of the hardest, but for half the class besides (it shares few class
     // images with the others), so its large effect does not make it the name of the contrast failure.
     let noise: Vec<f32> = (0..100).map(|i| if i < 20 { 10.0 } else { 0.1 + 0.001 * i as f32 }).collect();
-    let noisy: Vec<bool> = (0..100).map(|i| i < 20 || i >= 50).collect();
+    let noisy: Vec<bool> = (0..100).map(|i| !(20..50).contains(&i)).collect();
     // Other evidence: a tag on ten of the hardest and fifteen others, which go with neither "washed-out" nor "noisy".
     let tag: Vec<bool> = (0..100).map(|i| i % 2 == 0 && i < 20 || (20..35).contains(&i)).collect();
     let decisions: Vec<f32> = (0..100).map(|i| i as f32).collect();
