@@ -8,8 +8,8 @@
 //! names are ranked by p-value, then lift, and only the best of each family (one measure at several thresholds) is kept, and
 //! of predicates that pick nearly the same discovery images only the best ranked.
 //!
-//! Predicates that explain the same hardest images (of the hardest images having the rarer of the two, a share of at least
-//! [`SAME_EVIDENCE`] has the other too, and over the class the two go together, holding at once at least [`SAME_CLASS_LIFT`]
+//! Predicates that explain the same hardest images (the hardest images having each overlap by at least [`SAME_EVIDENCE`],
+//! intersection over union, and over the class the two go together, holding at once at least [`SAME_CLASS_LIFT`]
 //! times as often as if they were independent: two unrelated predicates that each hold for nearly all the hardest are two
 //! pieces of evidence) are one piece of evidence, and the p-value cannot
 //! tell them apart: a low-contrast failure is also a washed-out one. The evidence is named by the predicate that moved furthest from the class, its effect: for a
@@ -166,13 +166,13 @@ pub fn name_class(
 /// Two predicates whose image sets overlap this much (intersection over union) name the same images.
 pub const SAME_IMAGES: f64 = 0.9;
 
-/// Two predicates whose hardest images overlap this much (intersection over the smaller) are the same evidence...
-pub const SAME_EVIDENCE: f64 = 0.8;
+/// Two predicates whose hardest images overlap this much (intersection over union) are the same evidence...
+pub const SAME_EVIDENCE: f64 = 0.6;
 /// ... when over the class they hold together at least this many times as often as independent predicates would.
 pub const SAME_CLASS_LIFT: f64 = 1.5;
 
 /// Reorders names ranked by p-value so that each piece of evidence (the best remaining name and every name whose picked
-/// images overlap its own by [`SAME_EVIDENCE`] of the smaller, and that go with it over the class by [`SAME_CLASS_LIFT`]) is led by its name of largest
+/// images overlap its own by [`SAME_EVIDENCE`], and that go with it over the class by [`SAME_CLASS_LIFT`]) is led by its name of largest
 /// effect; the others follow in their order.
 fn by_evidence<'a, T>(
     mut names: Vec<(AttributeName, T, &'a [bool])>,
@@ -184,7 +184,7 @@ fn by_evidence<'a, T>(
         let seed = hits(names[0].2);
         let lead = (0..names.len())
             .filter(|&j| {
-                overlap(&seed, &hits(names[j].2)) >= SAME_EVIDENCE && co_lift(names[0].2, names[j].2) >= SAME_CLASS_LIFT
+                jaccard(&seed, &hits(names[j].2)) >= SAME_EVIDENCE && co_lift(names[0].2, names[j].2) >= SAME_CLASS_LIFT
             })
             .max_by(|&a, &b| names[a].0.effect.total_cmp(&names[b].0.effect).then(b.cmp(&a)))
             .unwrap_or(0);
@@ -222,13 +222,6 @@ fn co_lift(a: &[bool], b: &[bool]) -> f64 {
     let both = a.iter().zip(b).filter(|(x, y)| **x && **y).count() as f64;
     let (na, nb) = (a.iter().filter(|x| **x).count() as f64, b.iter().filter(|x| **x).count() as f64);
     if na == 0.0 || nb == 0.0 { 0.0 } else { a.len() as f64 * both / (na * nb) }
-}
-
-/// The intersection over the smaller of two sets of flags (1 when one is empty).
-fn overlap(a: &[bool], b: &[bool]) -> f64 {
-    let both = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
-    let smaller = a.iter().filter(|x| **x).count().min(b.iter().filter(|x| **x).count());
-    if smaller == 0 { 1.0 } else { both as f64 / smaller as f64 }
 }
 
 /// The intersection over the union of two sets of flags (1 for two empty sets).
