@@ -314,9 +314,9 @@ fn smoke_runs_with_clip_captions_from_a_caption_set() {
         e["dim"].as_u64().unwrap()
     };
     assert_eq!(dim, 24, "the tiny CLIP's joint space");
-    // The describe stage ran in CLIP's space too: every image of the pool and test was tagged by CLIP's zero-shot choice among
-    // the coarse nouns (the tiny text tower embeds their prompts) before the classes were named; the smoke pool is too small
-    // to contrast, so each class says why it has no names.
+    // The describe stage runs in CLIP's space too (its tagger embeds the coarse nouns' prompts with the text tower and tags
+    // the pool and test images before any class is named), and writes an entry for every class: names, or why it has none
+    // (the smoke pool is too small to contrast). What the tags say is not checked here: the tiny tower's weights are random.
     let names = read_json(&run.join("names.json"));
     let classes = names["classes"].as_array().unwrap();
     assert_eq!(classes.len(), 4, "{names}");

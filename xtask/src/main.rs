@@ -84,7 +84,11 @@ fn cargo() -> String {
 fn build_fd_cli() -> Result<PathBuf> {
     // A prebuilt binary, so that a long benchmark is not rebuilt from a working tree that is being edited.
     if let Some(bin) = std::env::var_os("FD_CLI").filter(|b| !b.is_empty()) {
-        return Ok(PathBuf::from(bin));
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!("FD_CLI names {}, which is not a file; build fd-cli or unset FD_CLI", bin.display());
+        }
+        return Ok(bin);
     }
     let status = Command::new(cargo())
         .args(["build", "--release", "--quiet", "--package", "fd-cli"])
@@ -461,13 +465,13 @@ fn bench_discover(args: &[&str]) -> Result<()> {
                 .map(|l| if l.trim() == "seed = 0" { format!("seed = {seed}\n") } else { format!("{l}\n") })
                 .collect();
             let run = runs_dir.join(format!("{name}-s{seed}"));
+            if table_only && !run.join("discover.json").is_file() {
+                continue;
+            }
             std::fs::create_dir_all(&run)?;
             let config = runs_dir.join(format!("{name}-s{seed}.toml"));
             std::fs::write(&config, seeded)?;
             let start = std::time::Instant::now();
-            if table_only && !run.join("discover.json").is_file() {
-                continue;
-            }
             if !table_only {
                 println!("bench discover: {name} seed {seed}");
                 // Settings that plant an image transform (corrupted subgroup, spurious cue) also name their failures (the

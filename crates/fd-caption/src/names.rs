@@ -4,21 +4,28 @@
 //! The candidates are predicates over images ("dark images", "against a blue background"), given on two splits: a discovery
 //! split that the direction ranks (the extra pool) and a held-out one (test). On discovery, among the class's `n` images `b`
 //! have the predicate and `a` of the `k` hardest do; the over-representation p-value is the exact hypergeometric probability of
-//! `a` or more, and the lift is `(a / k) / (b / n)`. A name is kept when its share among the hardest is above the class's, and
-//! names are ranked by p-value, then lift, and only the best of each family (one measure at several thresholds) is kept, and
-//! of predicates that pick nearly the same discovery images only the best ranked.
+//! `a` or more, and the lift is `(a / k) / (b / n)`. A name is a candidate when its share among the hardest is above the
+//! class's. Candidates are ranked by p-value, then lift, then regrouped by evidence (below); then, in that order, only the
+//! first of each family (one measure at several thresholds) is kept, and of predicates that pick nearly the same discovery
+//! images ([`SAME_IMAGES`]) only the first.
 //!
-//! Predicates that explain the same hardest images (the hardest images having each overlap by at least [`SAME_EVIDENCE`],
-//! intersection over union, and over the class the two go together, holding at once at least [`SAME_CLASS_LIFT`]
-//! times as often as if they were independent: two unrelated predicates that each hold for nearly all the hardest are two
-//! pieces of evidence) are one piece of evidence, and the p-value cannot
-//! tell them apart: a low-contrast failure is also a washed-out one. The evidence is named by the predicate that moved furthest from the class, its effect: for a
-//! measure, the shift of the median of its logarithm from the class's, in robust standard deviations of the class
-//! (1.4826 × the median absolute deviation); for a yes/no predicate, the rise of its share in binomial standard deviations,
-//! `(a / k - b / n) / sqrt(b / n (1 - b / n))`. The planted contrast change moves contrast by many of the class's own spreads
-//! and saturation by fewer, so "low contrast" names it. On held-out images, the classifier's accuracy on the class's images with the
-//! predicate is compared with its accuracy on the class, as the caption check does ([`crate::check`]): for a hard name, the
-//! exact probability of as few correct or fewer; for an easy name, of as many or more. A name is supported below the level.
+//! Evidence: the p-value cannot tell apart predicates that explain the same hardest images (a low-contrast failure is also a
+//! washed-out one). Taking the best-ranked candidate not yet grouped, its group is every ungrouped candidate whose hardest
+//! images overlap its own by at least [`SAME_EVIDENCE`] (intersection over union) and that holds together with it over the
+//! class at least [`SAME_CLASS_LIFT`] times as often as an independent predicate would (so two unrelated predicates that each
+//! hold for nearly all the hardest stay apart); groups do not chain. Each group is led by its member of largest effect; the
+//! leaders come first, in their groups' order, then every other candidate in rank order, so the first names are different
+//! pieces of evidence. The effect, counted positive in the predicate's direction: for a threshold on a measure, the shift of
+//! the median of the measure's logarithm among the hardest from the class's, in robust standard deviations of the class
+//! (1.4826 × the median absolute deviation; the plain standard deviation when more than half the class shares one value);
+//! for a yes/no predicate (a hue, a tag), the rise of its share in binomial standard deviations,
+//! `(a / k - b / n) / sqrt(b / n (1 - b / n))`. The two scales differ (a rare tag held by all the hardest reaches several
+//! units), but a rare tag rarely shares a group with a measure. A planted contrast change moves contrast by many of the
+//! class's own spreads and saturation by fewer, so "low contrast" names it.
+//!
+//! On held-out images, the classifier's accuracy on the class's images with the predicate is compared with its accuracy on
+//! the class, as the caption check does ([`crate::check`]): for a hard name, the exact probability of as few correct or
+//! fewer; for an easy name, of as many or more. A name is supported below the level.
 
 use serde::{Deserialize, Serialize};
 
@@ -127,6 +134,9 @@ pub fn name_class(
                     return None;
                 }
                 let p_value = hypergeometric_sf(a, n, b, top);
+                if let Some(values) = c.values {
+                    assert_eq!(values.len(), n, "{}: one value per discovery image", c.phrase);
+                }
                 let effect = match c.values {
                     Some(values) => measure_effect(values, c.discovery, picked),
                     None => (share_top - share_class) / (share_class * (1.0 - share_class)).sqrt().max(1e-9),
@@ -166,31 +176,42 @@ pub fn name_class(
 /// Two predicates whose image sets overlap this much (intersection over union) name the same images.
 pub const SAME_IMAGES: f64 = 0.9;
 
-/// Two predicates whose hardest images overlap this much (intersection over union) are the same evidence...
+/// Two predicates are the same evidence when their hardest images overlap at least this much (intersection over union) and
+/// they go together over the class ([`SAME_CLASS_LIFT`]).
 pub const SAME_EVIDENCE: f64 = 0.6;
-/// ... when over the class they hold together at least this many times as often as independent predicates would.
+/// Two predicates go together over the class when they hold at once at least this many times as often as independent
+/// predicates would (`n |A ∩ B| / (|A| |B|)`).
 pub const SAME_CLASS_LIFT: f64 = 1.5;
 
-/// Reorders names ranked by p-value so that each piece of evidence (the best remaining name and every name whose picked
-/// images overlap its own by [`SAME_EVIDENCE`], and that go with it over the class by [`SAME_CLASS_LIFT`]) is led by its name of largest
-/// effect; the others follow in their order.
+/// Regroups names ranked by p-value by evidence (see the module's docs): each group's member of largest effect, in the
+/// groups' order, then every other name in rank order.
 fn by_evidence<'a, T>(
-    mut names: Vec<(AttributeName, T, &'a [bool])>,
+    names: Vec<(AttributeName, T, &'a [bool])>,
     picked: &[usize],
 ) -> Vec<(AttributeName, T, &'a [bool])> {
-    let hits = |flags: &[bool]| -> Vec<bool> { picked.iter().map(|&i| flags[i]).collect() };
-    let mut out = Vec::with_capacity(names.len());
-    while !names.is_empty() {
-        let seed = hits(names[0].2);
-        let lead = (0..names.len())
+    let hits: Vec<Vec<bool>> = names.iter().map(|n| picked.iter().map(|&i| n.2[i]).collect()).collect();
+    let mut grouped = vec![false; names.len()];
+    let mut leaders = Vec::new();
+    for seed in 0..names.len() {
+        if grouped[seed] {
+            continue;
+        }
+        let members: Vec<usize> = (seed..names.len())
             .filter(|&j| {
-                jaccard(&seed, &hits(names[j].2)) >= SAME_EVIDENCE && co_lift(names[0].2, names[j].2) >= SAME_CLASS_LIFT
+                !grouped[j]
+                    && (j == seed
+                        || jaccard(&hits[seed], &hits[j]) >= SAME_EVIDENCE
+                            && co_lift(names[seed].2, names[j].2) >= SAME_CLASS_LIFT)
             })
-            .max_by(|&a, &b| names[a].0.effect.total_cmp(&names[b].0.effect).then(b.cmp(&a)))
-            .unwrap_or(0);
-        out.push(names.remove(lead));
+            .collect();
+        members.iter().for_each(|&j| grouped[j] = true);
+        let lead =
+            members.iter().copied().max_by(|&a, &b| names[a].0.effect.total_cmp(&names[b].0.effect).then(b.cmp(&a)));
+        leaders.push(lead.unwrap_or(seed));
     }
-    out
+    let order: Vec<usize> = leaders.iter().copied().chain((0..names.len()).filter(|j| !leaders.contains(j))).collect();
+    let mut slots: Vec<Option<(AttributeName, T, &'a [bool])>> = names.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|j| slots[j].take()).collect()
 }
 
 /// The shift of the median of `log(v + ε)` over `picked` from the class's, in robust standard deviations of the class (1.4826
@@ -206,14 +227,22 @@ fn measure_effect(values: &[f32], flags: &[bool], picked: &[usize]) -> f64 {
     let eps = (0.01 * median(&mut raw)).max(1e-6);
     let logs: Vec<f64> = values.iter().map(|&v| (f64::from(v).max(0.0) + eps).ln()).collect();
     let center = median(&mut logs.clone());
-    let spread = 1.4826 * median(&mut logs.iter().map(|l| (l - center).abs()).collect());
+    let mut spread = 1.4826 * median(&mut logs.iter().map(|l| (l - center).abs()).collect());
+    if spread < 1e-9 {
+        // More than half the class shares one value: the plain standard deviation, and no effect when all share it.
+        let mean = logs.iter().sum::<f64>() / logs.len().max(1) as f64;
+        spread = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / logs.len().max(1) as f64).sqrt();
+        if spread < 1e-9 {
+            return 0.0;
+        }
+    }
     let shift = median(&mut picked.iter().map(|&i| logs[i]).collect()) - center;
     let mean = |f: &dyn Fn(usize) -> bool| {
         let (sum, k) = (0..values.len()).filter(|&i| f(i)).fold((0.0, 0usize), |(s, k), i| (s + logs[i], k + 1));
         sum / k.max(1) as f64
     };
     let low = mean(&|i| flags[i]) < mean(&|_| true);
-    if low { -shift / spread.max(1e-9) } else { shift / spread.max(1e-9) }
+    if low { -shift / spread } else { shift / spread }
 }
 
 /// How many times as often two predicates hold together as independent ones would: `n |A ∩ B| / (|A| |B|)` (0 when one

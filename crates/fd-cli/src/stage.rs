@@ -62,12 +62,13 @@ impl Stage {
     }
 
     /// The stage's code revision, part of its key: bumped when the stage's code changes what it writes (a better naming
-    /// rule, a new metric) though its config and inputs did not, so finished runs redo the stage, and only it. Zero is left
-    /// out of the key, so stamps written before revisions existed still match.
+    /// rule, a new metric) though its config and inputs did not, so finished runs redo the stage (and the stages reading
+    /// its outputs, whose inputs then changed), nothing else. Zero is left out of the key, so stamps written before
+    /// revisions existed still match.
     pub fn revision(self) -> u32 {
         match self {
-            // 3: sharpness, noise and object share relative to the contrast; each piece of evidence named by its largest effect.
-            Stage::Describe => 3,
+            // 4: sharpness, noise and object share relative to the contrast; each piece of evidence named by its largest effect.
+            Stage::Describe => 4,
             _ => 0,
         }
     }

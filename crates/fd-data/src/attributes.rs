@@ -24,6 +24,8 @@
 //!
 //! Sharpness, noise and object share are relative to the image's contrast on purpose: otherwise a low-contrast image would
 //! also read as blurred, clean and empty, and a low-contrast failure would be named by whichever of those four came first.
+//! The price: a nearly plain image (RMS contrast of a few levels) reads as noisy and sharp, its faint texture being all the
+//! contrast it has; below a contrast of 1e-4 an image is flat and the three are 0.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,10 +33,12 @@ use crate::Image;
 
 /// Below this mean chroma (about 5 of 255) an image counts as grayscale.
 pub const GRAYSCALE_CHROMA: f32 = 0.02;
-/// A pixel farther from the border's mean colour than this share of the image's root-mean-square distance from it counts as
-/// part of the object (a square of any colour inside a plain frame is counted whole, whatever its size).
+/// A pixel farther from the border's mean colour than this share of the image's root-mean-square distance from it (and
+/// than [`OBJECT_FLOOR`]) counts as part of the object: a square of any colour inside a plain frame is counted whole,
+/// whatever its size.
 pub const OBJECT_DISTANCE: f32 = 0.5;
-/// ... and farther than this (in 0-1 RGB), so that the faint texture of a plain image is not an object.
+/// A pixel must also be this far (in 0-1 RGB) from the border's mean colour to count as part of the object, so that the
+/// faint texture of a plain image is not an object.
 pub const OBJECT_FLOOR: f32 = 0.02;
 
 /// The continuous measures, in a fixed order (their names are [`Measure::name`]).
