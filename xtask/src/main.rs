@@ -550,12 +550,41 @@ fn named_first(discover: &serde_json::Value, names: &serde_json::Value) -> serde
             let phrase = first.and_then(|n| n["phrase"].as_str()).unwrap_or_default();
             phrases.iter().any(|p| phrase.starts_with(p))
         });
-        // Whether the planted group is a failure at all: the classifier worse on it than on the rest of the class.
-        let failing = g["group_accuracy"].as_f64() < g["rest_accuracy"].as_f64();
+        // Whether the planted group is a failure at all: the classifier significantly worse on it than on the rest of the
+        // class, on test (a name is verified on test too, so a failure that is not significant there cannot be named).
+        let failing = significant_failure(g);
         out.push(serde_json::json!({"class": g["class"], "transform": g["group_name"], "first": phrase, "named": hit,
             "named_by_a_mode": hit || by_mode, "failing": failing}));
     }
     serde_json::Value::Array(out)
+}
+
+/// Whether a planted group's test accuracy is below the rest of its class's at p < 0.05: the exact one-sided hypergeometric
+/// probability of its correct count or fewer, given the class's correct count (from `discover.json`'s `test_images`,
+/// `base_rate`, `group_accuracy` and `rest_accuracy`); false when any is missing.
+fn significant_failure(g: &serde_json::Value) -> bool {
+    let (Some(n), Some(share), Some(acc_g), Some(acc_r)) =
+        (g["test_images"].as_u64(), g["base_rate"].as_f64(), g["group_accuracy"].as_f64(), g["rest_accuracy"].as_f64())
+    else {
+        return false;
+    };
+    let n = n as usize;
+    let in_group = (share * n as f64).round() as usize;
+    let right_in = (acc_g * in_group as f64).round() as usize;
+    let right = right_in + (acc_r * (n - in_group.min(n)) as f64).round() as usize;
+    let ln_choose = |a: usize, b: usize| -> f64 {
+        if b > a {
+            f64::NEG_INFINITY
+        } else {
+            (0..b.min(a - b)).map(|i| ((a - i) as f64).ln() - ((i + 1) as f64).ln()).sum()
+        }
+    };
+    let total = ln_choose(n, in_group);
+    let p: f64 = (0..=right_in)
+        .map(|i| (ln_choose(right, i) + ln_choose(n - right.min(n), in_group.saturating_sub(i)) - total).exp())
+        .filter(|v| v.is_finite())
+        .sum();
+    p < 0.05
 }
 
 /// The share of classes carrying a planted transform whose first verified name is the transform, per transform.
@@ -576,7 +605,7 @@ fn names_table(runs: &[serde_json::Value]) -> String {
         return String::new();
     }
     let mut md = String::from(
-        "\n| planted transform | named first (class) | … by the class or a mode | among classes where it is a failure: class | … class or mode |\n|---|---|---|---|---|\n",
+        "\n| planted transform | named first (class) | … by the class or a mode | among classes where it is a significant failure on test: class | … class or mode |\n|---|---|---|---|---|\n",
     );
     let mut all = [0usize; 6];
     let row = |t: &str, e: &[usize; 6]| {
@@ -709,9 +738,26 @@ mod discover_tests {
     #[test]
     fn a_transform_is_named_first_only_by_its_own_phrases() {
         let mut blur = group(0, "blur", [None, None]);
-        blur["group_accuracy"] = json!(0.4);
-        blur["rest_accuracy"] = json!(0.8);
-        let discover = json!({"groups": [blur, group(1, "noise", [None, None]), group(2, "cat", [None, None])]});
+        // 25 of 100 test images blurred: 10 of them right against 60 of the other 75 (p far below 0.05).
+        for (k, v) in [
+            ("test_images", json!(100)),
+            ("base_rate", json!(0.25)),
+            ("group_accuracy", json!(0.4)),
+            ("rest_accuracy", json!(0.8)),
+        ] {
+            blur[k] = v;
+        }
+        // Noise: 19 of 25 right against 60 of 75, worse but not significantly.
+        let mut noise = group(1, "noise", [None, None]);
+        for (k, v) in [
+            ("test_images", json!(100)),
+            ("base_rate", json!(0.25)),
+            ("group_accuracy", json!(0.76)),
+            ("rest_accuracy", json!(0.8)),
+        ] {
+            noise[k] = v;
+        }
+        let discover = json!({"groups": [blur, noise, group(2, "cat", [None, None])]});
         let name = |phrase: &str, ok: bool| json!({"phrase": phrase, "check": {"supported": ok}});
         let names = json!({"classes": [
             {"class": 0, "outcome": {"names": {"hard": [name("noisy images (noise ≥ 1)", false),
@@ -725,7 +771,7 @@ mod discover_tests {
         assert_eq!((named[0]["named"].as_bool(), named[1]["named"].as_bool()), (Some(true), Some(false)));
         assert_eq!(named[1]["named_by_a_mode"], true);
         let md = names_table(&[json!({"names": named})]);
-        // Only the blurred group is a failure (the noisy one has no accuracies), and it is named.
+        // Only the blurred group is a significant failure, and it is named.
         assert!(md.contains("| all | 1 of 2 (50%) | 2 of 2 (100%) | 1 of 1 (100%) | 1 of 1 (100%) |"), "{md}");
     }
 }
