@@ -561,7 +561,8 @@ fn named_first(discover: &serde_json::Value, names: &serde_json::Value) -> serde
 
 /// Whether a planted group's test accuracy is below the rest of its class's at p < 0.05: the exact one-sided hypergeometric
 /// probability of its correct count or fewer, given the class's correct count (from `discover.json`'s `test_images`,
-/// `base_rate`, `group_accuracy` and `rest_accuracy`); false when any is missing.
+/// `base_rate`, `group_accuracy` and `rest_accuracy`); false when any is missing. It is fd-caption's
+/// `check::hypergeometric_cdf` written again because xtask links no `fd-*` crate.
 fn significant_failure(g: &serde_json::Value) -> bool {
     let (Some(n), Some(share), Some(acc_g), Some(acc_r)) =
         (g["test_images"].as_u64(), g["base_rate"].as_f64(), g["group_accuracy"].as_f64(), g["rest_accuracy"].as_f64())
@@ -737,26 +738,17 @@ mod discover_tests {
 
     #[test]
     fn a_transform_is_named_first_only_by_its_own_phrases() {
-        let mut blur = group(0, "blur", [None, None]);
-        // 25 of 100 test images blurred: 10 of them right against 60 of the other 75 (p far below 0.05).
-        for (k, v) in [
-            ("test_images", json!(100)),
-            ("base_rate", json!(0.25)),
-            ("group_accuracy", json!(0.4)),
-            ("rest_accuracy", json!(0.8)),
-        ] {
-            blur[k] = v;
-        }
-        // Noise: 19 of 25 right against 60 of 75, worse but not significantly.
-        let mut noise = group(1, "noise", [None, None]);
-        for (k, v) in [
-            ("test_images", json!(100)),
-            ("base_rate", json!(0.25)),
-            ("group_accuracy", json!(0.76)),
-            ("rest_accuracy", json!(0.8)),
-        ] {
-            noise[k] = v;
-        }
+        // 25 of 100 test images of each class transformed, with the group's and the rest's accuracies.
+        let planted = |class: u16, name: &str, group_accuracy: f64| {
+            let mut g = group(class, name, [None, None]);
+            g["test_images"] = json!(100);
+            for (k, v) in [("base_rate", 0.25), ("group_accuracy", group_accuracy), ("rest_accuracy", 0.8)] {
+                g[k] = json!(v);
+            }
+            g
+        };
+        // Blur: 10 of 25 right against 60 of the other 75 (p far below 0.05); noise: 19 of 25, worse but not significantly.
+        let (blur, noise) = (planted(0, "blur", 0.4), planted(1, "noise", 0.76));
         let discover = json!({"groups": [blur, noise, group(2, "cat", [None, None])]});
         let name = |phrase: &str, ok: bool| json!({"phrase": phrase, "check": {"supported": ok}});
         let names = json!({"classes": [

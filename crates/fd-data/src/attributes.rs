@@ -240,8 +240,12 @@ pub fn attributes(image: &Image) -> Attributes {
         let p = px(i);
         (0..3).for_each(|c| edge[c] += p[c] / border.len() as f32);
     }
-    let distance: Vec<f32> =
-        (0..h * w).map(|i| (0..3).map(|c| (px(i)[c] - edge[c]).powi(2)).sum::<f32>().sqrt()).collect();
+    let distance: Vec<f32> = (0..h * w)
+        .map(|i| {
+            let p = px(i);
+            (0..3).map(|c| (p[c] - edge[c]).powi(2)).sum::<f32>().sqrt()
+        })
+        .collect();
     let rms = (distance.iter().map(|d| d * d).sum::<f32>() / n).sqrt();
     let cut = (OBJECT_DISTANCE * rms).max(OBJECT_FLOOR);
     let far = distance.iter().filter(|&&d| d > cut).count();
