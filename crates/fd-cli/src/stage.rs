@@ -68,7 +68,8 @@ impl Stage {
     pub fn revision(self) -> u32 {
         match self {
             // 4: sharpness, noise and object share relative to the contrast; each piece of evidence named by its largest effect.
-            Stage::Describe => 4,
+            // 5: saturation and colourfulness at a standard contrast.
+            Stage::Describe => 5,
             _ => 0,
         }
     }

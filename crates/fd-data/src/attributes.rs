@@ -5,9 +5,13 @@
 //! Every measure works on 8-bit RGB scaled to 0-1, with luma `Y = 0.299 R + 0.587 G + 0.114 B` (ITU-R BT.601):
 //! - brightness: the mean of Y;
 //! - contrast: the standard deviation of Y (RMS contrast);
-//! - saturation: the mean HSV saturation `(max - min) / max` (0 where max is 0);
+//! - saturation: the mean HSV saturation `(max - min) / max` (0 where max is 0), on the contrast-normalised copy below;
 //! - colourfulness: Hasler and Süsstrunk's M (2003): `sqrt(σ_rg² + σ_yb²) + 0.3 sqrt(μ_rg² + μ_yb²)`, with `rg = R - G` and
-//!   `yb = (R + G) / 2 - B`;
+//!   `yb = (R + G) / 2 - B`, on the same copy;
+//! - the contrast-normalised copy: every channel value `v` becomes `μ + g (v - μ)`, clamped to 0-1, with `μ` the mean of all
+//!   the image's channel values and the gain `g` = [`STANDARD_CONTRAST`] over the contrast, at most [`MAX_GAIN`] (1 for a
+//!   flat image): the image's colours as they would be at a standard contrast, so that lowering the contrast (which also
+//!   dulls every colour by the same factor) leaves both colour measures alone;
 //! - chroma: the mean of `max - min` over the pixels; an image is grayscale when it is below [`GRAYSCALE_CHROMA`];
 //! - sharpness: the variance of the 4-neighbour Laplacian of Y over interior pixels, divided by the variance of Y (the
 //!   contrast squared; 0 for a flat image): fine detail relative to the image's own contrast, so that low means blurred and
@@ -22,10 +26,11 @@
 //!   times the root mean square of that distance over the image (and at least [`OBJECT_FLOOR`]); a rough estimate of how
 //!   much of the frame the subject fills, not a segmentation, and, being relative, unmoved by a change of contrast.
 //!
-//! Sharpness, noise and object share are relative to the image's contrast on purpose: otherwise a low-contrast image would
-//! also read as blurred, clean and empty, and a low-contrast failure would be named by whichever of those four came first.
-//! The price: a nearly plain image (RMS contrast of a few levels) reads as noisy and sharp, its faint texture being all the
-//! contrast it has; below a contrast of 1e-4 an image is flat and the three are 0.
+//! Sharpness, noise, object share and the two colour measures are relative to the image's contrast on purpose: otherwise a
+//! low-contrast image would also read as blurred, clean, empty, dull and washed out, and a low-contrast failure would be
+//! named by whichever of those six came first. The price: a nearly plain image (RMS contrast of a few levels) reads as
+//! noisy and sharp, its faint texture being all the contrast it has; below a contrast of 1e-4 an image is flat, the first
+//! three are 0 and its colours are measured as they are.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +38,11 @@ use crate::Image;
 
 /// Below this mean chroma (about 5 of 255) an image counts as grayscale.
 pub const GRAYSCALE_CHROMA: f32 = 0.02;
+/// The RMS contrast the colour measures normalise every image to (about a typical photograph's).
+pub const STANDARD_CONTRAST: f32 = 0.2;
+/// The largest gain of the contrast normalisation: a nearly plain image's colours are raised at most this much, so that
+/// its faint texture is not read as vivid colour.
+pub const MAX_GAIN: f32 = 10.0;
 /// A pixel farther from the border's mean colour than this share of the image's root-mean-square distance from it (and
 /// than [`OBJECT_FLOOR`]) counts as part of the object: a square of any colour inside a plain frame is counted whole,
 /// whatever its size.
@@ -49,9 +59,9 @@ pub enum Measure {
     Brightness,
     /// Standard deviation of luma.
     Contrast,
-    /// Mean HSV saturation.
+    /// Mean HSV saturation, at a standard contrast.
     Saturation,
-    /// Hasler and Süsstrunk's colourfulness.
+    /// Hasler and Süsstrunk's colourfulness, at a standard contrast.
     Colourfulness,
     /// Variance of the Laplacian of luma over the variance of luma.
     Sharpness,
@@ -206,14 +216,19 @@ pub fn attributes(image: &Image) -> Attributes {
         .collect();
     let mean_y = luma.iter().sum::<f32>() / n;
     let contrast = (luma.iter().map(|y| (y - mean_y).powi(2)).sum::<f32>() / n).sqrt();
+    // The contrast-normalised copy the colour measures read (see the module's documentation).
+    let level = image.data.iter().map(|&v| f32::from(v)).sum::<f32>() / (image.data.len().max(1) as f32 * 255.0);
+    let gain = if contrast < 1e-4 { 1.0 } else { (STANDARD_CONTRAST / contrast).min(MAX_GAIN) };
+    let normalised = |v: f32| (level + gain * (v - level)).clamp(0.0, 1.0);
     let (mut sat, mut chroma) = (0.0f32, 0.0f32);
     let (mut rg, mut yb, mut rg2, mut yb2) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
     let mut hues = [0usize; 8];
     for i in 0..h * w {
         let [r, g, b] = px(i);
         let (hue, s, v) = hsv([r, g, b]);
-        sat += s;
         chroma += r.max(g).max(b) - r.min(g).min(b);
+        let [r, g, b] = [normalised(r), normalised(g), normalised(b)];
+        sat += hsv([r, g, b]).1;
         let (a, c) = (r - g, 0.5 * (r + g) - b);
         (rg, yb, rg2, yb2) = (rg + a, yb + c, rg2 + a * a, yb2 + c * c);
         if s > 0.2 && v > 0.2 {

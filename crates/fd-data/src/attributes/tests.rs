@@ -96,7 +96,7 @@ fn colours_are_named_from_the_palette() {
 }
 
 #[test]
-fn lowering_the_contrast_leaves_sharpness_noise_and_the_object_share_alone() {
+fn lowering_the_contrast_leaves_sharpness_noise_object_share_and_colour_alone() {
     // A textured image: two coloured halves, a white square, and noise.
     let data: Vec<u8> = (0..48 * 48)
         .flat_map(|i| {
@@ -116,7 +116,7 @@ fn lowering_the_contrast_leaves_sharpness_noise_and_the_object_share_alone() {
     let ratio = |m: Measure| b.measure(m) / a.measure(m);
     assert!(close(ratio(Measure::Contrast), 0.3, 0.02), "contrast ratio {}", ratio(Measure::Contrast));
     // Rounding to 8 bits after the change adds a little detail of its own.
-    for m in [Measure::Sharpness, Measure::Noise] {
+    for m in [Measure::Sharpness, Measure::Noise, Measure::Saturation, Measure::Colourfulness] {
         assert!(close(ratio(m), 1.0, 0.15), "{m:?}: {} then {}", a.measure(m), b.measure(m));
     }
     assert!(close(b.measure(Measure::ObjectShare), a.measure(Measure::ObjectShare), 0.05));
@@ -126,4 +126,18 @@ fn lowering_the_contrast_leaves_sharpness_noise_and_the_object_share_alone() {
     assert!(blurred.measure(Measure::Noise) < 0.5 * a.measure(Measure::Noise));
     let noisier = attributes(&apply_transform(&image, Transform::Noise { sigma: 40.0 }, 5));
     assert!(noisier.measure(Measure::Noise) > 1.5 * a.measure(Measure::Noise));
+    // Taking colour away still lowers both colour measures: each pixel halfway to its own grey, which keeps the contrast.
+    let half_grey: Vec<u8> = image
+        .data
+        .chunks(3)
+        .flat_map(|p| {
+            let y = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+            p.iter().map(move |&v| (0.5 * (f32::from(v) + y)).round() as u8).collect::<Vec<_>>()
+        })
+        .collect();
+    let duller = attributes(&Image::new(48, 48, half_grey));
+    assert!(close(duller.measure(Measure::Contrast), a.measure(Measure::Contrast), 0.01));
+    for m in [Measure::Saturation, Measure::Colourfulness] {
+        assert!(duller.measure(m) < 0.8 * a.measure(m), "{m:?}: {} then {}", a.measure(m), duller.measure(m));
+    }
 }
