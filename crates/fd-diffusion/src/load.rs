@@ -1,0 +1,156 @@
+//! The one place fd-diffusion reads weights: diffusers' safetensors files (`unet/diffusion_pytorch_model.safetensors`,
+//! `vae/diffusion_pytorch_model.safetensors`, fp16 or fp32; fp16 is loaded into f32).
+//!
+//! Names map onto the modules by [`RENAMES`]; both the current attention names of the VAE (`to_q`, `to_out.0`) and the
+//! older ones (`query`, `proj_attn`) load. Every tensor is checked by name and shape before loading: a missing tensor, an
+//! unexpected one or a shape that differs is an error naming the checkpoint's key and both shapes.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::prelude::Device;
+use burn::store::{
+    BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    SafetensorsStore,
+};
+use burn::tensor::DType;
+
+use crate::config::{UNetConfig, VaeConfig};
+use crate::error::{Error, Result};
+use crate::unet::UNet;
+use crate::vae::Vae;
+
+/// diffusers' names to this crate's, applied in order (regular expressions, as burn-store's key remapping takes them).
+pub const RENAMES: [(&str, &str); 8] = [
+    (r"\.to_out\.0\.", ".to_out."),
+    (r"\.ff\.net\.0\.proj\.", ".ff.proj."),
+    (r"\.ff\.net\.2\.", ".ff.out."),
+    // The VAE's mid-block attention, under its older names.
+    (r"(mid_block\.attentions\.\d+)\.query\.", "$1.to_q."),
+    (r"(mid_block\.attentions\.\d+)\.key\.", "$1.to_k."),
+    (r"(mid_block\.attentions\.\d+)\.value\.", "$1.to_v."),
+    (r"(mid_block\.attentions\.\d+)\.proj_attn\.", "$1.to_out."),
+    // Its projections live in a nested `attention` here.
+    (r"((?:encoder|decoder)\.mid_block\.attentions\.\d+)\.(to_q|to_k|to_v|to_out)\.", "$1.attention.$2."),
+];
+
+fn remapper() -> KeyRemapper {
+    KeyRemapper::from_patterns(RENAMES.to_vec()).expect("the renames are valid regular expressions")
+}
+
+/// A checkpoint key under this crate's names.
+pub fn canonical(key: &str) -> String {
+    let mut name = key.to_string();
+    for (pattern, replacement) in remapper().to_regex_pairs() {
+        name = pattern.replace_all(&name, replacement.as_str()).into_owned();
+    }
+    name
+}
+
+/// Every tensor `module` holds, under PyTorch's parameter names and shapes (`weight`/`bias`, linear weights `[out, in]`).
+fn expected<M: Module + ModuleSnapshot>(module: &M) -> Vec<(String, Vec<usize>)> {
+    module
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.shape.to_vec()))
+        .collect()
+}
+
+/// Checks the checkpoint's names and shapes against what `module` expects, naming the checkpoint's keys.
+fn check<M: Module + ModuleSnapshot>(module: &M, path: &Path, what: &str) -> Result<()> {
+    let err = |message: String| Error::Weights { path: path.to_path_buf(), message };
+    let file = std::fs::File::open(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    // Only the header (a length, then JSON) is read here; the tensors are read when loading.
+    let mut reader = std::io::BufReader::new(file);
+    let mut len = [0u8; 8];
+    std::io::Read::read_exact(&mut reader, &mut len).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100 << 20 {
+        return Err(err(format!("not a safetensors file (a header of {n} bytes)")));
+    }
+    let mut header = vec![0u8; n as usize];
+    std::io::Read::read_exact(&mut reader, &mut header).map_err(|e| err(format!("truncated header: {e}")))?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| err(format!("not a safetensors header: {e}")))?;
+    let mut found: HashMap<String, (String, Vec<usize>)> = HashMap::new();
+    for (key, info) in header.into_iter().filter(|(k, _)| k != "__metadata__") {
+        let shape: Option<Vec<usize>> = info["shape"]
+            .as_array()
+            .and_then(|dims| dims.iter().map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok())).collect());
+        let shape = shape.ok_or_else(|| err(format!("tensor {key} has no shape in the header")))?;
+        found.insert(canonical(&key), (key, shape));
+    }
+    let wanted = expected(module);
+    let (mut missing, mut reshaped) = (Vec::new(), Vec::new());
+    for (name, shape) in &wanted {
+        match found.get(name) {
+            None => missing.push(format!("missing tensor {name} (expected shape {shape:?})")),
+            Some((key, s)) if s != shape => reshaped.push(format!("tensor {key} has shape {s:?}, expected {shape:?}")),
+            Some(_) => {}
+        }
+    }
+    let mut unexpected: Vec<String> = found
+        .iter()
+        .filter(|(c, _)| !wanted.iter().any(|(w, _)| w == *c))
+        .map(|(_, (k, _))| format!("unexpected tensor {k}"))
+        .collect();
+    unexpected.sort();
+    let counts =
+        format!("{} missing, {} unexpected, {} of another shape", missing.len(), unexpected.len(), reshaped.len());
+    // The first few of each kind, so that one kind cannot hide another.
+    let problems: Vec<String> =
+        [reshaped, missing, unexpected].into_iter().flat_map(|list| list.into_iter().take(4)).collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(err(format!("does not fit the {what} shape asked for ({counts}): {}", problems.join("; "))))
+}
+
+fn missing(path: &Path, what: &str) -> Error {
+    Error::Weights {
+        path: path.to_path_buf(),
+        message: format!(
+            "no such file; run `fd-cli fetch stable-diffusion` where a network is available, or copy the {what}'s \
+             diffusion_pytorch_model.safetensors of stable-diffusion-v1-5 there"
+        ),
+    }
+}
+
+fn load_into<M: Module + ModuleSnapshot>(module: &mut M, path: &Path) -> Result<()> {
+    let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
+    let mut store = SafetensorsStore::from_file(path).with_from_adapter(adapter).remap(remapper()).allow_partial(true);
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| Error::Weights { path: path.to_path_buf(), message: e.to_string() })?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        let mut message: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        message.extend(result.missing.iter().map(|(k, _)| format!("missing tensor {k}")));
+        return Err(Error::Weights { path: path.to_path_buf(), message: message.join("; ") });
+    }
+    Ok(())
+}
+
+/// Loads a UNet of `config`'s shape from a diffusers safetensors file.
+pub fn load_unet(config: &UNetConfig, path: &Path, device: &Device) -> Result<UNet> {
+    config.validate()?;
+    if !path.is_file() {
+        return Err(missing(path, "unet"));
+    }
+    let mut unet = UNet::new(config, device);
+    check(&unet, path, "UNet")?;
+    load_into(&mut unet, path)?;
+    Ok(unet)
+}
+
+/// Loads a VAE of `config`'s shape from a diffusers safetensors file.
+pub fn load_vae(config: &VaeConfig, path: &Path, device: &Device) -> Result<Vae> {
+    config.validate()?;
+    if !path.is_file() {
+        return Err(missing(path, "vae"));
+    }
+    let mut vae = Vae::new(config, device);
+    check(&vae, path, "VAE")?;
+    load_into(&mut vae, path)?;
+    Ok(vae)
+}
