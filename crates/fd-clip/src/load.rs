@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use burn::prelude::Device;
-use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::DType;
 
 use crate::effnet::{EffNetConfig, EfficientNet};
 use crate::error::{Error, Result};
@@ -105,6 +106,40 @@ pub fn check_clip_file(config: &crate::clip::ClipConfig, path: &Path) -> Result<
             || (config.text.is_none() && (k.starts_with("text_model.") || k == "text_projection.weight"))
     };
     check_shapes(path, &config.expected_tensors(), skip)
+}
+
+/// Loads the text tower alone (`text_model.*`) of `config`'s shape from a Hugging Face `CLIPTextModel` file without a
+/// projection, such as Stable Diffusion v1's `text_encoder/model.safetensors` (ViT-L/14's text tower, whose last hidden
+/// states condition the UNet). Any other tensor in the file (a projection, a vision tower) is ignored.
+pub fn load_text_tower(
+    config: &crate::clip::ClipConfig,
+    path: &Path,
+    device: &Device,
+) -> Result<crate::clip::TextTransformer> {
+    if !path.is_file() {
+        return Err(Error::Weights {
+            path: path.to_path_buf(),
+            message: "no such file; run `fd-cli fetch stable-diffusion` where a network is available".into(),
+        });
+    }
+    let text_only = crate::clip::ClipConfig { vision: None, ..config.clone() };
+    let wanted: Vec<(String, Vec<usize>)> =
+        text_only.expected_tensors().into_iter().filter(|(k, _)| k.starts_with("text_model.")).collect();
+    check_shapes(path, &wanted, |k| !k.starts_with("text_model.") || k.ends_with("position_ids"))?;
+    let mut model = crate::clip::Clip::new(&text_only, device);
+    let mut store = SafetensorsStore::from_file(path)
+        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+        .allow_partial(true);
+    let result =
+        model.load_from(&mut store).map_err(|e| Error::Weights { path: path.to_path_buf(), message: e.to_string() })?;
+    let missing: Vec<&String> =
+        result.missing.iter().map(|(k, _)| k).filter(|k| k.starts_with("text_model.")).collect();
+    if !result.errors.is_empty() || !missing.is_empty() {
+        let mut message: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        message.extend(missing.iter().map(|k| format!("missing tensor {k}")));
+        return Err(Error::Weights { path: path.to_path_buf(), message: message.join("; ") });
+    }
+    Ok(model.text_model.expect("a text shape gives a text tower"))
 }
 
 fn load_checked(config: &crate::clip::ClipConfig, path: &Path, device: &Device) -> Result<crate::clip::Clip> {

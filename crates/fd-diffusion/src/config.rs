@@ -54,7 +54,7 @@ impl UNetConfig {
             cross_attention: vec![true, false],
             layers_per_block: 2,
             heads: 2,
-            cross_attention_dim: 24,
+            cross_attention_dim: 32,
             norm_groups: 4,
         }
     }

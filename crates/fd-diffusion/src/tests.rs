@@ -137,16 +137,20 @@ fn the_vae_decodes_and_encodes_as_diffusers() {
     }
 }
 
-#[test]
-fn whole_pipelines_match_stable_diffusion_pipeline() {
-    let d = device();
-    let pipeline = Pipeline {
-        unet: load_unet(&UNetConfig::tiny(), &fixture("tiny_unet_fp16.safetensors"), &d).unwrap(),
-        vae: load_vae(&VaeConfig::tiny(), &fixture("tiny_vae.safetensors"), &d).unwrap(),
+fn tiny_pipeline(d: &Device) -> Pipeline {
+    Pipeline {
+        unet: load_unet(&UNetConfig::tiny(), &fixture("tiny_unet_fp16.safetensors"), d).unwrap(),
+        vae: load_vae(&VaeConfig::tiny(), &fixture("tiny_vae.safetensors"), d).unwrap(),
         schedule: ScheduleConfig::sd_v1(),
         latent_channels: 4,
         downscale: VaeConfig::tiny().downscale(),
-    };
+    }
+}
+
+#[test]
+fn whole_pipelines_match_stable_diffusion_pipeline() {
+    let d = device();
+    let pipeline = tiny_pipeline(&d);
     let (cond, shape) = reference("pipe_cond");
     let (uncond, _) = reference("pipe_uncond");
     let (start, _) = reference("pipe_latents");
@@ -189,6 +193,66 @@ fn whole_pipelines_match_stable_diffusion_pipeline() {
         pipeline.generate(&cond, &uncond[1..], shape[1], &start, &settings, &d),
         Err(Error::Shape { .. })
     ));
+}
+
+/// fd-clip's tiny text shape, without its vision tower.
+fn tiny_text() -> fd_clip::clip::ClipConfig {
+    fd_clip::clip::ClipConfig { vision: None, ..fd_clip::clip::ClipConfig::tiny() }
+}
+
+#[test]
+fn a_prompt_conditions_the_pipeline_as_in_diffusers() {
+    let d = device();
+    let config = tiny_text();
+    let tower = fd_clip::load::load_text_tower(&config, &fixture("tiny_sd_text.safetensors"), &d).unwrap();
+    let encoder = crate::PromptEncoder::new(&config, tower, &d).unwrap();
+    // Ids: Stable Diffusion's padding (end of text, not 0), folded into the tiny vocabulary.
+    let (ids, truncated) = encoder.ids(&["a photo of a white cat on the grass"]);
+    let (want_ids, _) = reference("text_ids");
+    assert_eq!(ids[0].iter().map(|&t| t as f32).collect::<Vec<_>>(), want_ids);
+    assert!(truncated.is_empty());
+    let text = encoder.encode(&["", "a photo of a white cat on the grass"]).unwrap();
+    for (k, key) in [(0, "text_uncond"), (1, "text_cond")] {
+        let (want, _) = reference(key);
+        let diff = max_diff(text.prompt(k), &want);
+        assert!(diff <= 1e-4 * scale(&want).max(1.0), "{key} differs by {diff}");
+    }
+    // One UNet step at the first timestep, without and with guidance.
+    let pipeline = tiny_pipeline(&d);
+    let (start, _) = reference("prompt_latents");
+    let x = Tensor::<1>::from_data(TensorData::new(start.clone(), [start.len()]), &d).reshape([1, 4, 8, 8]);
+    let context =
+        Tensor::<1>::from_data(TensorData::new(text.values.clone(), [text.values.len()]), &d).reshape([2, 77, 32]);
+    let first = crate::Ddim::new(&ScheduleConfig::sd_v1(), 4).unwrap().timesteps()[0];
+    let eps = values(pipeline.unet.forward(x.repeat_dim(0, 2), first as f32, &context));
+    let (u, c) = eps.split_at(eps.len() / 2);
+    let guided: Vec<f32> = u.iter().zip(c).map(|(u, c)| u + 7.5 * (c - u)).collect();
+    for (got, key) in [(u, "prompt_eps_uncond"), (c, "prompt_eps_cond"), (&guided[..], "prompt_eps_guided")] {
+        let (want, _) = reference(key);
+        assert!(max_diff(got, &want) <= 1e-4 * scale(&want).max(1.0), "{key} differs by {}", max_diff(got, &want));
+    }
+    // The whole pipeline from the prompt: the latents after four DDIM steps, the decoded image, the pixels.
+    let settings = Settings { scheduler: SchedulerKind::Ddim, steps: 4, guidance: 7.5, height: 16, width: 16 };
+    let out = pipeline.generate(text.prompt(1), text.prompt(0), 77, &start, &settings, &d).unwrap();
+    let (steps, _) = reference("prompt_steps");
+    let last = &steps[steps.len() - out.latents.len()..];
+    assert!(
+        max_diff(&out.latents, last) <= 1e-3 * scale(last).max(1.0),
+        "latents differ by {}",
+        max_diff(&out.latents, last)
+    );
+    let (decoded, _) = reference("prompt_decoded");
+    let mean_abs = out.decoded.iter().zip(&decoded).map(|(a, b)| (a - b).abs()).sum::<f32>() / decoded.len() as f32;
+    // The acceptance bound is 1/255 mean absolute on the image in 0-1, that is 2/255 on -1..1.
+    assert!(mean_abs <= 2.0 / 255.0 && max_diff(&out.decoded, &decoded) <= 1e-3, "decoded differs: mean {mean_abs}");
+    let (u8s, _) = reference("prompt_u8");
+    assert!(out.image.data.iter().zip(&u8s).all(|(a, b)| (f32::from(*a) - b).abs() <= 1.0));
+}
+
+#[test]
+fn padding_is_end_of_text_after_the_first_end_of_text() {
+    assert_eq!(crate::text::pad_with_end_of_text(vec![49406, 320, 49407, 0, 0]), vec![49406, 320, 49407, 49407, 49407]);
+    assert_eq!(crate::text::pad_with_end_of_text(vec![49406, 320, 321]), vec![49406, 320, 321]);
 }
 
 #[test]
