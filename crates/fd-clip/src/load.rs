@@ -191,6 +191,9 @@ mod onnx_proto {
         /// Field 2: output names.
         #[prost(string, repeated, tag = "2")]
         pub output: Vec<String>,
+        /// Field 3: the node's name (torch.onnx writes the module scope, `/down_blocks.0/resnets.0/norm1/Mul`).
+        #[prost(string, tag = "3")]
+        pub name: String,
         /// Field 4: the operator.
         #[prost(string, tag = "4")]
         pub op_type: String,
@@ -221,18 +224,39 @@ mod onnx_proto {
 }
 
 /// A float32 tensor in PyTorch's layout.
-struct Named {
-    shape: Vec<usize>,
-    data: Vec<f32>,
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnnxTensor {
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// The values, row-major.
+    pub data: Vec<f32>,
 }
 
-/// The weights of a torch.onnx export of a CLIP tower, under Hugging Face's names.
-///
-/// The exporter keeps the names of biases, LayerNorms and embeddings, but turns every `nn.Linear` weight into an anonymous,
-/// transposed `MatMul` initializer (`onnx::MatMul_291`). Each is named after the graph: a `MatMul` whose output an `Add` with a
-/// named bias consumes is that bias's layer (`...q_proj.bias` gives `...q_proj.weight`), transposed back; the one `MatMul` without
-/// a bias is the tower's projection.
-fn read_onnx_tower(path: &Path, projection: &str) -> Result<Vec<(String, Named)>> {
+/// One node of an ONNX graph: what a loader needs to name anonymous weights by where they are used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnnxNode {
+    /// The node's name.
+    pub name: String,
+    /// The operator (`MatMul`, `Add`, …).
+    pub op_type: String,
+    /// Input names.
+    pub inputs: Vec<String>,
+    /// Output names.
+    pub outputs: Vec<String>,
+}
+
+/// An ONNX file's nodes, in order, and its float32 initializers by name.
+#[derive(Debug, Clone)]
+pub struct OnnxGraph {
+    /// The nodes.
+    pub nodes: Vec<OnnxNode>,
+    /// The float32 initializers (shape and index tensors of other types are left out).
+    pub tensors: std::collections::HashMap<String, OnnxTensor>,
+}
+
+/// Reads an ONNX file's graph: its nodes and float32 weights. Weights in an external data file, or whose size does not
+/// match their shape, are errors naming the file.
+pub fn read_onnx(path: &Path) -> Result<OnnxGraph> {
     use prost::Message;
     let err = |message: String| Error::Weights { path: path.to_path_buf(), message };
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
@@ -264,31 +288,50 @@ fn read_onnx_tower(path: &Path, projection: &str) -> Result<Vec<(String, Named)>
                 data.len()
             )));
         }
-        tensors.insert(t.name, Named { shape, data });
+        tensors.insert(t.name, OnnxTensor { shape, data });
     }
+    let nodes = graph
+        .node
+        .into_iter()
+        .map(|n| OnnxNode { name: n.name, op_type: n.op_type, inputs: n.input, outputs: n.output })
+        .collect();
+    Ok(OnnxGraph { nodes, tensors })
+}
+
+/// A `[rows, cols]` matrix transposed (ONNX's `x @ W` holds `[in, out]`; PyTorch's `Linear` `[out, in]`).
+pub fn transposed(t: &OnnxTensor) -> OnnxTensor {
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let data = (0..cols).flat_map(|c| (0..rows).map(move |r| (r, c))).map(|(r, c)| t.data[r * cols + c]).collect();
+    OnnxTensor { shape: vec![cols, rows], data }
+}
+
+/// The weights of a torch.onnx export of a CLIP tower, under Hugging Face's names.
+///
+/// The exporter keeps the names of biases, LayerNorms and embeddings, but turns every `nn.Linear` weight into an anonymous,
+/// transposed `MatMul` initializer (`onnx::MatMul_291`). Each is named after the graph: a `MatMul` whose output an `Add` with a
+/// named bias consumes is that bias's layer (`...q_proj.bias` gives `...q_proj.weight`), transposed back; the one `MatMul` without
+/// a bias is the tower's projection.
+fn read_onnx_tower(path: &Path, projection: &str) -> Result<Vec<(String, OnnxTensor)>> {
+    let err = |message: String| Error::Weights { path: path.to_path_buf(), message };
+    let OnnxGraph { nodes, mut tensors } = read_onnx(path)?;
     let mut out = Vec::new();
     let mut projections = Vec::new();
-    for node in graph.node.iter().filter(|n| n.op_type == "MatMul") {
-        let Some(weight) = node.input.iter().find(|i| tensors.contains_key(*i)) else { continue };
-        let Some(output) = node.output.first() else {
+    for node in nodes.iter().filter(|n| n.op_type == "MatMul") {
+        let Some(weight) = node.inputs.iter().find(|i| tensors.contains_key(*i)) else { continue };
+        let Some(output) = node.outputs.first() else {
             return Err(err("a MatMul node has no output; the graph is damaged".into()));
         };
-        let bias = graph
-            .node
+        let bias = nodes
             .iter()
-            .filter(|n| n.op_type == "Add" && n.input.contains(output))
-            .find_map(|add| add.input.iter().find(|i| i.ends_with(".bias") && tensors.contains_key(*i)).cloned());
-        let Some(Named { shape, data }) = tensors.remove(weight) else {
+            .filter(|n| n.op_type == "Add" && n.inputs.contains(output))
+            .find_map(|add| add.inputs.iter().find(|i| i.ends_with(".bias") && tensors.contains_key(*i)).cloned());
+        let Some(matrix) = tensors.remove(weight) else {
             return Err(err(format!("MatMul weight {weight} is used by two MatMul nodes; expected one each")));
         };
-        if shape.len() != 2 {
-            return Err(err(format!("MatMul weight {weight} has shape {shape:?}, expected a matrix")));
+        if matrix.shape.len() != 2 {
+            return Err(err(format!("MatMul weight {weight} has shape {:?}, expected a matrix", matrix.shape)));
         }
-        // ONNX holds x @ W with W [in, out]; PyTorch's Linear holds [out, in].
-        let (rows, cols) = (shape[0], shape[1]);
-        let transposed: Vec<f32> =
-            (0..cols).flat_map(|c| (0..rows).map(move |r| (r, c))).map(|(r, c)| data[r * cols + c]).collect();
-        let named = Named { shape: vec![cols, rows], data: transposed };
+        let named = transposed(&matrix);
         match bias {
             Some(b) => out.push((b.trim_end_matches(".bias").to_string() + ".weight", named)),
             None => projections.push(named),

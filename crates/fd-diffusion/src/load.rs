@@ -154,3 +154,122 @@ pub fn load_vae(config: &VaeConfig, path: &Path, device: &Device) -> Result<Vae>
     load_into(&mut vae, path)?;
     Ok(vae)
 }
+
+/// A torch.onnx export's weights under diffusers' names. Named initializers keep their names; the exporter's anonymous
+/// ones (`onnx::MatMul_2241`) are named by the module scope of the node that reads them (`/down_blocks.0/attentions.0/
+/// transformer_blocks.0/attn1/to_q/MatMul` gives `down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight`): a
+/// `MatMul`'s is a linear weight (stored `[in, out]`, transposed back), a `Mul`'s and an `Add`'s the weight and bias of a
+/// GroupNorm (exported as an instance norm, a multiply and an add).
+fn onnx_named(path: &Path) -> Result<Vec<(String, fd_clip::load::OnnxTensor)>> {
+    let fd_clip::load::OnnxGraph { nodes, mut tensors } = fd_clip::load::read_onnx(path)
+        .map_err(|e| Error::Weights { path: path.to_path_buf(), message: e.to_string() })?;
+    let mut out = Vec::new();
+    for node in &nodes {
+        let scope: Vec<&str> = node.name.trim_start_matches('/').split('/').collect();
+        let scope = scope[..scope.len().saturating_sub(1)].join(".");
+        for input in node.inputs.iter().filter(|i| i.starts_with("onnx::")) {
+            if scope.is_empty() {
+                continue;
+            }
+            let named = match node.op_type.as_str() {
+                "MatMul" => tensors
+                    .remove(input)
+                    .filter(|t| t.shape.len() == 2)
+                    .map(|t| ("weight", fd_clip::load::transposed(&t))),
+                "Mul" => tensors.remove(input).map(|t| ("weight", t)),
+                "Add" => tensors.remove(input).map(|t| ("bias", t)),
+                _ => None,
+            };
+            if let Some((what, t)) = named {
+                out.push((format!("{scope}.{what}"), t));
+            }
+        }
+    }
+    out.extend(tensors.into_iter().filter(|(k, _)| !k.starts_with("onnx::")));
+    Ok(out)
+}
+
+/// Loads `module` from a torch.onnx export: every tensor it expects must be found under its name behind one prefix
+/// common to the file (an exporter's wrapper module adds one: `u.conv_in.weight`), of its shape or of its size with
+/// trailing ones (a GroupNorm's `[C, 1, 1]`).
+fn load_onnx_into<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, what: &str) -> Result<()> {
+    let err = |message: String| Error::Weights { path: path.to_path_buf(), message };
+    let found: HashMap<String, (String, fd_clip::load::OnnxTensor)> =
+        onnx_named(path)?.into_iter().map(|(k, t)| (canonical(&k), (k, t))).collect();
+    let wanted = expected(module);
+    // The prefix under which most expected names are found.
+    let mut prefixes: HashMap<&str, usize> = HashMap::new();
+    for name in found.keys() {
+        for (w, _) in &wanted {
+            if let Some(p) = name.strip_suffix(w.as_str()).filter(|p| p.is_empty() || p.ends_with('.')) {
+                *prefixes.entry(p).or_default() += 1;
+            }
+        }
+    }
+    let prefix = prefixes.into_iter().max_by_key(|&(p, n)| (n, std::cmp::Reverse(p.len()))).map_or("", |(p, _)| p);
+    let mut views: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    let mut problems = Vec::new();
+    for (name, shape) in wanted {
+        match found.get(&format!("{prefix}{name}")) {
+            None => problems.push(format!("missing tensor {prefix}{name} (expected shape {shape:?})")),
+            Some((key, t)) => {
+                let mut trimmed = t.shape.clone();
+                while trimmed.len() > shape.len() && trimmed.last() == Some(&1) {
+                    trimmed.pop();
+                }
+                if trimmed != shape {
+                    problems.push(format!("tensor {key} has shape {:?}, expected {shape:?}", t.shape));
+                    continue;
+                }
+                views.push((name, t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), shape));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let more = if problems.len() > 8 { format!("; and {} more", problems.len() - 8) } else { String::new() };
+        problems.truncate(8);
+        return Err(err(format!("does not fit the {what} shape asked for: {}{more}", problems.join("; "))));
+    }
+    let tensors: Vec<(&str, safetensors::tensor::TensorView<'_>)> = views
+        .iter()
+        .map(|(n, bytes, shape)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .expect("the sizes were checked");
+            (n.as_str(), view)
+        })
+        .collect();
+    let bytes = safetensors::serialize(tensors, None).map_err(|e| err(e.to_string()))?;
+    let mut store =
+        SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
+    let result = module.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        let mut message: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        message.extend(result.missing.iter().map(|(k, _)| format!("missing tensor {k}")));
+        return Err(err(message.join("; ")));
+    }
+    Ok(())
+}
+
+/// Loads a UNet of `config`'s shape from a torch.onnx export with the weights inside (as diffusers' ONNX conversion
+/// script writes `unet/model.onnx` for models under 2 GB).
+pub fn load_unet_onnx(config: &UNetConfig, path: &Path, device: &Device) -> Result<UNet> {
+    config.validate()?;
+    if !path.is_file() {
+        return Err(missing(path, "unet"));
+    }
+    let mut unet = UNet::new(config, device);
+    load_onnx_into(&mut unet, path, "UNet")?;
+    Ok(unet)
+}
+
+/// Loads the VAE's decoder (and `post_quant_conv`) of `config`'s shape from a torch.onnx export of its decoding
+/// (`vae_decoder/model.onnx`); the result cannot encode.
+pub fn load_vae_decoder_onnx(config: &VaeConfig, path: &Path, device: &Device) -> Result<Vae> {
+    config.validate()?;
+    if !path.is_file() {
+        return Err(missing(path, "vae_decoder"));
+    }
+    let mut vae = Vae::decoder_only(config, device);
+    load_onnx_into(&mut vae, path, "VAE decoder")?;
+    Ok(vae)
+}

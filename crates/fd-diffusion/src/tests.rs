@@ -130,7 +130,7 @@ fn the_vae_decodes_and_encodes_as_diffusers() {
     let (want, _) = reference("vae_decoded");
     let got = values(vae.decode(tensor4("vae_latents", &d)));
     assert!(max_diff(&got, &want) <= 1e-4 * scale(&want).max(1.0), "decoder differs by {}", max_diff(&got, &want));
-    let (mean, logvar) = vae.encode(tensor4("vae_image", &d));
+    let (mean, logvar) = vae.encode(tensor4("vae_image", &d)).expect("a full VAE has an encoder");
     for (got, key) in [(values(mean), "vae_mean"), (values(logvar), "vae_logvar")] {
         let (want, _) = reference(key);
         assert!(max_diff(&got, &want) <= 1e-4 * scale(&want).max(1.0), "{key} differs by {}", max_diff(&got, &want));
@@ -145,6 +145,32 @@ fn tiny_pipeline(d: &Device) -> Pipeline {
         latent_channels: 4,
         downscale: VaeConfig::tiny().downscale(),
     }
+}
+
+#[test]
+fn the_onnx_exports_load_to_the_same_networks() {
+    let d = device();
+    let unet = crate::load::load_unet_onnx(&UNetConfig::tiny(), &fixture("tiny_unet.onnx"), &d).unwrap();
+    let latents = tensor4("unet_latents", &d);
+    let (context, shape) = reference("unet_context");
+    let context = Tensor::<3>::from_data(TensorData::new(context, [shape[0], shape[1], shape[2]]), &d);
+    for t in [981, 1] {
+        let (want, _) = reference(&format!("unet_out_t{t}"));
+        let got = values(unet.forward(latents.clone(), t as f32, &context));
+        assert!(
+            max_diff(&got, &want) <= 1e-4 * scale(&want).max(1.0),
+            "ONNX UNet at t = {t}: {}",
+            max_diff(&got, &want)
+        );
+    }
+    let vae = crate::load::load_vae_decoder_onnx(&VaeConfig::tiny(), &fixture("tiny_vae_decoder.onnx"), &d).unwrap();
+    let (want, _) = reference("vae_decoded");
+    let got = values(vae.decode(tensor4("vae_latents", &d)));
+    assert!(max_diff(&got, &want) <= 1e-4 * scale(&want).max(1.0), "ONNX decoder differs by {}", max_diff(&got, &want));
+    assert!(vae.encode(tensor4("vae_image", &d)).is_none(), "a decoder export cannot encode");
+    // The decoder's export is not a UNet: the error names what is missing.
+    let err = crate::load::load_unet_onnx(&UNetConfig::tiny(), &fixture("tiny_vae_decoder.onnx"), &d).unwrap_err();
+    assert!(err.to_string().contains("time_embedding.linear_1.weight (expected shape [64, 16])"), "{err}");
 }
 
 #[test]

@@ -113,15 +113,15 @@ pub struct Decoder {
     pub conv_out: Conv2d,
 }
 
-/// The VAE.
+/// The VAE (decoder-only when loaded from an ONNX export of its decoder).
 #[derive(Module, Debug)]
 pub struct Vae {
     /// The encoder.
-    pub encoder: Encoder,
+    pub encoder: Option<Encoder>,
     /// The decoder.
     pub decoder: Decoder,
     /// 1×1 on the encoder's moments.
-    pub quant_conv: Conv2d,
+    pub quant_conv: Option<Conv2d>,
     /// 1×1 on the latents before decoding.
     pub post_quant_conv: Conv2d,
     /// The latent scaling factor.
@@ -132,10 +132,19 @@ pub struct Vae {
 impl Vae {
     /// A randomly initialised VAE of `c`'s shape (weights come from `load.rs`); `c` must be valid.
     pub fn new(c: &VaeConfig, device: &Device) -> Vae {
+        Vae::build(c, true, device)
+    }
+
+    /// The decoder and `post_quant_conv` alone.
+    pub fn decoder_only(c: &VaeConfig, device: &Device) -> Vae {
+        Vae::build(c, false, device)
+    }
+
+    fn build(c: &VaeConfig, with_encoder: bool, device: &Device) -> Vae {
         let ch = &c.block_out_channels;
         let (n, g, l) = (ch.len(), c.norm_groups, c.latent_channels);
         let resnet = |i: usize, o: usize| ResnetBlock::new(i, o, None, g, EPS, device);
-        let encoder = Encoder {
+        let encoder = with_encoder.then(|| Encoder {
             conv_in: conv(c.in_channels, ch[0], 3, device),
             down_blocks: (0..n)
                 .map(|i| {
@@ -151,7 +160,7 @@ impl Vae {
             mid_block: VaeMidBlock::new(c, ch[n - 1], device),
             conv_norm_out: group_norm(g, ch[n - 1], EPS, device),
             conv_out: conv(ch[n - 1], 2 * l, 3, device),
-        };
+        });
         let decoder = Decoder {
             conv_in: conv(l, ch[n - 1], 3, device),
             mid_block: VaeMidBlock::new(c, ch[n - 1], device),
@@ -171,15 +180,16 @@ impl Vae {
         Vae {
             encoder,
             decoder,
-            quant_conv: conv(2 * l, 2 * l, 1, device),
+            quant_conv: with_encoder.then(|| conv(2 * l, 2 * l, 1, device)),
             post_quant_conv: conv(l, l, 1, device),
             scaling_factor: c.scaling_factor,
         }
     }
 
-    /// The posterior's mean and log-variance, each `[batch, latent, h / f, w / f]`, for images `[batch, 3, h, w]` in -1..1.
-    pub fn encode(&self, images: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let e = &self.encoder;
+    /// The posterior's mean and log-variance, each `[batch, latent, h / f, w / f]`, for images `[batch, 3, h, w]` in -1..1;
+    /// `None` for a decoder-only VAE.
+    pub fn encode(&self, images: Tensor<4>) -> Option<(Tensor<4>, Tensor<4>)> {
+        let (e, quant_conv) = (self.encoder.as_ref()?, self.quant_conv.as_ref()?);
         let mut x = e.conv_in.forward(images);
         for block in &e.down_blocks {
             for resnet in &block.resnets {
@@ -190,11 +200,9 @@ impl Vae {
             }
         }
         let x = e.conv_out.forward(silu(e.conv_norm_out.forward(e.mid_block.forward(x))));
-        let moments = self.quant_conv.forward(x);
-        let l = moments.dims()[1] / 2;
+        let moments = quant_conv.forward(x);
         let [mean, logvar] = <[Tensor<4>; 2]>::try_from(moments.chunk(2, 1)).expect("two halves");
-        debug_assert_eq!(mean.dims()[1], l);
-        (mean, logvar.clamp(-30.0, 20.0))
+        Some((mean, logvar.clamp(-30.0, 20.0)))
     }
 
     /// Images `[batch, 3, h · f, w · f]` in about -1..1 from *scaled* latents (divided by the scaling factor first, as
