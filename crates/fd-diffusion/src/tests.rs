@@ -354,3 +354,33 @@ fn the_v1_shapes_have_v1_parameter_counts() {
     let vae = crate::Vae::new(&VaeConfig::sd_v1(), &d);
     assert_eq!(vae.num_params(), 83_653_863);
 }
+
+/// Stable Diffusion v1's shapes with random weights, when `FD_SD_FULL` names the folder `make_sd_fixtures.py --full`
+/// wrote (1.7 GB of UNet in float16; a few minutes on two cores).
+#[test]
+fn v1_shapes_match_diffusers_when_asked() {
+    let Some(dir) = std::env::var_os("FD_SD_FULL").map(PathBuf::from) else { return };
+    let d = device();
+    let bytes = std::fs::read(dir.join("v1_io.safetensors")).unwrap();
+    let io = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let get = |k: &str| -> (Vec<f32>, Vec<usize>) {
+        let t = io.tensor(k).unwrap();
+        (t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), t.shape().to_vec())
+    };
+    let as4 = |(v, s): (Vec<f32>, Vec<usize>)| Tensor::<4>::from_data(TensorData::new(v, [s[0], s[1], s[2], s[3]]), &d);
+    let unet = load_unet(&UNetConfig::sd_v1(), &dir.join("unet_v1_fp16.safetensors"), &d).unwrap();
+    let (context, s) = get("context");
+    let context = Tensor::<3>::from_data(TensorData::new(context, [s[0], s[1], s[2]]), &d);
+    let got = values(unet.forward(as4(get("latents")), 981.0, &context));
+    let (want, _) = get("unet_out");
+    let diff = max_diff(&got, &want);
+    eprintln!("v1 UNet step: max difference {diff:e} (output scale {})", scale(&want));
+    assert!(diff <= 1e-4 * scale(&want).max(1.0), "v1 UNet differs by {diff}");
+    drop(unet);
+    let vae = load_vae(&VaeConfig::sd_v1(), &dir.join("vae_v1.safetensors"), &d).unwrap();
+    let got = values(vae.decode(as4(get("vae_latents"))));
+    let (want, _) = get("vae_decoded");
+    let diff = max_diff(&got, &want);
+    eprintln!("v1 VAE decode: max difference {diff:e} (output scale {})", scale(&want));
+    assert!(diff <= 1e-4 * scale(&want).max(1.0), "v1 VAE decoder differs by {diff}");
+}
