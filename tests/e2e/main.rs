@@ -349,6 +349,30 @@ fn clip_without_weights_stops_at_embed_with_the_fetch_instructions_and_keeps_ear
     assert!(!run.join("embeddings_test.safetensors").exists());
 }
 
+#[test]
+fn stable_diffusion_fetch_offline_says_what_to_download_and_rejects_a_wrong_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let fetch = || {
+        Command::new(env!("CARGO_BIN_EXE_fd-cli"))
+            .args(["fetch", "stable-diffusion"])
+            .env("FD_DATA_DIR", &cache)
+            .env("FD_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let e = stderr_of_failure(&fetch());
+    assert!(e.contains("FD_OFFLINE") && e.contains("unet/diffusion_pytorch_model.fp16.safetensors"), "{e}");
+    assert!(e.contains("stable-diffusion-v1-5/unet.safetensors"), "{e}");
+    // A file that is not v1's UNet (the tiny VAE fixture) is refused, naming a tensor, and left for the user to delete.
+    let unet = cache.join("stable-diffusion-v1-5/unet.safetensors");
+    std::fs::create_dir_all(unet.parent().unwrap()).unwrap();
+    std::fs::copy(root().join("crates/fd-diffusion/fixtures/tiny_vae.safetensors"), &unet).unwrap();
+    let e = stderr_of_failure(&fetch());
+    assert!(e.contains("does not fit the UNet shape") && e.contains("missing tensor conv_in.weight"), "{e}");
+    assert!(e.contains("Delete it and fetch again") && unet.is_file(), "{e}");
+}
+
 /// The smoke run's figures (the fidelity table's values, full precision) against the committed snapshot for this kind of CPU.
 ///
 /// The figures are deterministic on one CPU build, but gemm picks AVX-512 or AVX2 kernels at run time and their sums round

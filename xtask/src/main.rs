@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         ["bench", "model", rest @ ..] => bench_model(rest),
         ["bench", "embed", rest @ ..] => bench_embed(rest),
         ["bench", "clip", rest @ ..] => bench_clip(rest),
+        ["bench", "diffusion", rest @ ..] => bench_diffusion(rest),
         ["bench", "discover", rest @ ..] => bench_discover(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
@@ -379,6 +380,55 @@ fn bench_clip(args: &[&str]) -> Result<()> {
         get(&ours, "peak_rss_mib"),
         get(&reference, "peak_rss_mib")
     );
+    Ok(())
+}
+
+/// One Stable Diffusion v1 UNet step (64x64 latents, batch 2) on the CPU: fd-diffusion against diffusers on PyTorch,
+/// the same random weights (`make_sd_fixtures.py --full DIR`) in the same run, two threads each.
+fn bench_diffusion(args: &[&str]) -> Result<()> {
+    let steps: usize = flag_value(args, "--steps", 2)?;
+    let dir = args
+        .iter()
+        .position(|a| *a == "--dir")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("FD_SD_FULL").map(PathBuf::from))
+        .context(
+            "--dir DIR (or FD_SD_FULL): the files of crates/fd-diffusion/fixtures/make_sd_fixtures.py --full DIR",
+        )?;
+    let bin = build_fd_cli()?;
+    let script = root().join("bench").join("diffusion_reference.py");
+    let n = steps.to_string();
+    let out = Command::new(python())
+        .arg(&script)
+        .args(["--dir", &dir.to_string_lossy(), "--steps", &n, "--threads", "2"])
+        .output()?;
+    if !out.status.success() {
+        bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let weights = dir.join("unet_v1_fp16.safetensors");
+    let ours: serde_json::Value = serde_json::from_str(&fd_cli_output(
+        &bin,
+        &["bench", "unet", "--weights", &weights.to_string_lossy(), "--steps", &n],
+    )?)?;
+    let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let (o, t) = (get(&ours, "seconds_per_step"), get(&reference, "seconds_per_step"));
+    println!("CPU: {}", cpu_model());
+    println!("{:>24} {:>10} {:>10} {:>14}", "", "s/step", "load s", "peak RSS MiB");
+    println!(
+        "{:>24} {o:>10.2} {:>10.1} {:>14.0}",
+        "fd-diffusion (burn flex)",
+        get(&ours, "load_s"),
+        get(&ours, "peak_rss_mib")
+    );
+    println!(
+        "{:>24} {t:>10.2} {:>10.1} {:>14.0}",
+        "diffusers (PyTorch)",
+        get(&reference, "load_s"),
+        get(&reference, "peak_rss_mib")
+    );
+    println!("fd-diffusion's speed relative to PyTorch's: {:.2}x", t / o);
     Ok(())
 }
 

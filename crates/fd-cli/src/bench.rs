@@ -53,6 +53,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// One Stable Diffusion v1 UNet step at 64x64 latents, batch 2, on random inputs, as seconds per step
+    /// (`cargo xtask bench diffusion`).
+    Unet {
+        /// The UNet's diffusers safetensors file (`make_sd_fixtures.py --full DIR` writes `unet_v1_fp16.safetensors`).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Timed steps (after one warm-up step); the median is reported.
+        #[arg(long, default_value_t = 2)]
+        steps: usize,
+    },
     /// One way of loading CIFAR-10, or every image of an image folder, as wall time and peak memory (`cargo xtask bench data|folder`).
     Data {
         /// png, binary, tarball, cache or folder.
@@ -73,7 +83,33 @@ pub fn bench(command: BenchCommand, data_dir: &Path) -> Result<()> {
         BenchCommand::Model { architecture, batch, steps } => model(&architecture, batch, steps),
         BenchCommand::Svm { data, threads, reps } => svm(&data, threads, reps),
         BenchCommand::Data { layout, dir } => data(data_dir, &layout, dir),
+        BenchCommand::Unet { weights, steps } => unet(&weights, steps),
     }
+}
+
+/// Loads v1's UNet and times `steps` steps after a warm-up, and prints the median seconds per step as JSON.
+fn unet(weights: &Path, steps: usize) -> Result<()> {
+    let device = fd_model::device(fd_model::DeviceKind::Flex)?;
+    let start = Instant::now();
+    let unet = fd_diffusion::load::load_unet(&fd_diffusion::UNetConfig::sd_v1(), weights, &device)?;
+    let load_s = start.elapsed().as_secs_f64();
+    let latents = fd_diffusion::gaussian_noise(0, 2 * 4 * 64 * 64);
+    let context = fd_diffusion::gaussian_noise(1, 2 * 77 * 768);
+    let mut times = Vec::new();
+    for i in 0..=steps {
+        let start = Instant::now();
+        fd_diffusion::pipeline::noise_prediction(&unet, &latents, [2, 4, 64, 64], 981.0, &context, 77, &device)?;
+        if i > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+    println!(
+        "{}",
+        serde_json::json!({"seconds_per_step": median, "load_s": load_s, "threads": rayon_threads(), "peak_rss_mib": peak_rss_mib()})
+    );
+    Ok(())
 }
 
 /// Times one way of loading CIFAR-10 and prints wall time and peak memory as JSON.

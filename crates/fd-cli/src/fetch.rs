@@ -116,39 +116,90 @@ pub fn default_embedder_weights(data_dir: &Path, kind: fd_clip::EmbedderKind) ->
 /// the file against it.
 pub fn fetch_clip_vit_b32(data_dir: &Path) -> Result<PathBuf> {
     let target = clip_vit_b32_path(data_dir);
+    fetch_checked(CLIP_VIT_B32_URL, &target, "CLIP ViT-B/32", "about 605 MB", &|p| {
+        fd_clip::load::check_clip_file(&fd_clip::clip::ClipConfig::vit_b32(), p).map_err(anyhow::Error::from)
+    })?;
+    Ok(target)
+}
+
+/// Stable Diffusion v1.5 in diffusers' layout: its home, and each file with its size and where it goes in the cache.
+pub const STABLE_DIFFUSION_REPO: &str =
+    "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main";
+
+/// The three fp16 files the generative intervention needs (UNet, VAE, ViT-L/14 text tower), as (part, size, file in the
+/// repository).
+pub const STABLE_DIFFUSION_FILES: [(&str, &str, &str); 3] = [
+    ("unet", "about 1.7 GB", "unet/diffusion_pytorch_model.fp16.safetensors"),
+    ("vae", "about 167 MB", "vae/diffusion_pytorch_model.fp16.safetensors"),
+    ("text_encoder", "about 246 MB", "text_encoder/model.fp16.safetensors"),
+];
+
+/// Where Stable Diffusion v1.5's files live in the cache directory (`stable-diffusion-v1-5/<part>.safetensors`).
+pub fn stable_diffusion_path(data_dir: &Path, part: &str) -> PathBuf {
+    data_dir.join("stable-diffusion-v1-5").join(format!("{part}.safetensors"))
+}
+
+/// Makes sure Stable Diffusion v1.5's UNet, VAE and text tower are in the cache directory, as CLIP's weights are: each
+/// downloaded with `curl` unless `FD_OFFLINE` is set, checked tensor by tensor against v1's shapes, its first sha256
+/// recorded next to it and every later fetch checked against that.
+pub fn fetch_stable_diffusion(data_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (part, size, file) in STABLE_DIFFUSION_FILES {
+        let target = stable_diffusion_path(data_dir, part);
+        let url = format!("{STABLE_DIFFUSION_REPO}/{file}");
+        let check: &dyn Fn(&Path) -> Result<()> = match part {
+            "unet" => &|p| {
+                fd_diffusion::load::check_unet_file(&fd_diffusion::UNetConfig::sd_v1(), p).map_err(anyhow::Error::from)
+            },
+            "vae" => &|p| {
+                fd_diffusion::load::check_vae_file(&fd_diffusion::VaeConfig::sd_v1(), p).map_err(anyhow::Error::from)
+            },
+            _ => &|p| {
+                fd_clip::load::check_text_tower_file(&fd_clip::clip::ClipConfig::vit_l14_text(), p)
+                    .map_err(anyhow::Error::from)
+            },
+        };
+        fetch_checked(&url, &target, &format!("Stable Diffusion v1.5's {part}"), size, check)?;
+        out.push(target);
+    }
+    Ok(out)
+}
+
+/// Downloads `url` to `target` unless it is there (refused under `FD_OFFLINE`), checks it with `check`, and checks its
+/// sha256 against the one recorded at its first fetch (`<target>.sha256`), recording it the first time.
+fn fetch_checked(url: &str, target: &Path, what: &str, size: &str, check: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
     let dir = target.parent().expect("the target has a folder");
-    let recorded = dir.join("model.safetensors.sha256");
-    let manual = format!(
-        "By hand: download {CLIP_VIT_B32_URL} (about 605 MB) where the network allows it and copy it to {}",
-        target.display()
-    );
+    let name = target.file_name().expect("the target has a name").to_string_lossy().into_owned();
+    let recorded = dir.join(format!("{name}.sha256"));
+    let manual =
+        format!("By hand: download {url} ({size}) where the network allows it and copy it to {}", target.display());
     if !target.is_file() {
         if std::env::var_os("FD_OFFLINE").is_some() {
-            bail!("CLIP ViT-B/32 is not in the cache and FD_OFFLINE is set, so nothing is downloaded.\n{manual}");
+            bail!("{what} is not in the cache and FD_OFFLINE is set, so nothing is downloaded.\n{manual}");
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let partial = dir.join(".model.safetensors.part");
+        let partial = dir.join(format!(".{name}.part"));
         let status = Command::new("curl")
             .args(["--fail", "--location", "--retry", "2", "--connect-timeout", "20", "--output"])
             .arg(&partial)
-            .arg(CLIP_VIT_B32_URL)
+            .arg(url)
             .status();
         match status {
             Ok(s) if s.success() => {}
             other => {
                 let _ = std::fs::remove_file(&partial);
                 bail!(
-                    "could not download CLIP ViT-B/32 ({}; is there a network?).\n{manual}",
+                    "could not download {what} ({}; is there a network?).\n{manual}",
                     other.map_or_else(|e| format!("curl: {e}"), |s| format!("curl {s}"))
                 )
             }
         }
-        std::fs::rename(&partial, &target).with_context(|| format!("writing {}", target.display()))?;
+        std::fs::rename(&partial, target).with_context(|| format!("writing {}", target.display()))?;
     }
-    if let Err(e) = fd_clip::load::check_clip_file(&fd_clip::clip::ClipConfig::vit_b32(), &target) {
+    if let Err(e) = check(target) {
         bail!("{e}\nDelete it and fetch again. {manual}");
     }
-    let found = sha256(&target)?;
+    let found = sha256(target)?;
     match std::fs::read_to_string(&recorded) {
         Ok(expected) if expected.trim() != found => bail!(
             "{}: sha256 {found}, but {} recorded {}; the file changed since it was first fetched",
@@ -160,5 +211,5 @@ pub fn fetch_clip_vit_b32(data_dir: &Path) -> Result<PathBuf> {
         Err(_) => std::fs::write(&recorded, format!("{found}\n"))
             .with_context(|| format!("writing {}", recorded.display()))?,
     }
-    Ok(target)
+    Ok(())
 }

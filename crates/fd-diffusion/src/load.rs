@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::Device;
+use burn::prelude::Tensor;
 use burn::store::{
-    BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
-    SafetensorsStore,
+    FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
 use burn::tensor::DType;
 
@@ -48,13 +48,50 @@ pub fn canonical(key: &str) -> String {
     name
 }
 
-/// Every tensor `module` holds, under PyTorch's parameter names and shapes (`weight`/`bias`, linear weights `[out, in]`).
-fn expected<M: Module + ModuleSnapshot>(module: &M) -> Vec<(String, Vec<usize>)> {
-    module
-        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
-        .into_iter()
-        .map(|t| (t.name.clone(), t.shape.to_vec()))
-        .collect()
+/// Every tensor `module` holds, under PyTorch's parameter names and shapes (`weight`/`bias`, linear weights `[out, in]`),
+/// read from the parameters' lazy shapes: listing v1's UNet allocates none of its 860 million weights.
+pub fn expected_tensors<M: Module>(module: &M) -> Vec<(String, Vec<usize>)> {
+    let mut shapes = Shapes::default();
+    module.visit(&mut shapes);
+    shapes.out
+}
+
+/// A visitor collecting each float parameter's PyTorch name and shape.
+#[derive(Default)]
+struct Shapes {
+    path: Vec<String>,
+    containers: Vec<String>,
+    out: Vec<(String, Vec<usize>)>,
+}
+
+impl ModuleVisitor for Shapes {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let mut shape = param.lazy_shape().to_vec();
+        let owner = self.containers.last().map_or("", String::as_str);
+        let mut path = self.path.clone();
+        match (owner, path.last().map(String::as_str)) {
+            // burn's Linear holds [in, out]; PyTorch's [out, in].
+            ("Struct:Linear", Some("weight")) => shape.reverse(),
+            ("Struct:GroupNorm" | "Struct:LayerNorm", Some("gamma")) => {
+                *path.last_mut().expect("a name") = "weight".into()
+            }
+            ("Struct:GroupNorm" | "Struct:LayerNorm", Some("beta")) => {
+                *path.last_mut().expect("a name") = "bias".into()
+            }
+            _ => {}
+        }
+        self.out.push((path.join("."), shape));
+    }
 }
 
 /// Checks the checkpoint's names and shapes against what `module` expects, naming the checkpoint's keys.
@@ -81,7 +118,7 @@ fn check<M: Module + ModuleSnapshot>(module: &M, path: &Path, what: &str) -> Res
         let shape = shape.ok_or_else(|| err(format!("tensor {key} has no shape in the header")))?;
         found.insert(canonical(&key), (key, shape));
     }
-    let wanted = expected(module);
+    let wanted = expected_tensors(module);
     let (mut missing, mut reshaped) = (Vec::new(), Vec::new());
     for (name, shape) in &wanted {
         match found.get(name) {
@@ -196,7 +233,7 @@ fn load_onnx_into<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, what:
     let err = |message: String| Error::Weights { path: path.to_path_buf(), message };
     let found: HashMap<String, (String, fd_clip::load::OnnxTensor)> =
         onnx_named(path)?.into_iter().map(|(k, t)| (canonical(&k), (k, t))).collect();
-    let wanted = expected(module);
+    let wanted = expected_tensors(module);
     // The prefix under which most expected names are found.
     let mut prefixes: HashMap<&str, usize> = HashMap::new();
     for name in found.keys() {
@@ -272,4 +309,17 @@ pub fn load_vae_decoder_onnx(config: &VaeConfig, path: &Path, device: &Device) -
     let mut vae = Vae::decoder_only(config, device);
     load_onnx_into(&mut vae, path, "VAE decoder")?;
     Ok(vae)
+}
+
+/// Checks that `path` is a diffusers UNet file of `config`'s shape (names and shapes), without loading it.
+pub fn check_unet_file(config: &UNetConfig, path: &Path) -> Result<()> {
+    config.validate()?;
+    // Parameters are initialised lazily: building the module to list its tensors allocates none of them.
+    check(&UNet::new(config, &Device::flex()), path, "UNet")
+}
+
+/// Checks that `path` is a diffusers VAE file of `config`'s shape (names and shapes), without loading it.
+pub fn check_vae_file(config: &VaeConfig, path: &Path) -> Result<()> {
+    config.validate()?;
+    check(&Vae::new(config, &Device::flex()), path, "VAE")
 }

@@ -167,6 +167,39 @@ impl Pipeline {
     }
 }
 
+/// The UNet's noise prediction on plain data: latents `[batch, channels, h, w]` (`dims`) at one timestep, conditioned on
+/// `context` (`[batch, tokens, width]`); the result has the latents' shape.
+pub fn noise_prediction(
+    unet: &UNet,
+    latents: &[f32],
+    dims: [usize; 4],
+    timestep: f32,
+    context: &[f32],
+    tokens: usize,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let batch = dims[0];
+    if latents.len() != dims.iter().product::<usize>() || tokens == 0 || !context.len().is_multiple_of(batch * tokens) {
+        return Err(Error::Shape {
+            message: format!(
+                "{} latent values for {dims:?}, {} context values for {batch}×{tokens} tokens",
+                latents.len(),
+                context.len()
+            ),
+        });
+    }
+    let x = Tensor::<1>::from_data(TensorData::new(latents.to_vec(), [latents.len()]), device).reshape(dims);
+    let c = Tensor::<1>::from_data(TensorData::new(context.to_vec(), [context.len()]), device).reshape([
+        batch,
+        tokens,
+        context.len() / (batch * tokens),
+    ]);
+    unet.forward(x, timestep, &c)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| Error::Shape { message: format!("{e:?}") })
+}
+
 /// `[3, h, w]` in about -1..1 to 8-bit RGB: `round(clamp(x / 2 + 0.5, 0, 1) · 255)`.
 pub fn to_image(chw: &[f32], height: usize, width: usize) -> fd_data::Image {
     let plane = height * width;

@@ -346,6 +346,23 @@ fn old_and_new_attention_names_map_to_the_modules() {
 }
 
 #[test]
+fn the_listed_tensors_are_what_burn_store_saves_in_pytorch_form() {
+    // The lazy listing the checks use against burn-store's own collection (which allocates every weight).
+    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+    let d = device();
+    let unet = crate::UNet::new(&UNetConfig::tiny(), &d);
+    let mut listed = crate::load::expected_tensors(&unet);
+    let mut saved: Vec<(String, Vec<usize>)> = unet
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.shape.to_vec()))
+        .collect();
+    listed.sort();
+    saved.sort();
+    assert_eq!(listed, saved);
+}
+
+#[test]
 fn the_v1_shapes_have_v1_parameter_counts() {
     // diffusers' stable-diffusion-v1-5: UNet 859,520,964 parameters, VAE 83,653,863.
     let d = device();
@@ -356,8 +373,9 @@ fn the_v1_shapes_have_v1_parameter_counts() {
 }
 
 /// Stable Diffusion v1's shapes with random weights, when `FD_SD_FULL` names the folder `make_sd_fixtures.py --full`
-/// wrote (1.7 GB of UNet in float16; a few minutes on two cores).
+/// wrote (1.7 GB of UNet in float16; a few minutes on two cores). It prints the differences for the closing note.
 #[test]
+#[allow(clippy::print_stderr)]
 fn v1_shapes_match_diffusers_when_asked() {
     let Some(dir) = std::env::var_os("FD_SD_FULL").map(PathBuf::from) else { return };
     let d = device();
