@@ -271,15 +271,61 @@ fn smoke_with_clip(embed: &str) -> String {
     format!("{}{embed}\n{caption}{}", &smoke[..start], &smoke[end + "[caption]\n".len()..])
 }
 
+/// A `[generate]` section with fd-diffusion's tiny networks (16x16 images, two DDIM steps).
+const GENERATE_TINY: &str = "
+[generate]
+preset = \"tiny\"
+unet = \"crates/fd-diffusion/fixtures/tiny_unet_fp16.safetensors\"
+vae = \"crates/fd-diffusion/fixtures/tiny_vae.safetensors\"
+text_encoder = \"crates/fd-diffusion/fixtures/tiny_sd_text.safetensors\"
+images_per_caption = 2
+scheduler = \"ddim\"
+steps = 2
+guidance = 7.5
+size = 16
+seed = 0
+";
+
+/// The generate stage drew two images of each captioned class's hardest, easiest and reference caption, recorded how,
+/// and draws them again the same, bit for bit.
+fn check_generated(tmp: &Path, run: &Path) {
+    let generated = read_json(&run.join("generated.json"));
+    let images = generated["images"].as_array().unwrap();
+    let captions = read_json(&run.join("captions.json"));
+    let captioned = captions["classes"].as_array().unwrap().iter().filter(|c| c["outcome"]["outcome"] == "captioned");
+    assert_eq!(images.len(), captioned.clone().count() * 3 * 2, "{generated}");
+    for c in captioned {
+        let class = c["class"].as_u64().unwrap();
+        let hard = c["outcome"]["captions"]["negative"][0]["caption"].as_str().unwrap();
+        let of = |kind: &str| images.iter().filter(|i| i["class"] == class && i["kind"] == kind).count();
+        assert_eq!((of("hard"), of("easy"), of("reference")), (2, 2, 2), "class {class}: {generated}");
+        assert!(images.iter().any(|i| i["class"] == class && i["kind"] == "hard" && i["prompt"] == hard));
+    }
+    let seeds: std::collections::BTreeSet<u64> = images.iter().map(|i| i["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds.len(), images.len(), "every image has its own noise");
+    let first = run.join(images[0]["file"].as_str().unwrap());
+    let png = std::fs::read(&first).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // A finished stage is skipped; redone from scratch it draws the same pixels.
+    let again = stdout(&fd_cli(tmp, &["generate", "--run", run.to_str().unwrap()]));
+    assert!(again.contains("generate: unchanged, skipped"), "{again}");
+    std::fs::remove_file(run.join("stages/generate.json")).unwrap();
+    std::fs::remove_file(&first).unwrap();
+    stdout(&fd_cli(tmp, &["generate", "--run", run.to_str().unwrap()]));
+    assert_eq!(std::fs::read(&first).unwrap(), png);
+    assert!(!run.join(".generating").exists(), "the drawing cache is cleared once the stage is done");
+}
+
 #[test]
 fn smoke_runs_with_clip_captions_from_a_caption_set() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("smoke-clip.toml");
     let embed = "[embed]\nembedder = \"clip-tiny\"\nweights = \"crates/fd-clip/fixtures/tiny_clip.safetensors\"\nimage_size = 32\nbatch_size = 16\n";
-    std::fs::write(&config, smoke_with_clip(embed)).unwrap();
+    std::fs::write(&config, smoke_with_clip(embed) + GENERATE_TINY).unwrap();
     let run = tmp.path().join("run");
     let args = ["reproduce", "--config", config.to_str().unwrap(), "--run", run.to_str().unwrap(), "--skip", "retrain"];
     stdout(&fd_cli(tmp.path(), &args));
+    check_generated(tmp.path(), &run);
     let captions = read_json(&run.join("captions.json"));
     let fitted: Vec<&serde_json::Value> =
         captions["classes"].as_array().unwrap().iter().filter(|c| c["outcome"]["outcome"] == "captioned").collect();
@@ -347,6 +393,23 @@ fn clip_without_weights_stops_at_embed_with_the_fetch_instructions_and_keeps_ear
     assert!(printed.contains("By hand: download") && printed.contains("clip-vit-b32/model.safetensors"), "{printed}");
     assert!(run.join("stages/train.json").is_file() && run.join("eval_test.safetensors").is_file());
     assert!(!run.join("embeddings_test.safetensors").exists());
+}
+
+#[test]
+fn generate_without_weights_stops_with_the_fetch_instructions_and_keeps_earlier_stages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("smoke-generate.toml");
+    let smoke = std::fs::read_to_string(root().join("configs/smoke.toml")).unwrap();
+    let generate = "\n[generate]\npreset = \"sd-v1-5\"\nimages_per_caption = 100\nscheduler = \"ddim\"\nsteps = 50\nguidance = 7.5\nsize = 512\nseed = 0\n";
+    std::fs::write(&config, smoke + generate).unwrap();
+    let run = tmp.path().join("run");
+    let out = fd_cli(tmp.path(), &["reproduce", "--config", config.to_str().unwrap(), "--run", run.to_str().unwrap()]);
+    let e = stderr_of_failure(&out);
+    assert!(e.contains("stage generate") && e.contains("fd-cli fetch stable-diffusion"), "{e}");
+    assert!(e.contains("stable-diffusion-v1-5/text_encoder.safetensors"), "{e}");
+    assert!(
+        run.join("captions.json").is_file() && run.join("names.json").is_file() && !run.join("generated.json").exists()
+    );
 }
 
 #[test]

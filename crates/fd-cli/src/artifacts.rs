@@ -64,8 +64,10 @@ macro_rules! json_artifact {
 }
 
 mod discover;
+mod generated;
 mod names;
 pub use discover::{ClassModesEntry, DiscoverFile, GroupRecovery, MethodRecovery, ModeEntry, ModesFile};
+pub use generated::{GeneratedFile, GeneratedImage};
 pub use names::{ClassNamesEntry, NamesFile, NamesOutcome};
 
 /// `train_log.json`: what each training epoch did.

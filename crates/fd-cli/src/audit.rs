@@ -174,6 +174,7 @@ impl AuditArgs {
                 rules: fd_svm::select::SelectionRule::ALL.to_vec(),
                 seed: 0,
             }),
+            generate: None,
         };
         experiment.validate()?;
         Ok(experiment)

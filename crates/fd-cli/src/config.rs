@@ -33,6 +33,9 @@ pub struct Experiment {
     /// The pool intervention (method spec §4.1); without this section the `select` and `retrain` stages do nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intervene: Option<InterveneConfig>,
+    /// Images of the failure captions with Stable Diffusion (the `generate` stage); absent, the stage does nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<fd_diffusion::GenerateConfig>,
 }
 
 /// The `[intervene]` section: pick K extra-pool images per class by each rule, add them to the train split, retrain from scratch.
@@ -119,6 +122,9 @@ impl Experiment {
         }
         if let Some(c) = &self.caption {
             c.check().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(g) = &self.generate {
+            g.validate()?;
         }
         if let Some(i) = &self.intervene {
             i.validate()?;

@@ -90,6 +90,7 @@ fn default_experiment() -> Experiment {
         caption: None,
         modes: None,
         intervene: None,
+        generate: None,
     }
 }
 

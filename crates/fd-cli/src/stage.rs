@@ -20,6 +20,8 @@ pub enum Stage {
     Caption,
     /// The directions named by image attributes.
     Describe,
+    /// Images of the failure captions (the generative intervention).
+    Generate,
     /// The pool images each rule picks.
     Select,
     /// A classifier retrained with each pick.
@@ -30,7 +32,7 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order `reproduce` runs them.
-    pub const ALL: [Stage; 11] = [
+    pub const ALL: [Stage; 12] = [
         Stage::Fetch,
         Stage::Train,
         Stage::Evaluate,
@@ -39,6 +41,7 @@ impl Stage {
         Stage::Discover,
         Stage::Caption,
         Stage::Describe,
+        Stage::Generate,
         Stage::Select,
         Stage::Retrain,
         Stage::Report,
@@ -55,6 +58,7 @@ impl Stage {
             Stage::Discover => "discover",
             Stage::Caption => "caption",
             Stage::Describe => "describe",
+            Stage::Generate => "generate",
             Stage::Select => "select",
             Stage::Retrain => "retrain",
             Stage::Report => "report",
@@ -90,6 +94,9 @@ impl Stage {
             Stage::Caption => "Name each class's failure direction and check the names on test: captions.json",
             Stage::Describe => {
                 "Name each class's failure by image attributes (brightness, blur, colours, background), checked on test: names.json"
+            }
+            Stage::Generate => {
+                "Generate images of each class's hard, easy and reference captions with Stable Diffusion: generated/, generated.json"
             }
             Stage::Select => "Pick pool images per class by SVM, confidence and at random: selections.json",
             Stage::Retrain => "Retrain from scratch with each selection added: retrain/<rule>-k<K>/",

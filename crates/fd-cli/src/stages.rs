@@ -10,6 +10,7 @@ mod embed;
 mod evaluate;
 mod fetch;
 mod fit;
+mod generate;
 mod report;
 mod retrain;
 mod select;
@@ -31,6 +32,7 @@ pub fn run_stage(run: &Run, stage: Stage) -> Result<()> {
         Stage::Discover => discover::discover(run),
         Stage::Caption => caption::caption(run),
         Stage::Describe => describe::describe(run),
+        Stage::Generate => generate::generate(run),
         Stage::Select => select::select(run),
         Stage::Retrain => retrain::retrain(run),
         Stage::Report => report::report(run),

@@ -152,3 +152,90 @@ impl VaeConfig {
         Ok(())
     }
 }
+
+/// Which networks generate: Stable Diffusion v1.5 (v1.4's shapes too) or the tiny test networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// v1.5 (`sd-v1-5`): UNet and VAE of v1's shapes, CLIP ViT-L/14's text tower.
+    #[serde(rename = "sd-v1-5")]
+    SdV15,
+    /// The tiny networks of `fixtures/make_sd_fixtures.py` (16×16 images), for tests.
+    Tiny,
+}
+
+/// The `[generate]` section: images of each class's failure captions, for the paper's generative intervention (§4.2:
+/// DDIM, 50 steps, guidance 7.5, 512 × 512, 100 images per class).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// The networks' shapes.
+    pub preset: Preset,
+    /// The UNet's diffusers safetensors file (default: the cache's, from `fd-cli fetch stable-diffusion`).
+    #[serde(default)]
+    pub unet: Option<std::path::PathBuf>,
+    /// The VAE's file (same default).
+    #[serde(default)]
+    pub vae: Option<std::path::PathBuf>,
+    /// The text tower's file (same default).
+    #[serde(default)]
+    pub text_encoder: Option<std::path::PathBuf>,
+    /// Images of each caption.
+    pub images_per_caption: usize,
+    /// How many of each class's hardest (and easiest) captions to draw; the class's reference caption is drawn too.
+    #[serde(default = "one")]
+    pub captions: usize,
+    /// The scheduler.
+    pub scheduler: crate::scheduler::SchedulerKind,
+    /// Inference steps.
+    pub steps: usize,
+    /// Classifier-free guidance scale.
+    pub guidance: f32,
+    /// Image height and width in pixels.
+    pub size: usize,
+    /// The seed every image's noise derives from.
+    pub seed: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl GenerateConfig {
+    /// Checks the values once.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |message: String| Err(Error::Config { message: format!("[generate]: {message}") });
+        let f = match self.preset {
+            Preset::SdV15 => VaeConfig::sd_v1().downscale() * 8,
+            Preset::Tiny => VaeConfig::tiny().downscale() * 2,
+        };
+        if self.images_per_caption == 0 || self.captions == 0 || self.steps == 0 {
+            return bad("images_per_caption, captions and steps must be positive".into());
+        }
+        if self.size == 0 || !self.size.is_multiple_of(f) {
+            return bad(format!("size {} must be a positive multiple of {f}", self.size));
+        }
+        if !(self.guidance.is_finite() && self.guidance >= 0.0) {
+            return bad(format!("guidance must be a non-negative number, got {}", self.guidance));
+        }
+        crate::scheduler::ScheduleConfig::sd_v1().validate(self.steps)
+    }
+
+    /// The UNet, VAE and text tower shapes of the preset.
+    pub fn shapes(&self) -> (UNetConfig, VaeConfig) {
+        match self.preset {
+            Preset::SdV15 => (UNetConfig::sd_v1(), VaeConfig::sd_v1()),
+            Preset::Tiny => (UNetConfig::tiny(), VaeConfig::tiny()),
+        }
+    }
+
+    /// One image's seed: the config's, the class, the caption's place and the image's number mixed (SplitMix64), so
+    /// that adding images or captions leaves the others' noise alone.
+    pub fn image_seed(&self, class: usize, caption: usize, image: usize) -> u64 {
+        let mut z = self.seed ^ ((class as u64) << 40) ^ ((caption as u64) << 20) ^ image as u64;
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}

@@ -25,6 +25,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The text tower's weights (fd-clip's error, which names the file).
+    #[error(transparent)]
+    Clip(#[from] fd_clip::Error),
     /// A NaN or infinity where a number was needed.
     #[error("{what} is not finite (NaN or infinity); the weights or the inputs are broken")]
     NotFinite {

@@ -22,7 +22,7 @@ pub mod text;
 pub mod unet;
 pub mod vae;
 
-pub use config::{UNetConfig, VaeConfig};
+pub use config::{GenerateConfig, Preset, UNetConfig, VaeConfig};
 pub use error::{Error, Result};
 pub use pipeline::{Generated, Pipeline, Settings, gaussian_noise};
 pub use scheduler::{Ddim, Pndm, ScheduleConfig, Scheduler, SchedulerKind};

@@ -323,3 +323,32 @@ pub fn check_vae_file(config: &VaeConfig, path: &Path) -> Result<()> {
     config.validate()?;
     check(&Vae::new(config, &Device::flex()), path, "VAE")
 }
+
+/// The networks of a `[generate]` section: its files, or `default_dir`'s `unet.safetensors`, `vae.safetensors` and
+/// `text_encoder.safetensors` (where `fd-cli fetch stable-diffusion` puts them).
+pub fn load_generator(
+    config: &crate::config::GenerateConfig,
+    default_dir: &Path,
+    device: &Device,
+) -> Result<(crate::pipeline::Pipeline, crate::text::PromptEncoder)> {
+    config.validate()?;
+    let file = |given: &Option<std::path::PathBuf>, part: &str| {
+        given.clone().unwrap_or_else(|| default_dir.join(format!("{part}.safetensors")))
+    };
+    let (unet_shape, vae_shape) = config.shapes();
+    let text_shape = match config.preset {
+        crate::config::Preset::SdV15 => fd_clip::clip::ClipConfig::vit_l14_text(),
+        crate::config::Preset::Tiny => fd_clip::clip::ClipConfig { vision: None, ..fd_clip::clip::ClipConfig::tiny() },
+    };
+    let text_path = file(&config.text_encoder, "text_encoder");
+    let tower = fd_clip::load::load_text_tower(&text_shape, &text_path, device)?;
+    let encoder = crate::text::PromptEncoder::new(&text_shape, tower, device)?;
+    let pipeline = crate::pipeline::Pipeline {
+        unet: load_unet(&unet_shape, &file(&config.unet, "unet"), device)?,
+        vae: load_vae(&vae_shape, &file(&config.vae, "vae"), device)?,
+        schedule: crate::scheduler::ScheduleConfig::sd_v1(),
+        latent_channels: vae_shape.latent_channels,
+        downscale: vae_shape.downscale(),
+    };
+    Ok((pipeline, encoder))
+}

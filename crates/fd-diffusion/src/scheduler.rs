@@ -47,7 +47,7 @@ impl ScheduleConfig {
             .collect()
     }
 
-    fn validate(&self, steps: usize) -> Result<()> {
+    pub(crate) fn validate(&self, steps: usize) -> Result<()> {
         if steps == 0 || steps > self.train_timesteps {
             return Err(Error::Config {
                 message: format!("inference steps must lie in 1..={}, got {steps}", self.train_timesteps),
