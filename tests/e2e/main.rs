@@ -314,6 +314,21 @@ fn check_generated(tmp: &Path, run: &Path) {
     stdout(&fd_cli(tmp, &["generate", "--run", run.to_str().unwrap()]));
     assert_eq!(std::fs::read(&first).unwrap(), png);
     assert!(!run.join(".generating").exists(), "the drawing cache is cleared once the stage is done");
+    // The generative intervention: the last layer retrained with each kind of image, then the report.
+    stdout(&fd_cli(tmp, &["retrain", "--run", run.to_str().unwrap()]));
+    stdout(&fd_cli(tmp, &["report", "--run", run.to_str().unwrap()]));
+    let summary = read_json(&run.join("summary.json"));
+    let rows: Vec<&serde_json::Value> =
+        summary["intervention"].as_array().unwrap().iter().filter(|v| v["generated"].is_string()).collect();
+    assert_eq!(rows.len(), 3, "{summary}");
+    for v in rows {
+        let kind = v["generated"].as_str().unwrap();
+        let accuracy = read_json(&run.join(format!("retrain/generated-{kind}/generated_accuracy.json")));
+        assert_eq!(v["generated_accuracy"], accuracy["accuracy"]);
+        assert!(v["test_accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{v}");
+    }
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(page.contains("<h2>Generative intervention</h2>") && page.contains("generated-hard"));
 }
 
 #[test]

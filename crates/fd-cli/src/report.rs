@@ -1,9 +1,8 @@
 //! The report: `summary.json` (every figure the paper reports, beside the paper's value, method spec §7) and `report.html`
-//! (static and self-contained: images as data URIs, plots as inline SVG, no script from elsewhere).
-//!
-//! Everything here is computed from typed artifacts handed in as [`ReportInputs`]; nothing reads the run directory.
+//! (static and self-contained: images as data URIs, plots as inline SVG, no script from elsewhere). Everything here is computed from typed artifacts handed in as [`ReportInputs`]; nothing reads the run directory.
 
 mod fidelity;
+mod generated;
 mod html;
 mod plot;
 
@@ -18,6 +17,7 @@ use crate::artifacts::{
 };
 
 pub use fidelity::FidelityRow;
+pub use generated::GeneratedRetrained;
 pub use html::html;
 
 /// The top-K sizes of the planted-group figures.
@@ -99,6 +99,8 @@ pub struct ReportInputs<'a> {
     pub test_images: &'a fd_data::Images,
     /// The retrained classifiers, in rule and K order.
     pub retrained: Vec<Retrained>,
+    /// The last layers retrained on generated images.
+    pub generated: Vec<GeneratedRetrained>,
     /// Each finished stage's time.
     pub stages: Vec<StageTime>,
 }
@@ -171,11 +173,20 @@ pub struct Intervention {
     pub hard_caption_accuracy: Option<f64>,
     /// Accuracy on the planted group's test images.
     pub minority_accuracy: Option<f64>,
+    /// For the generative intervention: the kind of generated image the last layer was retrained with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
+    /// For the generative intervention: the original classifier's accuracy on those images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_accuracy: Option<f64>,
 }
 
 impl Intervention {
-    /// `none` or `<rule>-k<K>`.
+    /// `none`, `<rule>-k<K>` or `generated-<kind>`.
     pub fn name(&self) -> String {
+        if let Some(kind) = &self.generated {
+            return format!("generated-{kind}");
+        }
         match (self.rule, self.k) {
             (Some(rule), Some(k)) => crate::artifacts::retrain_name(rule, k),
             _ => "none".into(),
@@ -342,10 +353,17 @@ pub fn summary(inputs: &ReportInputs<'_>) -> Summary {
                 captioned.iter().filter_map(|c| accuracy_on(&correct, &c.hard_subpopulation)),
             ),
             minority_accuracy: minority.as_ref().and_then(|m| accuracy_on(&correct, m)),
+            generated: None,
+            generated_accuracy: None,
         }
     };
     let mut intervention = vec![figures(None, None, &test.indices, &test.correct)];
     intervention.extend(inputs.retrained.iter().map(|r| figures(Some(r.rule), Some(r.k), &r.indices, &r.correct)));
+    intervention.extend(inputs.generated.iter().map(|g| Intervention {
+        generated: Some(g.kind.clone()),
+        generated_accuracy: Some(g.generated_accuracy),
+        ..figures(None, None, &g.indices, &g.correct)
+    }));
     let mut summary = Summary {
         format_version: Version,
         setting: inputs.setting,

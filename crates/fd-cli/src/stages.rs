@@ -13,6 +13,7 @@ mod fit;
 mod generate;
 mod report;
 mod retrain;
+mod retrain_generated;
 mod select;
 mod train;
 

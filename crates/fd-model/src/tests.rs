@@ -108,10 +108,16 @@ fn a_tiny_model_overfits_a_few_dozen_images_deterministically() {
         )
     };
     let (conv_before, head_before) = weights(&model);
+    // As the generative intervention runs it: the model saved, then read back on a plain device (no gradients tracked).
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    load::save_weights(&model, tmp.path()).unwrap();
+    let loaded = load::load_weights(ResNet::new(Architecture::Tiny, 4, &device), tmp.path()).unwrap();
     let (retrained, _) = retrain_head(model, &config, set, &quick_config(3), &device, &NoProgress).unwrap();
     let (conv_after, head_after) = weights(&retrained);
     assert_eq!(conv_after, conv_before, "retrain_head changed the backbone");
     assert_ne!(head_after, head_before, "retrain_head did not train the head");
+    let (from_file, _) = retrain_head(loaded, &config, set, &quick_config(3), &device, &NoProgress).unwrap();
+    assert_eq!(weights(&from_file), (conv_after, head_after), "a model read from a file retrains the same");
 }
 
 #[test]

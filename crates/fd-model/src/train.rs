@@ -135,7 +135,9 @@ pub fn retrain_head(
 ) -> Result<(ResNet, Vec<EpochLog>)> {
     let _s = tracing::info_span!("retrain_head", images = set.indices.len()).entered();
     let device = device.clone().autodiff();
-    let model = model.to_device(&device).train();
+    // A model read from a file on a plain device tracks no gradients: fork it onto the autodiff device and ask for them
+    // (the backbone's are computed but never applied: the head's input is detached).
+    let model = model.fork(&device).set_require_grad(true).train();
     run(model, model_config, set, config, &device, true, progress)
 }
 

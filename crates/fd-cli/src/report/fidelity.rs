@@ -18,7 +18,12 @@ pub struct FidelityRow {
     pub note: String,
 }
 
-fn row(figure: impl Into<String>, ours: Option<f64>, paper: Option<f64>, note: impl Into<String>) -> FidelityRow {
+pub(super) fn row(
+    figure: impl Into<String>,
+    ours: Option<f64>,
+    paper: Option<f64>,
+    note: impl Into<String>,
+) -> FidelityRow {
     FidelityRow { figure: figure.into(), ours, paper, note: note.into() }
 }
 
@@ -57,6 +62,7 @@ pub(super) fn fidelity(s: &Summary, arch: &str, embedder: &str) -> Vec<FidelityR
     rows.extend(caption_rows(s));
     rows.extend(planted_rows(s));
     rows.extend(intervention_rows(s));
+    rows.extend(super::generated::rows(s));
     rows
 }
 
@@ -131,7 +137,7 @@ fn intervention_rows(s: &Summary) -> Vec<FidelityRow> {
     let planted = s.planted.is_some();
     let what = if planted { "minority test accuracy" } else { "hard-caption subpopulation accuracy" };
     let mut rows = Vec::new();
-    for v in &s.intervention {
+    for v in s.intervention.iter().filter(|v| v.generated.is_none()) {
         let rule = v.rule.map_or("none", |r| r.name());
         let k = v.k.map_or(String::new(), |k| k.to_string());
         let (label, test_label) = if v.rule.is_none() {

@@ -23,7 +23,7 @@ var pl=Array.from(document.querySelectorAll('svg.plot')).filter(function(s){retu
 var b=document.body;b.setAttribute('data-images',im.length);b.setAttribute('data-images-ok',ok);b.setAttribute('data-plots',pl);\
 b.setAttribute('data-check',(im.length>0&&ok===im.length&&pl>0)?'ok':'fail');});";
 
-fn fmt(v: Option<f64>) -> String {
+pub(super) fn fmt(v: Option<f64>) -> String {
     v.map_or("–".to_string(), |x| format!("{x:.3}"))
 }
 
@@ -62,6 +62,7 @@ pub fn html(inputs: &ReportInputs<'_>, summary: &Summary) -> String {
     h.push_str("</table>");
     h.push_str(&overview_plots(inputs, summary));
     h.push_str(&intervention_table(summary));
+    h.push_str(&super::generated::table(summary));
     for class in 0..inputs.num_classes {
         h.push_str(&class_section(inputs, summary, class as u16, &correct));
     }
@@ -105,7 +106,7 @@ fn intervention_table(summary: &Summary) -> String {
         "<h2>Pool intervention</h2><table><tr><th>selection</th><th>test accuracy</th>\
          <th>hard-caption subpopulation accuracy</th><th>minority accuracy</th></tr>",
     );
-    for v in &summary.intervention {
+    for v in summary.intervention.iter().filter(|v| v.generated.is_none()) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -127,6 +127,13 @@ fn inputs(f: &Fixture) -> ReportInputs<'_> {
             indices: (100..112).collect(),
             correct: retrained_correct,
         }],
+        // Retrained on generated hard-caption images: 100 and 102 wrong.
+        generated: vec![crate::report::GeneratedRetrained {
+            kind: "hard".into(),
+            generated_accuracy: 0.25,
+            indices: (100..112).collect(),
+            correct: (100..112).map(|i| i != 100 && i != 102).collect(),
+        }],
         stages: vec![StageTime { stage: "fit".into(), seconds: 0.5 }],
     }
 }
@@ -165,8 +172,12 @@ fn caption_and_intervention_figures_worked_by_hand() {
         close(c.hard_accuracy_mean, 0.25) && close(c.easy_accuracy_mean, 0.875) && close(c.class_accuracy_mean, 0.75)
     );
     assert_eq!((c.supported, c.captioned_classes, c.k), (1, 2, 3));
-    let [none, svm] = &s.intervention[..] else { panic!("{:?}", s.intervention) };
+    let [none, svm, generated] = &s.intervention[..] else { panic!("{:?}", s.intervention) };
     assert_eq!((none.name(), svm.name()), ("none".to_string(), "svm-k4".to_string()));
+    // The generated hard-caption retraining: 10 of 12 right; the hard subpopulations 1/3 and 2/2 right.
+    assert_eq!(generated.name(), "generated-hard");
+    assert!(close(generated.test_accuracy, 10.0 / 12.0) && close(generated.generated_accuracy, 0.25));
+    assert!(close(generated.hard_caption_accuracy, (1.0 / 3.0 + 1.0) / 2.0));
     // 9 of 12 right; the hard subpopulations {100, 102, 104} and {106, 107} are 2/3 and 1/2 right; the planted 100, 101, 106 none.
     assert!(close(none.test_accuracy, 0.75));
     assert!(close(none.hard_caption_accuracy, (2.0 / 3.0 + 0.5) / 2.0));
@@ -177,6 +188,11 @@ fn caption_and_intervention_figures_worked_by_hand() {
     let row = |figure: &str| s.fidelity.iter().find(|r| r.figure == figure).unwrap_or_else(|| panic!("{figure}"));
     assert!(close(row("minority test accuracy after adding 4 pool images per class by svm").ours, 2.0 / 3.0));
     assert!(close(row("test accuracy, svm, K = 4").ours, 11.0 / 12.0));
+    assert!(close(row("original classifier's accuracy on hard-caption generated images").ours, 0.25));
+    assert!(close(
+        row("test accuracy after retraining the last layer with hard-caption generated images").ours,
+        10.0 / 12.0
+    ));
     assert!(close(row("planted group base rate per class").ours, 0.25));
     assert_eq!(row("planted group among the top 10 per class, by SVM").ours, None);
     assert_eq!(row("classifier test accuracy").paper, None, "a planted attribute has no paper value");
@@ -196,4 +212,6 @@ fn the_page_shows_every_class_s_images_captions_and_plots() {
     assert_eq!(page.matches("<svg class=\"plot\"").count(), 4);
     assert_eq!(page.matches(">unsupported<").count(), 1);
     assert!(page.contains("<td>svm-k4</td><td>0.917</td><td>1.000</td><td>0.667</td>"), "the intervention table");
+    assert!(page.contains("<h2>Generative intervention</h2>"));
+    assert!(page.contains("<td>generated-hard</td><td>0.250</td><td>0.833</td><td>0.667</td>"), "the generated table");
 }

@@ -13,7 +13,8 @@ use crate::run::Run;
 type Retraining = (fd_svm::select::SelectionRule, usize);
 
 /// The stages the report reads, and the retrainings that finished: the discover and describe stages when they ran (`--skip describe`
-/// leaves its names out), and each retraining that ran (`--skip retrain` leaves them out).
+/// leaves its names out), and each retraining that ran (`--skip retrain` leaves them out); the last-layer retrainings on
+/// generated images are the stages `retrain-generated-<kind>` among them.
 fn finished_stages(run: &Run) -> Result<(Vec<String>, Vec<Retraining>)> {
     let mut stages: Vec<String> = ["evaluate", "embed", "fit", "caption"].map(String::from).to_vec();
     for optional in ["discover", "describe"] {
@@ -34,7 +35,33 @@ fn finished_stages(run: &Run) -> Result<(Vec<String>, Vec<Retraining>)> {
             }
         }
     }
+    for kind in super::retrain_generated::KINDS {
+        let stage = format!("retrain-generated-{kind}");
+        if run.engine.finished(&stage).is_ok() {
+            stages.push(stage);
+        }
+    }
     Ok((stages, retrains))
+}
+
+/// The finished last-layer retrainings on generated images.
+fn generated(run: &Run, stages: &[String]) -> Result<Vec<crate::report::GeneratedRetrained>> {
+    let mut out = Vec::new();
+    for kind in
+        super::retrain_generated::KINDS.into_iter().filter(|k| stages.contains(&format!("retrain-generated-{k}")))
+    {
+        let eval = run.read_eval(&format!("retrain/generated-{kind}/eval_test.safetensors"))?;
+        let path = run.dir.join(format!("retrain/generated-{kind}/generated_accuracy.json"));
+        let accuracy: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}; run `fd-cli retrain` to remake it", path.display()))?;
+        out.push(crate::report::GeneratedRetrained {
+            kind: kind.to_string(),
+            generated_accuracy: accuracy["accuracy"].as_f64().unwrap_or(f64::NAN),
+            indices: eval.indices,
+            correct: eval.correct,
+        });
+    }
+    Ok(out)
 }
 
 /// Writes the report.
@@ -49,7 +76,8 @@ pub(super) fn report(run: &Run) -> Result<()> {
         .map(|s| Ok(StageTime { stage: s.to_string(), seconds: run.engine.finished(s)?.seconds }))
         .collect::<Result<Vec<_>>>()?;
     let experiment = &run.experiment;
-    let config = json!({"caption": experiment.caption, "intervene": experiment.intervene, "data": run.data_key()?});
+    let config = json!({"caption": experiment.caption, "intervene": experiment.intervene, "generate": experiment.generate,
+        "data": run.data_key()?});
     run.engine.run("report", config, inputs, |out| {
         let (classifier, fit, captions): (EvaluateSummary, FitSummary, CaptionsFile) =
             (run.read()?, run.read()?, run.read()?);
@@ -98,6 +126,7 @@ pub(super) fn report(run: &Run) -> Result<()> {
             class_names: prepared.train.class_names(),
             test_images: &prepared.test,
             retrained,
+            generated: generated(run, &stages)?,
             stages: times.clone(),
         };
         let summary = crate::report::summary(&inputs);

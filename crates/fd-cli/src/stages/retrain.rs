@@ -1,4 +1,5 @@
-//! The retrain stage: a classifier retrained from scratch with each selection added to the train split, evaluated on test:
+//! The retrain stage: a classifier retrained from scratch with each selection added to the train split, evaluated on test
+//! (and, with `[generate]`, the last layer retrained on each kind of generated image: `retrain_generated`):
 //! `retrain/<rule>-k<K>/{model,eval_test}.safetensors` and `train_log.json`, one stage (`retrain-<rule>-k<K>`) each, so an
 //! interruption loses one retraining at most.
 
@@ -13,16 +14,29 @@ use crate::artifacts::{Selections, TrainLog, Version};
 use crate::progress::Bars;
 use crate::run::Run;
 
-/// Runs every retraining.
+/// Runs every retraining: each selection of `[intervene]`, and each kind of generated image of `[generate]`.
 pub(super) fn retrain(run: &Run) -> Result<()> {
-    if run.experiment.intervene.is_none() {
-        println!("retrain: no [intervene] section, nothing to do");
+    if run.experiment.intervene.is_none() && run.experiment.generate.is_none() {
+        println!("retrain: no [intervene] or [generate] section, nothing to do");
         return Ok(());
     }
     if run.experiment.classifier.is_some() {
-        println!("retrain: the classifier is the user's ([classifier]); retrain it with the images in selections.json");
+        println!(
+            "retrain: the classifier is the user's ([classifier]); retrain it with the images in selections.json or generated/"
+        );
         return Ok(());
     }
+    if run.experiment.intervene.is_some() {
+        retrain_selections(run)?;
+    }
+    if run.experiment.generate.is_some() {
+        super::retrain_generated::retrain_generated(run)?;
+    }
+    Ok(())
+}
+
+/// Retrains from scratch with each selection added.
+fn retrain_selections(run: &Run) -> Result<()> {
     let (model_config, train_config) = run.model_sections()?;
     let selections: Selections = run.read()?;
     let data_key = run.data_key()?;
