@@ -156,7 +156,13 @@ fn missing(path: &Path, what: &str) -> Error {
 
 fn load_into<M: Module + ModuleSnapshot>(module: &mut M, path: &Path) -> Result<()> {
     let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
-    let mut store = SafetensorsStore::from_file(path).with_from_adapter(adapter).remap(remapper()).allow_partial(true);
+    let store = SafetensorsStore::from_file(path).with_from_adapter(adapter).remap(remapper());
+    apply(module, store, path)
+}
+
+/// Applies `store` to `module`; an error or a missing tensor is an error naming `path`.
+fn apply<M: Module + ModuleSnapshot>(module: &mut M, store: SafetensorsStore, path: &Path) -> Result<()> {
+    let mut store = store.allow_partial(true);
     let result = module
         .load_from(&mut store)
         .map_err(|e| Error::Weights { path: path.to_path_buf(), message: e.to_string() })?;
@@ -276,15 +282,7 @@ fn load_onnx_into<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, what:
         })
         .collect();
     let bytes = safetensors::serialize(tensors, None).map_err(|e| err(e.to_string()))?;
-    let mut store =
-        SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
-    let result = module.load_from(&mut store).map_err(|e| err(e.to_string()))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        let mut message: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        message.extend(result.missing.iter().map(|(k, _)| format!("missing tensor {k}")));
-        return Err(err(message.join("; ")));
-    }
-    Ok(())
+    apply(module, SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter), path)
 }
 
 /// Loads a UNet of `config`'s shape from a torch.onnx export with the weights inside (as diffusers' ONNX conversion

@@ -58,16 +58,27 @@ fn retrain_selections(run: &Run) -> Result<()> {
                 let (test, test_indices) = prepared.images(fd_data::SplitPart::Test);
                 let eval = super::evaluate::evaluate_trained(run, &model, test, test_indices, &device)?;
                 println!("retrain: {name}: test accuracy {:.2}%", 100.0 * eval.accuracy());
-                let dir = Path::new("retrain").join(&name);
-                std::fs::create_dir_all(out.join(&dir))?;
-                let rel = |f: &str| dir.join(f).to_string_lossy().into_owned();
-                fd_model::load::save_weights(&model, &out.join(rel("model.safetensors")))?;
-                Run::write_eval(out, &rel("eval_test.safetensors"), &eval)?;
-                let log = TrainLog { format_version: Version, epochs };
-                fd_data::write_atomic(&out.join(rel("train_log.json")), &serde_json::to_vec_pretty(&log)?)?;
-                Ok(vec![rel("model.safetensors"), rel("eval_test.safetensors"), rel("train_log.json")])
+                save_retrained(out, &Path::new("retrain").join(&name), &model, &eval, epochs)
             })?;
         }
     }
     Ok(())
+}
+
+/// Writes a retrained classifier into `out/dir`: `model.safetensors`, `eval_test.safetensors` and `train_log.json`;
+/// returns their paths relative to `out`.
+pub(super) fn save_retrained(
+    out: &Path,
+    dir: &Path,
+    model: &fd_model::ResNet,
+    eval: &fd_model::Evaluation,
+    epochs: Vec<fd_model::EpochLog>,
+) -> Result<Vec<String>> {
+    std::fs::create_dir_all(out.join(dir))?;
+    let rel = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    fd_model::load::save_weights(model, &out.join(rel("model.safetensors")))?;
+    Run::write_eval(out, &rel("eval_test.safetensors"), eval)?;
+    let log = TrainLog { format_version: Version, epochs };
+    fd_data::write_atomic(&out.join(rel("train_log.json")), &serde_json::to_vec_pretty(&log)?)?;
+    Ok(vec![rel("model.safetensors"), rel("eval_test.safetensors"), rel("train_log.json")])
 }

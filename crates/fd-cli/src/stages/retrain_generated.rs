@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::artifacts::{GeneratedFile, TrainLog, Version};
+use crate::artifacts::GeneratedFile;
 use crate::progress::Bars;
 use crate::run::Run;
 
@@ -72,12 +72,7 @@ pub(super) fn retrain_generated(run: &Run) -> Result<()> {
                 100.0 * eval.accuracy()
             );
             let dir = Path::new("retrain").join(format!("generated-{kind}"));
-            std::fs::create_dir_all(out.join(&dir))?;
-            let rel = |f: &str| dir.join(f).to_string_lossy().into_owned();
-            fd_model::load::save_weights(&model, &out.join(rel("model.safetensors")))?;
-            Run::write_eval(out, &rel("eval_test.safetensors"), &eval)?;
-            let log = TrainLog { format_version: Version, epochs };
-            fd_data::write_atomic(&out.join(rel("train_log.json")), &serde_json::to_vec_pretty(&log)?)?;
+            let mut written = super::retrain::save_retrained(out, &dir, &model, &eval, epochs)?;
             let per_class: BTreeMap<u16, f64> = (0..train.num_classes() as u16)
                 .filter_map(|c| {
                     let rows: Vec<bool> =
@@ -87,13 +82,10 @@ pub(super) fn retrain_generated(run: &Run) -> Result<()> {
                 })
                 .collect();
             let accuracy = json!({"images": added.len(), "accuracy": base.accuracy(), "per_class": per_class});
-            fd_data::write_atomic(&out.join(rel("generated_accuracy.json")), &serde_json::to_vec_pretty(&accuracy)?)?;
-            Ok(vec![
-                rel("model.safetensors"),
-                rel("eval_test.safetensors"),
-                rel("train_log.json"),
-                rel("generated_accuracy.json"),
-            ])
+            let rel = dir.join("generated_accuracy.json").to_string_lossy().into_owned();
+            fd_data::write_atomic(&out.join(&rel), &serde_json::to_vec_pretty(&accuracy)?)?;
+            written.push(rel);
+            Ok(written)
         })?;
     }
     Ok(())
