@@ -319,12 +319,16 @@ fn check_generated(tmp: &Path, run: &Path) {
     stdout(&fd_cli(tmp, &["report", "--run", run.to_str().unwrap()]));
     let summary = read_json(&run.join("summary.json"));
     let rows: Vec<&serde_json::Value> =
-        summary["intervention"].as_array().unwrap().iter().filter(|v| v["generated"].is_string()).collect();
+        summary["intervention"].as_array().unwrap().iter().filter(|v| v["generated"].is_object()).collect();
     assert_eq!(rows.len(), 3, "{summary}");
     for v in rows {
-        let kind = v["generated"].as_str().unwrap();
+        let g = &v["generated"];
+        let kind = g["kind"].as_str().unwrap();
         let accuracy = read_json(&run.join(format!("retrain/generated-{kind}/generated_accuracy.json")));
-        assert_eq!(v["generated_accuracy"], accuracy["accuracy"]);
+        assert_eq!(g["on_images"], accuracy["accuracy"]);
+        // 8 images of each kind (4 classes, 2 each): the fifth is held out of the retraining and measured before and after.
+        assert_eq!(accuracy["held_out"], 1, "{accuracy}");
+        assert!(g["held_out_before"].is_number() && g["held_out_after"].is_number(), "{g}");
         assert!(v["test_accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{v}");
     }
     let page = std::fs::read_to_string(run.join("report.html")).unwrap();

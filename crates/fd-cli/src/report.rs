@@ -17,7 +17,7 @@ use crate::artifacts::{
 };
 
 pub use fidelity::FidelityRow;
-pub use generated::GeneratedRetrained;
+pub use generated::{GeneratedFigures, GeneratedRetrained};
 pub use html::html;
 
 /// The top-K sizes of the planted-group figures.
@@ -173,19 +173,16 @@ pub struct Intervention {
     pub hard_caption_accuracy: Option<f64>,
     /// Accuracy on the planted group's test images.
     pub minority_accuracy: Option<f64>,
-    /// For the generative intervention: the kind of generated image the last layer was retrained with.
+    /// For the generative intervention: the kind of generated image and the classifiers' accuracy on such images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generated: Option<String>,
-    /// For the generative intervention: the original classifier's accuracy on those images.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generated_accuracy: Option<f64>,
+    pub generated: Option<GeneratedFigures>,
 }
 
 impl Intervention {
     /// `none`, `<rule>-k<K>` or `generated-<kind>`.
     pub fn name(&self) -> String {
-        if let Some(kind) = &self.generated {
-            return format!("generated-{kind}");
+        if let Some(g) = &self.generated {
+            return format!("generated-{}", g.kind);
         }
         match (self.rule, self.k) {
             (Some(rule), Some(k)) => crate::artifacts::retrain_name(rule, k),
@@ -354,16 +351,16 @@ pub fn summary(inputs: &ReportInputs<'_>) -> Summary {
             ),
             minority_accuracy: minority.as_ref().and_then(|m| accuracy_on(&correct, m)),
             generated: None,
-            generated_accuracy: None,
         }
     };
     let mut intervention = vec![figures(None, None, &test.indices, &test.correct)];
     intervention.extend(inputs.retrained.iter().map(|r| figures(Some(r.rule), Some(r.k), &r.indices, &r.correct)));
-    intervention.extend(inputs.generated.iter().map(|g| Intervention {
-        generated: Some(g.kind.clone()),
-        generated_accuracy: Some(g.generated_accuracy),
-        ..figures(None, None, &g.indices, &g.correct)
-    }));
+    intervention.extend(
+        inputs.generated.iter().map(|g| Intervention {
+            generated: Some(g.figures.clone()),
+            ..figures(None, None, &g.indices, &g.correct)
+        }),
+    );
     let mut summary = Summary {
         format_version: Version,
         setting: inputs.setting,

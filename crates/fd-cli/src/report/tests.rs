@@ -129,8 +129,12 @@ fn inputs(f: &Fixture) -> ReportInputs<'_> {
         }],
         // Retrained on generated hard-caption images: 100 and 102 wrong.
         generated: vec![crate::report::GeneratedRetrained {
-            kind: "hard".into(),
-            generated_accuracy: 0.25,
+            figures: crate::report::GeneratedFigures {
+                kind: "hard".into(),
+                on_images: Some(0.25),
+                held_out_before: Some(0.5),
+                held_out_after: Some(0.75),
+            },
             indices: (100..112).collect(),
             correct: (100..112).map(|i| i != 100 && i != 102).collect(),
         }],
@@ -176,7 +180,8 @@ fn caption_and_intervention_figures_worked_by_hand() {
     assert_eq!((none.name(), svm.name()), ("none".to_string(), "svm-k4".to_string()));
     // The generated hard-caption retraining: 10 of 12 right; the hard subpopulations 1/3 and 2/2 right.
     assert_eq!(generated.name(), "generated-hard");
-    assert!(close(generated.test_accuracy, 10.0 / 12.0) && close(generated.generated_accuracy, 0.25));
+    assert!(close(generated.test_accuracy, 10.0 / 12.0));
+    assert!(generated.generated.as_ref().is_some_and(|g| g.on_images == Some(0.25) && g.held_out_after == Some(0.75)));
     assert!(close(generated.hard_caption_accuracy, (1.0 / 3.0 + 1.0) / 2.0));
     // 9 of 12 right; the hard subpopulations {100, 102, 104} and {106, 107} are 2/3 and 1/2 right; the planted 100, 101, 106 none.
     assert!(close(none.test_accuracy, 0.75));
@@ -213,5 +218,8 @@ fn the_page_shows_every_class_s_images_captions_and_plots() {
     assert_eq!(page.matches(">unsupported<").count(), 1);
     assert!(page.contains("<td>svm-k4</td><td>0.917</td><td>1.000</td><td>0.667</td>"), "the intervention table");
     assert!(page.contains("<h2>Generative intervention</h2>"));
-    assert!(page.contains("<td>generated-hard</td><td>0.250</td><td>0.833</td><td>0.667</td>"), "the generated table");
+    assert!(
+        page.contains("<td>generated-hard</td><td>0.250</td><td>0.500</td><td>0.750</td><td>0.833</td><td>0.667</td>"),
+        "the generated table"
+    );
 }

@@ -55,8 +55,12 @@ fn generated(run: &Run, stages: &[String]) -> Result<Vec<crate::report::Generate
         let accuracy: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)
             .map_err(|e| anyhow::anyhow!("{}: {e}; run `fd-cli retrain` to remake it", path.display()))?;
         out.push(crate::report::GeneratedRetrained {
-            kind: kind.to_string(),
-            generated_accuracy: accuracy["accuracy"].as_f64().unwrap_or(f64::NAN),
+            figures: crate::report::GeneratedFigures {
+                kind: kind.to_string(),
+                on_images: accuracy["accuracy"].as_f64(),
+                held_out_before: accuracy["held_out_before"].as_f64(),
+                held_out_after: accuracy["held_out_after"].as_f64(),
+            },
             indices: eval.indices,
             correct: eval.correct,
         });

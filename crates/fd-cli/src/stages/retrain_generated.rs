@@ -3,7 +3,8 @@
 //! rest frozen with BatchNorm in train mode (the paper's 15 epochs peaking at 0.1 at epoch 5, at the run's batch size),
 //! then evaluated on test:
 //! `retrain/generated-<kind>/{model,eval_test}.safetensors`, `train_log.json` and `generated_accuracy.json` (the original
-//! classifier's accuracy on those generated images: the paper's 36.9% for hard captions). One stage per kind.
+//! classifier's accuracy on those generated images: the paper's 36.9% for hard captions; and on the held-out fifth of
+//! them, which the retraining does not see, before and after). One stage per kind.
 //!
 //! Unlike the paper's script, the generated images are augmented as the train split is (one flag covers a training set).
 
@@ -56,13 +57,24 @@ pub(super) fn retrain_generated(run: &Run) -> Result<()> {
             let dataset =
                 fd_data::Dataset::new(train.height(), train.width(), pixels, labels, train.class_names().to_vec())?;
             let added: Vec<usize> = (train.len()..dataset.len()).collect();
+            // Every fifth generated image is held out of the retraining, to measure it on (none below five images).
+            let (held_out, trained): (Vec<usize>, Vec<usize>) =
+                added.iter().partition(|&&i| added.len() >= 5 && (i - train.len()) % 5 == 4);
             let model = run.load_model("model.safetensors", &device)?;
             let bars = Bars::default();
             // The original classifier on the generated images.
             let base = fd_model::evaluate(&model, model_config, &dataset, &added, 512, &device, &bars);
-            let indices: Vec<usize> = prepared.split.train.iter().chain(&added).copied().collect();
+            let share = |e: &fd_model::Evaluation, rows: &[usize]| -> Option<f64> {
+                let right = e.indices.iter().zip(&e.correct).filter(|(i, c)| **c && rows.contains(i)).count();
+                (!rows.is_empty()).then(|| right as f64 / rows.len() as f64)
+            };
+            let held_out_before = share(&base, &held_out);
+            let indices: Vec<usize> = prepared.split.train.iter().chain(&trained).copied().collect();
             let set = fd_model::TrainSet { dataset: &dataset, indices: &indices, weights: None };
             let (model, epochs) = fd_model::retrain_head(model, model_config, set, &head, &device, &bars)?;
+            let held_out_after = (!held_out.is_empty())
+                .then(|| fd_model::evaluate(&model, model_config, &dataset, &held_out, 512, &device, &bars))
+                .and_then(|e| share(&e, &held_out));
             let (test, test_indices) = prepared.images(fd_data::SplitPart::Test);
             let eval = super::evaluate::evaluate_trained(run, &model, test, test_indices, &device)?;
             println!(
@@ -81,7 +93,8 @@ pub(super) fn retrain_generated(run: &Run) -> Result<()> {
                         .then(|| (c, rows.iter().filter(|&&r| r).count() as f64 / rows.len() as f64))
                 })
                 .collect();
-            let accuracy = json!({"images": added.len(), "accuracy": base.accuracy(), "per_class": per_class});
+            let accuracy = json!({"images": added.len(), "accuracy": base.accuracy(), "per_class": per_class,
+                "held_out": held_out.len(), "held_out_before": held_out_before, "held_out_after": held_out_after});
             let rel = dir.join("generated_accuracy.json").to_string_lossy().into_owned();
             fd_data::write_atomic(&out.join(&rel), &serde_json::to_vec_pretty(&accuracy)?)?;
             written.push(rel);
