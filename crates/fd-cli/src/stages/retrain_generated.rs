@@ -21,6 +21,24 @@ use crate::run::Run;
 /// The kinds of generated image, each a retraining.
 pub(crate) const KINDS: [&str; 3] = ["hard", "easy", "reference"];
 
+/// The train images followed by the generated ones, resized to the train images' size (the classifier's).
+fn with_generated(
+    run: &Run,
+    train: &fd_data::Dataset,
+    images: &[&crate::artifacts::GeneratedImage],
+) -> Result<fd_data::Dataset> {
+    let mut pixels = train.pixels().to_vec();
+    let mut labels = train.labels().to_vec();
+    for image in images {
+        let path = run.dir.join(&image.file);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let decoded = fd_data::decode_png(&bytes, &path)?;
+        pixels.extend(fd_data::preprocess::resize_bilinear(&decoded, train.height(), train.width()).data);
+        labels.push(image.class);
+    }
+    Ok(fd_data::Dataset::new(train.height(), train.width(), pixels, labels, train.class_names().to_vec())?)
+}
+
 /// Runs a last-layer retraining per kind of generated image.
 pub(super) fn retrain_generated(run: &Run) -> Result<()> {
     let inputs = run.engine.inputs(&["train", "generate"], |n| n == "model.safetensors" || n == "generated.json")?;
@@ -44,18 +62,7 @@ pub(super) fn retrain_generated(run: &Run) -> Result<()> {
             let prepared = run.prepared()?;
             let device = run.device()?;
             let train = prepared.train.dataset(run.classifier_size())?;
-            let mut pixels = train.pixels().to_vec();
-            let mut labels = train.labels().to_vec();
-            for image in &images {
-                let path = run.dir.join(&image.file);
-                let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                let decoded = fd_data::decode_png(&bytes, &path)?;
-                // To the train images' size (the classifier's).
-                pixels.extend(fd_data::preprocess::resize_bilinear(&decoded, train.height(), train.width()).data);
-                labels.push(image.class);
-            }
-            let dataset =
-                fd_data::Dataset::new(train.height(), train.width(), pixels, labels, train.class_names().to_vec())?;
+            let dataset = with_generated(run, &train, &images)?;
             let added: Vec<usize> = (train.len()..dataset.len()).collect();
             // Every fifth generated image is held out of the retraining, to measure it on (none below five images).
             let (held_out, trained): (Vec<usize>, Vec<usize>) =
