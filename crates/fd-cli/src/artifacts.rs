@@ -67,7 +67,7 @@ mod discover;
 mod generated;
 mod names;
 pub use discover::{ClassModesEntry, DiscoverFile, GroupRecovery, MethodRecovery, ModeEntry, ModesFile};
-pub use generated::{GeneratedFile, GeneratedImage};
+pub use generated::{GeneratedAccuracy, GeneratedFile, GeneratedImage};
 pub use names::{ClassNamesEntry, NamesFile, NamesOutcome};
 
 /// `train_log.json`: what each training epoch did.

@@ -36,3 +36,23 @@ pub struct GeneratedFile {
     pub images: Vec<GeneratedImage>,
 }
 json_artifact!(GeneratedFile, "generated.json", "generate");
+
+/// `retrain/generated-<kind>/generated_accuracy.json`: the classifiers on one kind's generated images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedAccuracy {
+    /// The format.
+    pub format_version: Version<1>,
+    /// Generated images of the kind.
+    pub images: usize,
+    /// The original classifier's accuracy on all of them.
+    pub accuracy: f64,
+    /// The same per class.
+    pub per_class: std::collections::BTreeMap<u16, f64>,
+    /// Images held out of the retraining (every fifth).
+    pub held_out: usize,
+    /// The original classifier on the held-out images.
+    pub held_out_before: Option<f64>,
+    /// The retrained classifier on them.
+    pub held_out_after: Option<f64>,
+}

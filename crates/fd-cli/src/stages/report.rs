@@ -52,14 +52,14 @@ fn generated(run: &Run, stages: &[String]) -> Result<Vec<crate::report::Generate
     {
         let eval = run.read_eval(&format!("retrain/generated-{kind}/eval_test.safetensors"))?;
         let path = run.dir.join(format!("retrain/generated-{kind}/generated_accuracy.json"));
-        let accuracy: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)
+        let accuracy: crate::artifacts::GeneratedAccuracy = serde_json::from_slice(&std::fs::read(&path)?)
             .map_err(|e| anyhow::anyhow!("{}: {e}; run `fd-cli retrain` to remake it", path.display()))?;
         out.push(crate::report::GeneratedRetrained {
             figures: crate::report::GeneratedFigures {
                 kind: kind.to_string(),
-                on_images: accuracy["accuracy"].as_f64(),
-                held_out_before: accuracy["held_out_before"].as_f64(),
-                held_out_after: accuracy["held_out_after"].as_f64(),
+                on_images: Some(accuracy.accuracy),
+                held_out_before: accuracy.held_out_before,
+                held_out_after: accuracy.held_out_after,
             },
             indices: eval.indices,
             correct: eval.correct,

@@ -100,8 +100,15 @@ pub(super) fn retrain_generated(run: &Run) -> Result<()> {
                         .then(|| (c, rows.iter().filter(|&&r| r).count() as f64 / rows.len() as f64))
                 })
                 .collect();
-            let accuracy = json!({"images": added.len(), "accuracy": base.accuracy(), "per_class": per_class,
-                "held_out": held_out.len(), "held_out_before": held_out_before, "held_out_after": held_out_after});
+            let accuracy = crate::artifacts::GeneratedAccuracy {
+                format_version: crate::artifacts::Version,
+                images: added.len(),
+                accuracy: base.accuracy(),
+                per_class,
+                held_out: held_out.len(),
+                held_out_before,
+                held_out_after,
+            };
             let rel = dir.join("generated_accuracy.json").to_string_lossy().into_owned();
             fd_data::write_atomic(&out.join(&rel), &serde_json::to_vec_pretty(&accuracy)?)?;
             written.push(rel);
