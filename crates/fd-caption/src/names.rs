@@ -9,6 +9,14 @@
 //! first of each family (one measure at several thresholds) is kept, and of predicates that pick nearly the same discovery
 //! images ([`SAME_IMAGES`]) only the first.
 //!
+//! Failure, not only direction: a predicate can be concentrated among the direction's hardest images and yet not be where the
+//! classifier fails (the direction also leans on what goes with the failure). When the labelled split the direction was fit on
+//! is given (validation: its images carry the classifier's correct flags), each candidate is also checked there as on
+//! held-out images ([`AttributeName::errors`]: for a hard name, the exact probability of as few correct or fewer among the
+//! class's labelled images with the predicate), and the rank is by the larger of the two p-values: a name leads when both
+//! the direction and the classifier's errors single it out (an intersection-union test, the error half of what B2T ranks
+//! keywords by). Neither uses the held-out split, so its check stays a fresh test.
+//!
 //! Evidence: the p-value cannot tell apart predicates that explain the same hardest images (a low-contrast failure is also a
 //! washed-out one). Taking the best-ranked candidate not yet grouped, its group is every ungrouped candidate whose hardest
 //! images overlap its own by at least [`SAME_EVIDENCE`] (intersection over union) and that holds together with it over the
@@ -45,6 +53,9 @@ pub struct Candidate<'a> {
     /// For a threshold on a measure, the measure's value on each discovery image (as `discovery`), from which the effect is
     /// measured; `None` for a yes/no predicate (a hue, a tag).
     pub values: Option<&'a [f32]>,
+    /// On the labelled split the direction was fit on, in the order of [`name_class`]'s `labelled` flags; `None` when no
+    /// such split is given.
+    pub labelled: Option<&'a [bool]>,
 }
 
 /// How names are found.
@@ -86,6 +97,17 @@ pub struct AttributeName {
     pub effect: f64,
     /// The held-out check of the images with the predicate.
     pub check: CaptionCheck,
+    /// The same check of the class's labelled images with the predicate (the split the direction was fit on): whether the
+    /// classifier's errors concentrate there. With the p-value, it ranks the names (see the module's docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<CaptionCheck>,
+}
+
+impl AttributeName {
+    /// The rank of a name: the larger of its over-representation p-value and, when measured, its errors' p-value.
+    fn rank(&self) -> f64 {
+        self.p_value.max(self.errors.as_ref().map_or(0.0, |e| e.p_value))
+    }
 }
 
 /// A class's names: the hard side (what the failures look like) and the easy side.
@@ -108,11 +130,13 @@ impl ClassNames {
 }
 
 /// Names one class: `decisions` are the direction's values for the class's discovery images (low = hard), `correct` flags the
-/// classifier on its held-out images, and every candidate gives its predicate on both.
+/// classifier on its held-out images, `labelled` (when given) on the class's images of the split the direction was fit on,
+/// and every candidate gives its predicate on each.
 pub fn name_class(
     candidates: &[Candidate<'_>],
     decisions: &[f32],
     correct: &[bool],
+    labelled: Option<&[bool]>,
     config: &NameConfig,
 ) -> ClassNames {
     let n = decisions.len();
@@ -143,6 +167,11 @@ pub fn name_class(
                 };
                 let with: Vec<usize> = (0..correct.len()).filter(|&i| c.held_out[i]).collect();
                 let check = check_subset(correct, &with, config.level, hard);
+                let errors = labelled.zip(c.labelled).map(|(right, flags)| {
+                    assert_eq!(flags.len(), right.len(), "{}: one flag per labelled image", c.phrase);
+                    let with: Vec<usize> = (0..right.len()).filter(|&i| flags[i]).collect();
+                    check_subset(right, &with, config.level, hard)
+                });
                 let name = AttributeName {
                     phrase: c.phrase.to_string(),
                     share_top,
@@ -151,11 +180,12 @@ pub fn name_class(
                     p_value: p_value.max(0.0),
                     effect,
                     check,
+                    errors,
                 };
                 Some((name, c.family, c.discovery))
             })
             .collect();
-        names.sort_by(|x, y| x.0.p_value.total_cmp(&y.0.p_value).then(y.0.lift.total_cmp(&x.0.lift)));
+        names.sort_by(|x, y| x.0.rank().total_cmp(&y.0.rank()).then(y.0.lift.total_cmp(&x.0.lift)));
         let names = by_evidence(names, picked);
         // One name per family, and one per set of images: predicates that pick nearly the same discovery images
         // ("grayscale" and "saturation ≤ 0", Jaccard similarity at least [`SAME_IMAGES`]) are one name, the better ranked.

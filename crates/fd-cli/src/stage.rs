@@ -73,7 +73,8 @@ impl Stage {
         match self {
             // 4: sharpness, noise and object share relative to the contrast; each piece of evidence named by its largest effect.
             // 5: saturation and colourfulness at a standard contrast.
-            Stage::Describe => 5,
+            // 6: names ranked by the classifier's errors on val too.
+            Stage::Describe => 6,
             _ => 0,
         }
     }

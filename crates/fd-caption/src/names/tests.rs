@@ -24,11 +24,33 @@ fn the_predicate_of_the_hardest_images_is_named_first_and_checked_on_held_out_im
             discovery: &blue,
             held_out: &held_blue,
             values: None,
+            labelled: None,
         },
-        Candidate { phrase: "dark images", family: "dark", discovery: &dark, held_out: &held_dark, values: None },
-        Candidate { phrase: "sharp images", family: "sharp", discovery: &sharp, held_out: &held_sharp, values: None },
+        Candidate {
+            phrase: "dark images",
+            family: "dark",
+            discovery: &dark,
+            held_out: &held_dark,
+            values: None,
+            labelled: None,
+        },
+        Candidate {
+            phrase: "sharp images",
+            family: "sharp",
+            discovery: &sharp,
+            held_out: &held_sharp,
+            values: None,
+            labelled: None,
+        },
         // The same images as "dark" under another name: one name, not two.
-        Candidate { phrase: "dim images", family: "dim", discovery: &dark, held_out: &held_dark, values: None },
+        Candidate {
+            phrase: "dim images",
+            family: "dim",
+            discovery: &dark,
+            held_out: &held_dark,
+            values: None,
+            labelled: None,
+        },
         // A weaker member of the dark family: never shown beside the stronger one.
         Candidate {
             phrase: "dark-ish images",
@@ -36,9 +58,10 @@ fn the_predicate_of_the_hardest_images_is_named_first_and_checked_on_held_out_im
             discovery: &dark_weak,
             held_out: &held_blue,
             values: None,
+            labelled: None,
         },
     ];
-    let names = name_class(&candidates, &decisions, &correct, &NameConfig::default());
+    let names = name_class(&candidates, &decisions, &correct, None, &NameConfig::default());
     assert_eq!(names.top, 20);
     assert_eq!(names.hard[0].phrase, "dark images");
     let dark = &names.hard[0];
@@ -64,9 +87,10 @@ fn a_name_whose_held_out_images_are_not_harder_is_flagged_not_hidden() {
     let correct = vec![true; 30];
     let held: Vec<bool> = (0..30).map(|i| i < 5).collect();
     let names = name_class(
-        &[Candidate { phrase: "x", family: "x", discovery: &flag, held_out: &held, values: None }],
+        &[Candidate { phrase: "x", family: "x", discovery: &flag, held_out: &held, values: None, labelled: None }],
         &decisions,
         &correct,
+        None,
         &NameConfig::default(),
     );
     assert_eq!(names.hard.len(), 1);
@@ -108,6 +132,7 @@ fn of_two_names_for_the_same_hardest_images_the_one_that_moved_furthest_leads() 
             discovery: &washed_out,
             held_out: &held,
             values: Some(&saturation),
+            labelled: None,
         },
         Candidate {
             phrase: "low contrast",
@@ -115,18 +140,34 @@ fn of_two_names_for_the_same_hardest_images_the_one_that_moved_furthest_leads() 
             discovery: &low_contrast,
             held_out: &held,
             values: Some(&contrast),
+            labelled: None,
         },
-        Candidate { phrase: "tagged “x”", family: "tag x", discovery: &tag, held_out: &held, values: None },
-        Candidate { phrase: "noisy", family: "high noise", discovery: &noisy, held_out: &held, values: Some(&noise) },
+        Candidate {
+            phrase: "tagged “x”",
+            family: "tag x",
+            discovery: &tag,
+            held_out: &held,
+            values: None,
+            labelled: None,
+        },
+        Candidate {
+            phrase: "noisy",
+            family: "high noise",
+            discovery: &noisy,
+            held_out: &held,
+            values: Some(&noise),
+            labelled: None,
+        },
         Candidate {
             phrase: "dark",
             family: "low brightness",
             discovery: &dark,
             held_out: &held,
             values: Some(&brightness),
+            labelled: None,
         },
     ];
-    let names = name_class(&candidates, &decisions, &correct, &NameConfig::default());
+    let names = name_class(&candidates, &decisions, &correct, None, &NameConfig::default());
     let phrases: Vec<&str> = names.hard.iter().map(|n| n.phrase.as_str()).collect();
     let (contrast_name, washed) =
         (&names.hard[0], names.hard.iter().find(|n| n.phrase == "washed-out colours").unwrap());
@@ -160,4 +201,53 @@ fn a_measure_effect_counts_in_the_predicate_s_direction() {
     let picked: Vec<usize> = (0..10).collect();
     assert!(measure_effect(&values, &low, &picked) > 1.0);
     assert!(measure_effect(&values, &high, &picked) < -1.0);
+}
+
+#[test]
+fn given_labelled_images_a_name_leads_when_the_classifier_also_fails_there() {
+    // 100 discovery images, the hardest 20 (decision = index). "Natural" holds for 16 of them and 4 others: the direction's
+    // strongest lean. "Planted" holds for 6 of them (14..20) and 6 others: over-represented, less strongly.
+    let natural: Vec<bool> = (0..100).map(|i| i < 16 || (60..64).contains(&i)).collect();
+    let planted: Vec<bool> = (0..100).map(|i| (14..20).contains(&i) || (70..76).contains(&i)).collect();
+    let decisions: Vec<f32> = (0..100).map(|i| i as f32).collect();
+    let correct: Vec<bool> = (0..40).map(|i| i >= 10).collect();
+    let held: Vec<bool> = (0..40).map(|i| i < 10).collect();
+    // Labelled (validation): the classifier is right on all 20 "natural" images and wrong on all 15 "planted" ones.
+    let right: Vec<bool> = (0..60).map(|i| !(40..55).contains(&i)).collect();
+    let natural_labelled: Vec<bool> = (0..60).map(|i| i < 20).collect();
+    let planted_labelled: Vec<bool> = (0..60).map(|i| (40..55).contains(&i)).collect();
+    let candidates = [
+        Candidate {
+            phrase: "natural",
+            family: "natural",
+            discovery: &natural,
+            held_out: &held,
+            values: None,
+            labelled: Some(&natural_labelled),
+        },
+        Candidate {
+            phrase: "planted",
+            family: "planted",
+            discovery: &planted,
+            held_out: &held,
+            values: None,
+            labelled: Some(&planted_labelled),
+        },
+    ];
+    let phrases = |labelled: Option<&[bool]>| -> Vec<String> {
+        let names = name_class(&candidates, &decisions, &correct, labelled, &NameConfig::default());
+        names.hard.iter().map(|n| n.phrase.clone()).collect()
+    };
+    // The direction alone puts "natural" first; with the classifier's errors on labelled images, "planted" leads.
+    assert_eq!(phrases(None), ["natural", "planted"]);
+    assert_eq!(phrases(Some(&right)), ["planted", "natural"]);
+    let names = name_class(&candidates, &decisions, &correct, Some(&right), &NameConfig::default());
+    let errors = names.hard[0].errors.as_ref().unwrap();
+    assert!(errors.accuracy == 0.0 && (errors.class_accuracy - 0.75).abs() < 1e-12 && errors.supported);
+    let natural_errors = names.hard[1].errors.as_ref().unwrap();
+    assert!(natural_errors.accuracy == 1.0 && !natural_errors.supported);
+    // Without labelled images no errors are measured, and the field stays out of the JSON.
+    let plain = name_class(&candidates, &decisions, &correct, None, &NameConfig::default());
+    assert!(plain.hard.iter().all(|n| n.errors.is_none()));
+    assert!(!serde_json::to_string(&plain.hard[0]).unwrap().contains("errors"));
 }

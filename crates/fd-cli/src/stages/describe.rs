@@ -1,6 +1,6 @@
 //! The describe stage: each class's failure direction named by image attributes (fd-data's `attributes`: brightness, contrast,
-//! colour, blur, noise, dominant hue, background colour, object share), found by contrast on the extra pool and checked on test
-//! (fd-caption's `names`), `names.json`. It needs no text encoder, so it names failures in any latent space.
+//! colour, blur, noise, dominant hue, background colour, object share), found by contrast on the extra pool, ranked with the
+//! classifier's errors on val (where the direction was fit) and checked on test (fd-caption's `names`), `names.json`. It needs no text encoder, so it names failures in any latent space.
 
 use anyhow::{Context, Result};
 use fd_caption::names::{Candidate, NameConfig, name_class};
@@ -30,13 +30,20 @@ pub(super) fn describe(run: &Run) -> Result<()> {
         let directions = run.directions()?;
         let modes: Option<crate::artifacts::ModesFile> = if with_modes { Some(run.read()?) } else { None };
         let discovery = if prepared.split.extra.is_empty() { SplitPart::Val } else { SplitPart::Extra };
-        let (found, test) = (run.scored(discovery)?, run.scored(SplitPart::Test)?);
-        let mut found_attributes = measure(prepared.images(discovery).0, &found.indices)?;
-        let mut test_attributes = measure(prepared.images(SplitPart::Test).0, &test.indices)?;
+        // Discovery (ranked by the direction), labelled (val: the classifier's errors where the direction was fit) and
+        // held-out (test) images, each with its attributes and tags.
+        let parts = [discovery, SplitPart::Val, SplitPart::Test];
+        let scored = parts.map(|p| run.scored(p));
+        let [found, labelled, test] = scored;
+        let (found, labelled, test) = (found?, labelled?, test?);
         let tagger = tagger(run)?;
-        if let Some(tagger) = &tagger {
-            tag(tagger, &found, &mut found_attributes);
-            tag(tagger, &test, &mut test_attributes);
+        let mut described = Vec::new();
+        for (part, split) in parts.iter().zip([&found, &labelled, &test]) {
+            let mut d = measure(prepared.images(*part).0, &split.indices)?;
+            if let Some(tagger) = &tagger {
+                tag(tagger, split, &mut d);
+            }
+            described.push(d);
         }
         let nouns = tagger.map(|t| t.nouns).unwrap_or_default();
         let names = prepared.train.class_names();
@@ -46,14 +53,12 @@ pub(super) fn describe(run: &Run) -> Result<()> {
                 let split = modes.as_ref().and_then(|m| m.classes.iter().find(|c| c.class == class && c.split));
                 let mode_svms: Vec<&fd_svm::LinearSvm> =
                     split.map(|c| c.modes.iter().map(|m| &m.mode.svm).collect()).unwrap_or_default();
-                let (outcome, modes) = describe_class(
-                    (&directions, &mode_svms),
-                    class,
-                    (&found, &found_attributes),
-                    (&test, &test_attributes),
-                    &nouns,
-                    &config,
-                )?;
+                let splits = [
+                    Split { scored: &found, described: &described[0] },
+                    Split { scored: &labelled, described: &described[1] },
+                    Split { scored: &test, described: &described[2] },
+                ];
+                let (outcome, modes) = describe_class((&directions, &mode_svms), class, splits, &nouns, &config)?;
                 print_class(&names[k], &outcome);
                 Ok(ClassNamesEntry { class, name: names[k].clone(), outcome, modes })
             })
@@ -192,17 +197,26 @@ fn predicates(found: &[&Described], nouns: &[String]) -> Vec<Predicate> {
     out
 }
 
-/// One class's names, and each of its modes' names.
+/// One split's scored rows and their attributes, row for row.
+#[derive(Clone, Copy)]
+struct Split<'a> {
+    scored: &'a Scored,
+    described: &'a [Described],
+}
+
+/// One class's names, and each of its modes' names, from the discovery, labelled and held-out splits.
 fn describe_class(
     (directions, modes): (&fd_svm::Directions, &[&fd_svm::LinearSvm]),
     class: u16,
-    (found, found_attributes): (&Scored, &[Described]),
-    (test, test_attributes): (&Scored, &[Described]),
+    [found, labelled, test]: [Split<'_>; 3],
     nouns: &[String],
     config: &NameConfig,
 ) -> Result<(NamesOutcome, Vec<fd_caption::names::ClassNames>)> {
+    let (found, found_attributes) = (found.scored, found.described);
+    let (test, test_attributes) = (test.scored, test.described);
     let members = found.class_rows(class);
     let test_members = test.class_rows(class);
+    let labelled_members = labelled.scored.class_rows(class);
     let dim = found.dim;
     let rows: Vec<f32> = members.iter().flat_map(|&i| found.rows[i * dim..(i + 1) * dim].iter().copied()).collect();
     let Some(decisions) = directions.class_decisions(class, &rows)? else {
@@ -214,10 +228,12 @@ fn describe_class(
     }
     let class_found: Vec<&Described> = members.iter().map(|&i| &found_attributes[i]).collect();
     let class_test: Vec<&Described> = test_members.iter().map(|&i| &test_attributes[i]).collect();
+    let class_labelled: Vec<&Described> = labelled_members.iter().map(|&i| &labelled.described[i]).collect();
     let predicates = predicates(&class_found, nouns);
-    let flags: Vec<(Vec<bool>, Vec<bool>)> = predicates
+    let on = |p: &dyn Fn(&Described) -> bool, set: &[&Described]| -> Vec<bool> { set.iter().map(|a| p(a)).collect() };
+    let flags: Vec<(Vec<bool>, Vec<bool>, Vec<bool>)> = predicates
         .iter()
-        .map(|(_, _, p, _)| (class_found.iter().map(|a| p(a)).collect(), class_test.iter().map(|a| p(a)).collect()))
+        .map(|(_, _, p, _)| (on(p, &class_found), on(p, &class_test), on(p, &class_labelled)))
         .collect();
     let values: Vec<Vec<f32>> =
         Measure::ALL.iter().map(|&m| class_found.iter().map(|d| d.attributes.measure(m)).collect()).collect();
@@ -226,17 +242,20 @@ fn describe_class(
     let candidates: Vec<Candidate<'_>> = predicates
         .iter()
         .zip(&flags)
-        .map(|((phrase, family, _, measure), (discovery, held_out))| Candidate {
+        .map(|((phrase, family, _, measure), (discovery, held_out, labelled))| Candidate {
             phrase,
             family,
             discovery,
             held_out,
             values: values_of(measure),
+            labelled: Some(labelled),
         })
         .collect();
     let decisions: Vec<f32> = decisions.iter().map(|&d| d as f32).collect();
     let correct: Vec<bool> = test_members.iter().map(|&i| test.correct[i]).collect();
-    let names = name_class(&candidates, &decisions, &correct, config);
+    let right: Vec<bool> = labelled_members.iter().map(|&i| labelled.scored.correct[i]).collect();
+    let right = (!right.is_empty()).then_some(right.as_slice());
+    let names = name_class(&candidates, &decisions, &correct, right, config);
     let top_name_images = names
         .hard
         .first()
@@ -252,7 +271,7 @@ fn describe_class(
         .iter()
         .map(|svm| {
             let d: Vec<f32> = z.chunks_exact(dim).map(|r| svm.decision(r) as f32).collect();
-            name_class(&candidates, &d, &correct, config)
+            name_class(&candidates, &d, &correct, right, config)
         })
         .collect();
     Ok((NamesOutcome::Named { names, top_name_images }, mode_names))
