@@ -1,11 +1,10 @@
 //! The run directory's artifact formats: one serde struct per JSON file, each carrying its format version and read with
 //! `deny_unknown_fields`, and the embeddings' safetensors layout. [`crate::run::Run`] reads and writes them; the report consumes them.
 
-use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use fd_data::SplitPart;
-use fd_svm::select::SelectionRule;
+
 use serde::{Deserialize, Serialize};
 
 /// The file a part's evaluation lives in.
@@ -16,11 +15,6 @@ pub fn eval_file(part: SplitPart) -> String {
 /// The file a part's embeddings live in.
 pub fn embeddings_file(part: SplitPart) -> String {
     format!("embeddings_{part}.safetensors")
-}
-
-/// The name of one retraining (`svm-k100`): its folder under `retrain/`, and its stage is `retrain-<name>`.
-pub fn retrain_name(rule: SelectionRule, k: usize) -> String {
-    format!("{}-k{k}", rule.name())
 }
 
 /// A format version that serializes as `N` and refuses any other number when read, so a file of another version is an error
@@ -242,17 +236,6 @@ pub struct CaptionsFile {
 }
 json_artifact!(CaptionsFile, "captions.json", "caption");
 
-/// `selections.json`: pool images picked per rule and K, `rules[rule][k]` listing dataset indices, class by class.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Selections {
-    /// The format.
-    pub format_version: Version<1>,
-    /// The picks.
-    pub rules: BTreeMap<SelectionRule, BTreeMap<usize, Vec<usize>>>,
-}
-json_artifact!(Selections, "selections.json", "select");
-
 /// Embeddings and their dataset indices, as `embeddings_<part>.safetensors` holds them: `embeddings` `[n, dim]` (f32) and
 /// `indices` `[n]` (i64).
 #[derive(Debug, Clone, PartialEq)]
@@ -354,6 +337,10 @@ impl Scored {
         (0..self.labels.len()).filter(|&i| self.labels[i] == class).collect()
     }
 }
+
+mod selections;
+
+pub use selections::{RetrainKey, Selections};
 
 #[cfg(test)]
 mod tests;

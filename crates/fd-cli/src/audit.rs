@@ -171,8 +171,10 @@ impl AuditArgs {
             modes: None,
             intervene: self.select.map(|k| crate::config::InterveneConfig {
                 k: vec![k],
-                rules: fd_svm::select::SelectionRule::ALL.to_vec(),
+                rules: fd_svm::select::SelectionRule::PAPER.to_vec(),
                 seed: 0,
+                seeds: Vec::new(),
+                retrain: vec![crate::config::RetrainMode::Scratch],
             }),
             generate: None,
         };

@@ -2,14 +2,19 @@
 //! (static and self-contained: images as data URIs, plots as inline SVG, no script from elsewhere). Everything here is computed from typed artifacts handed in as [`ReportInputs`]; nothing reads the run directory.
 
 mod fidelity;
+mod figures;
 mod generated;
 mod html;
 mod plot;
+mod repeated;
 
 use std::collections::HashMap;
 
 use fd_svm::metrics::{Recovery, finite_mean, planted_classes, planted_recovery};
 use fd_svm::select::SelectionRule;
+
+use crate::artifacts::RetrainKey;
+use crate::config::RetrainMode;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{
@@ -17,8 +22,10 @@ use crate::artifacts::{
 };
 
 pub use fidelity::FidelityRow;
+pub use figures::{ClassModeFigures, ClassTopName, ModeFigures, NameFigures};
 pub use generated::{GeneratedFigures, GeneratedRetrained};
 pub use html::html;
+pub use repeated::{Paired, Repeated, Spread};
 
 /// The top-K sizes of the planted-group figures.
 pub const TOP_K: [usize; 7] = [5, 10, 20, 50, 100, 200, 500];
@@ -52,10 +59,8 @@ impl Setting {
 /// One retrained classifier's test evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retrained {
-    /// The rule that picked its extra images.
-    pub rule: SelectionRule,
-    /// Images added per class.
-    pub k: usize,
+    /// Which retraining.
+    pub key: crate::artifacts::RetrainKey,
     /// The test images' dataset indices.
     pub indices: Vec<usize>,
     /// Whether it got each right.
@@ -176,6 +181,12 @@ pub struct Intervention {
     /// For the generative intervention: the kind of generated image and the classifiers' accuracy on such images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated: Option<GeneratedFigures>,
+    /// The seed of `[intervene] seeds` it was retrained under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// How it was retrained (absent: from scratch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RetrainMode>,
 }
 
 impl Intervention {
@@ -185,7 +196,10 @@ impl Intervention {
             return format!("generated-{}", g.kind);
         }
         match (self.rule, self.k) {
-            (Some(rule), Some(k)) => crate::artifacts::retrain_name(rule, k),
+            (Some(rule), Some(k)) => {
+                let mode = self.mode.unwrap_or(RetrainMode::Scratch);
+                crate::artifacts::RetrainKey { rule, k, seed: self.seed, mode }.name()
+            }
             _ => "none".into(),
         }
     }
@@ -215,89 +229,14 @@ pub struct Summary {
     pub modes: Option<ModeFigures>,
     /// No intervention, then each retraining.
     pub intervention: Vec<Intervention>,
+    /// The retrainings per mode, rule and K over their seeds: each figure's mean, spread and paired difference against
+    /// random.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeated: Vec<Repeated>,
     /// Each finished stage's time.
     pub stages: Vec<StageTime>,
     /// Each figure beside the paper's.
     pub fidelity: Vec<FidelityRow>,
-}
-
-/// The names from image attributes: per class its first hard name and whether it passed the held-out check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NameFigures {
-    /// Classes with names.
-    pub named_classes: usize,
-    /// Classes with at least one hard name that passed the held-out check.
-    pub verified_classes: usize,
-    /// Per named class: its first verified hard name (else its first hard name, unverified).
-    pub classes: Vec<ClassTopName>,
-}
-
-/// The failure modes: per class how many and each one's held-out check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModeFigures {
-    /// Classes with several modes.
-    pub split_classes: usize,
-    /// Per class with an SVM: its modes' checks, hardest first (one, the paper's direction, when it has one mode).
-    pub classes: Vec<ClassModeFigures>,
-}
-
-/// One class's modes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClassModeFigures {
-    /// The class.
-    pub class: u16,
-    /// Each mode's check on its hardest test images.
-    pub checks: Vec<fd_caption::check::CaptionCheck>,
-}
-
-fn mode_figures(modes: &crate::artifacts::ModesFile) -> ModeFigures {
-    ModeFigures {
-        split_classes: modes.classes.iter().filter(|c| c.split).count(),
-        classes: modes
-            .classes
-            .iter()
-            .map(|c| ClassModeFigures { class: c.class, checks: c.modes.iter().map(|m| m.check.clone()).collect() })
-            .collect(),
-    }
-}
-
-/// One class's leading name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClassTopName {
-    /// The class.
-    pub class: u16,
-    /// Its leading hard name, if any.
-    pub phrase: Option<String>,
-    /// Whether it passed the held-out check.
-    pub verified: bool,
-}
-
-fn name_figures(names: &crate::artifacts::NamesFile) -> NameFigures {
-    use crate::artifacts::NamesOutcome;
-    let classes: Vec<ClassTopName> = names
-        .classes
-        .iter()
-        .filter_map(|c| match &c.outcome {
-            NamesOutcome::Named { names, .. } => {
-                let top = names.top_verified().or(names.hard.first());
-                Some(ClassTopName {
-                    class: c.class,
-                    phrase: top.map(|n| n.phrase.clone()),
-                    verified: top.is_some_and(|n| n.check.supported),
-                })
-            }
-            NamesOutcome::Skipped { .. } => None,
-        })
-        .collect();
-    NameFigures {
-        named_classes: classes.len(),
-        verified_classes: classes.iter().filter(|c| c.verified).count(),
-        classes,
-    }
 }
 
 impl JsonArtifact for Summary {
@@ -340,11 +279,13 @@ pub fn summary(inputs: &ReportInputs<'_>) -> Summary {
     });
     let minority: Option<Vec<usize>> =
         inputs.planted.map(|g| test.indices.iter().zip(g).filter(|&(_, &planted)| planted).map(|(&i, _)| i).collect());
-    let figures = |rule: Option<SelectionRule>, k: Option<usize>, indices: &[usize], right: &[bool]| {
+    let figures = |key: Option<RetrainKey>, indices: &[usize], right: &[bool]| {
         let correct: HashMap<usize, bool> = indices.iter().copied().zip(right.iter().copied()).collect();
         Intervention {
-            rule,
-            k,
+            rule: key.map(|k| k.rule),
+            k: key.map(|k| k.k),
+            seed: key.and_then(|k| k.seed),
+            mode: key.map(|k| k.mode).filter(|&m| m != RetrainMode::Scratch),
             test_accuracy: finite_mean(right.iter().map(|&c| f64::from(u8::from(c)))),
             hard_caption_accuracy: finite_mean(
                 captioned.iter().filter_map(|c| accuracy_on(&correct, &c.hard_subpopulation)),
@@ -353,14 +294,15 @@ pub fn summary(inputs: &ReportInputs<'_>) -> Summary {
             generated: None,
         }
     };
-    let mut intervention = vec![figures(None, None, &test.indices, &test.correct)];
-    intervention.extend(inputs.retrained.iter().map(|r| figures(Some(r.rule), Some(r.k), &r.indices, &r.correct)));
+    let mut intervention = vec![figures(None, &test.indices, &test.correct)];
+    intervention.extend(inputs.retrained.iter().map(|r| figures(Some(r.key), &r.indices, &r.correct)));
     intervention.extend(
-        inputs.generated.iter().map(|g| Intervention {
-            generated: Some(g.figures.clone()),
-            ..figures(None, None, &g.indices, &g.correct)
-        }),
+        inputs
+            .generated
+            .iter()
+            .map(|g| Intervention { generated: Some(g.figures.clone()), ..figures(None, &g.indices, &g.correct) }),
     );
+    let repeated = repeated::repeated(&intervention);
     let mut summary = Summary {
         format_version: Version,
         setting: inputs.setting,
@@ -372,9 +314,10 @@ pub fn summary(inputs: &ReportInputs<'_>) -> Summary {
         },
         captions,
         planted,
-        names: inputs.names.map(name_figures),
-        modes: inputs.modes.map(mode_figures),
+        names: inputs.names.map(figures::name_figures),
+        modes: inputs.modes.map(figures::mode_figures),
         intervention,
+        repeated,
         stages: inputs.stages.clone(),
         fidelity: Vec::new(),
     };

@@ -62,6 +62,7 @@ pub fn html(inputs: &ReportInputs<'_>, summary: &Summary) -> String {
     h.push_str("</table>");
     h.push_str(&overview_plots(inputs, summary));
     h.push_str(&intervention_table(summary));
+    h.push_str(&super::repeated::html(&summary.repeated));
     h.push_str(&super::generated::table(summary));
     for class in 0..inputs.num_classes {
         h.push_str(&class_section(inputs, summary, class as u16, &correct));

@@ -122,3 +122,64 @@ pub(super) fn mean_curve(curves: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
         })
         .collect()
 }
+
+/// A series with spread: its name, its colour and, per point, x, the mean and the standard deviation.
+pub(super) type SpreadSeries<'a> = (String, &'a str, Vec<(f64, f64, f64)>);
+
+/// A plot of means with error bars (± one standard deviation) as inline SVG; the series are drawn side by side, a few
+/// pixels apart, so bars at the same x do not hide each other.
+pub(super) fn plot_with_bars(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[SpreadSeries<'_>],
+    log_x: bool,
+) -> String {
+    let (w, h, l, r, t, b) = (420.0, 260.0, 50.0, 130.0, 28.0, 40.0);
+    let points: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().map(|p| (p.0, p.1))).collect();
+    if points.is_empty() {
+        return String::new();
+    }
+    let tx = |x: f64| if log_x { x.max(1e-9).ln() } else { x };
+    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(tx(p.0)), b.max(tx(p.0))));
+    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+    let sx = |x: f64| l + 20.0 + (tx(x) - x0) / (x1 - x0) * (w - l - r - 40.0);
+    let sy = |y: f64| t + (1.0 - y.clamp(0.0, 1.0)) * (h - t - b);
+    let mut svg = axes(title, x_label, y_label, &points, (w, h, l, r, t, b), &sx, &sy);
+    for (j, (name, color, pts)) in series.iter().enumerate() {
+        let dx = 6.0 * (j as f64 - (series.len() as f64 - 1.0) / 2.0);
+        let path: Vec<String> = pts.iter().map(|&(x, y, _)| format!("{:.1},{:.1}", sx(x) + dx, sy(y))).collect();
+        let _ = write!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>",
+            path.join(" ")
+        );
+        for &(x, y, sd) in pts {
+            let (cx, lo, hi) = (sx(x) + dx, sy(y - sd), sy(y + sd));
+            let _ = write!(
+                svg,
+                "<line class=\"bar\" x1=\"{cx:.1}\" x2=\"{cx:.1}\" y1=\"{lo:.1}\" y2=\"{hi:.1}\" stroke=\"{color}\"/>\
+                 <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{lo:.1}\" y2=\"{lo:.1}\" stroke=\"{color}\"/>\
+                 <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{hi:.1}\" y2=\"{hi:.1}\" stroke=\"{color}\"/>\
+                 <circle cx=\"{cx:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\"/>",
+                cx - 2.5,
+                cx + 2.5,
+                cx - 2.5,
+                cx + 2.5,
+                sy(y)
+            );
+        }
+        let ly = t + 14.0 * j as f64 + 6.0;
+        let _ = write!(
+            svg,
+            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
+            w - r + 8.0,
+            ly - 9.0,
+            w - r + 22.0,
+            ly,
+            esc(name)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}

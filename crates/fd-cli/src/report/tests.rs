@@ -122,8 +122,12 @@ fn inputs(f: &Fixture) -> ReportInputs<'_> {
         class_names: &f.names,
         test_images: &f.images,
         retrained: vec![Retrained {
-            rule: SelectionRule::Svm,
-            k: 4,
+            key: crate::artifacts::RetrainKey {
+                rule: SelectionRule::Svm,
+                k: 4,
+                seed: None,
+                mode: crate::config::RetrainMode::Scratch,
+            },
             indices: (100..112).collect(),
             correct: retrained_correct,
         }],
@@ -222,4 +226,70 @@ fn the_page_shows_every_class_s_images_captions_and_plots() {
         page.contains("<td>generated-hard</td><td>0.250</td><td>0.500</td><td>0.750</td><td>0.833</td><td>0.667</td>"),
         "the generated table"
     );
+}
+
+#[test]
+fn mean_spread_and_the_bootstrap_interval_of_a_known_sample() {
+    use super::repeated::{bootstrap_interval, mean_sd, paired_differences};
+    let (mean, sd) = mean_sd(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert!((mean - 2.5).abs() < 1e-12 && (sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    assert_eq!(mean_sd(&[0.7]), Some((0.7, 0.0)));
+    assert_eq!(mean_sd(&[]), None);
+    // A constant sample: every resample has its mean.
+    assert_eq!(bootstrap_interval(&[0.25; 7], 1000, 0.95, 0), Some((0.25, 0.25)));
+    // 30 ones in 100: the normal approximation gives 0.3 ± 1.96 sqrt(0.21 / 100) = [0.210, 0.390].
+    let sample: Vec<f64> = (0..100).map(|i| f64::from(u8::from(i % 10 < 3))).collect();
+    let (low, high) = bootstrap_interval(&sample, 10_000, 0.95, 0).unwrap();
+    assert!((0.20..0.225).contains(&low) && (0.375..0.40).contains(&high), "[{low}, {high}]");
+    // Seeded: the same interval again; a narrower level gives a narrower interval.
+    assert_eq!(bootstrap_interval(&sample, 10_000, 0.95, 0), Some((low, high)));
+    let (l80, h80) = bootstrap_interval(&sample, 10_000, 0.8, 0).unwrap();
+    assert!(l80 > low && h80 < high);
+    // Paired differences over the keys both have.
+    let a = std::collections::BTreeMap::from([(0, 0.7), (1, 0.8), (2, 0.9)]);
+    let b = std::collections::BTreeMap::from([(0, 0.6), (2, 0.95), (3, 0.1)]);
+    let d = paired_differences(&a, &b);
+    assert!(d.len() == 2 && (d[0] - 0.1).abs() < 1e-12 && (d[1] + 0.05).abs() < 1e-12, "{d:?}");
+}
+
+#[test]
+fn repeated_retrainings_are_grouped_by_mode_rule_and_k_and_paired_with_random_by_seed() {
+    use crate::config::RetrainMode;
+    let run = |rule, k, seed, mode, acc: f64| Intervention {
+        rule: Some(rule),
+        k: Some(k),
+        test_accuracy: Some(acc),
+        hard_caption_accuracy: Some(acc - 0.2),
+        minority_accuracy: None,
+        generated: None,
+        seed: Some(seed),
+        mode,
+    };
+    let last = Some(RetrainMode::LastLayer);
+    let interventions = vec![
+        // The original classifier: not a retraining.
+        Intervention { rule: None, k: None, seed: None, mode: None, ..run(SelectionRule::Svm, 1, 0, None, 0.5) },
+        run(SelectionRule::Svm, 100, 0, None, 0.80),
+        run(SelectionRule::Svm, 100, 1, None, 0.82),
+        run(SelectionRule::Svm, 100, 2, None, 0.84),
+        run(SelectionRule::Random, 100, 0, None, 0.79),
+        run(SelectionRule::Random, 100, 1, None, 0.80),
+        // Last layer: its own group, never paired with a scratch retraining.
+        run(SelectionRule::Svm, 100, 0, last, 0.70),
+    ];
+    let groups = super::repeated::repeated(&interventions);
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    let svm = groups.iter().find(|g| g.rule == SelectionRule::Svm && g.mode == RetrainMode::Scratch).unwrap();
+    assert_eq!(svm.seeds, [Some(0), Some(1), Some(2)]);
+    let test = svm.test_accuracy.as_ref().unwrap();
+    assert!((test.mean - 0.82).abs() < 1e-12 && (test.sd - 0.02).abs() < 1e-12, "{test:?}");
+    // Paired on seeds 0 and 1 only (random has no seed 2): differences 0.01 and 0.02.
+    let paired = test.vs_random.as_ref().unwrap();
+    assert_eq!(paired.pairs, 2);
+    assert!((paired.mean - 0.015).abs() < 1e-12, "{paired:?}");
+    assert!(paired.low >= 0.01 - 1e-12 && paired.high <= 0.02 + 1e-12 && paired.low < paired.high, "{paired:?}");
+    let random = groups.iter().find(|g| g.rule == SelectionRule::Random).unwrap();
+    assert!(random.test_accuracy.as_ref().unwrap().vs_random.is_none());
+    let svm_last = groups.iter().find(|g| g.mode == RetrainMode::LastLayer).unwrap();
+    assert!(svm_last.test_accuracy.as_ref().unwrap().vs_random.is_none() && svm_last.minority_accuracy.is_none());
 }

@@ -4,18 +4,15 @@ use anyhow::Result;
 use fd_data::SplitPart;
 use serde_json::json;
 
-use crate::artifacts::retrain_name;
+use crate::artifacts::RetrainKey;
 use crate::artifacts::{CaptionsFile, EvaluateSummary, FitSummary, Selections};
 use crate::report::{ReportInputs, Retrained, Setting, StageTime, Summary};
 use crate::run::Run;
 
-/// A finished retraining: its rule and K.
-type Retraining = (fd_svm::select::SelectionRule, usize);
-
 /// The stages the report reads, and the retrainings that finished: the discover and describe stages when they ran (`--skip describe`
 /// leaves its names out), and each retraining that ran (`--skip retrain` leaves them out); the last-layer retrainings on
 /// generated images are the stages `retrain-generated-<kind>` among them.
-fn finished_stages(run: &Run) -> Result<(Vec<String>, Vec<Retraining>)> {
+fn finished_stages(run: &Run) -> Result<(Vec<String>, Vec<RetrainKey>)> {
     let mut stages: Vec<String> = ["evaluate", "embed", "fit", "caption"].map(String::from).to_vec();
     for optional in ["discover", "describe"] {
         if run.engine.finished(optional).is_ok() {
@@ -23,15 +20,13 @@ fn finished_stages(run: &Run) -> Result<(Vec<String>, Vec<Retraining>)> {
         }
     }
     let mut retrains = Vec::new();
-    if run.experiment.intervene.is_some() {
+    if let Some(intervene) = &run.experiment.intervene {
         stages.push("select".into());
-        for (&rule, by_k) in &run.read::<Selections>()?.rules {
-            for &k in by_k.keys() {
-                let stage = format!("retrain-{}", retrain_name(rule, k));
-                if run.engine.finished(&stage).is_ok() {
-                    stages.push(stage);
-                    retrains.push((rule, k));
-                }
+        for key in RetrainKey::all(intervene, &run.read::<Selections>()?) {
+            let stage = format!("retrain-{}", key.name());
+            if run.engine.finished(&stage).is_ok() {
+                stages.push(stage);
+                retrains.push(key);
             }
         }
     }
@@ -94,9 +89,9 @@ pub(super) fn report(run: &Run) -> Result<()> {
             prepared.groups.as_ref().map(|g| test.indices.iter().map(|&i| g.is_planted(g.test[i])).collect());
         let retrained = retrains
             .iter()
-            .map(|&(rule, k)| {
-                let eval = run.read_eval(&format!("retrain/{}/eval_test.safetensors", retrain_name(rule, k)))?;
-                Ok(Retrained { rule, k, indices: eval.indices, correct: eval.correct })
+            .map(|&key| {
+                let eval = run.read_eval(&format!("retrain/{}/eval_test.safetensors", key.name()))?;
+                Ok(Retrained { key, indices: eval.indices, correct: eval.correct })
             })
             .collect::<Result<_>>()?;
         let spelled = |v: serde_json::Result<serde_json::Value>| {

@@ -45,13 +45,7 @@ pub(super) fn retrain_generated(run: &Run) -> Result<()> {
     let generated: GeneratedFile = run.read()?;
     let (model_config, train_config) = run.model_sections()?;
     // The paper's last-layer schedule at the batch size (and seed, augmentation) the run trained with.
-    let paper = fd_model::TrainConfig::paper_last_layer();
-    let head = fd_model::TrainConfig {
-        epochs: paper.epochs,
-        peak_lr: paper.peak_lr,
-        peak_epoch: paper.peak_epoch,
-        ..train_config.clone()
-    };
+    let head = super::retrain::last_layer(train_config);
     for kind in KINDS {
         let images: Vec<_> = generated.images.iter().filter(|i| i.kind == kind).collect();
         if images.is_empty() {

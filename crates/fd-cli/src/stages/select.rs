@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use fd_data::SplitPart;
-use fd_svm::select::{Pool, select as pick};
+use fd_svm::select::{Pool, SelectionRule, Space, select as pick};
 use serde_json::json;
 
-use crate::artifacts::{Selections, Version};
+use crate::artifacts::{Selections, Version, eval_file};
 use crate::run::Run;
 
 /// Picks the pool images.
@@ -16,25 +16,79 @@ pub(super) fn select(run: &Run) -> Result<()> {
         println!("select: no [intervene] section, nothing to do");
         return Ok(());
     };
-    let wanted = |n: &str| n == "directions.json" || n.ends_with("_extra.safetensors");
+    let coreset = intervene.rules.contains(&SelectionRule::Coreset);
+    let wanted = |n: &str| {
+        n == "directions.json"
+            || n.ends_with("_extra.safetensors")
+            || coreset && n.ends_with("_train.safetensors") && n.starts_with("embeddings")
+    };
     let inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
     let classes = run.num_classes()?;
     run.engine.run("select", json!({"intervene": intervene}), inputs, |out| {
         let extra = run.scored(SplitPart::Extra)?;
-        let decisions = run.directions()?.decision_values(&extra.rows, &extra.labels)?;
-        let pool = Pool { labels: &extra.labels, decisions: &decisions, confidence: &extra.confidence };
-        let mut rules = BTreeMap::new();
-        for &rule in &intervene.rules {
-            let by_k: BTreeMap<usize, Vec<usize>> = intervene
-                .k
+        let directions = run.directions()?;
+        let decisions = directions.decision_values(&extra.rows, &extra.labels)?;
+        // The classifier's distribution for margin and entropy; the SVM's space (standardised, normalised) for the coreset,
+        // starting from the train split's embeddings.
+        let uncertain = intervene.rules.iter().any(|r| matches!(r, SelectionRule::Margin | SelectionRule::Entropy));
+        let probabilities = if uncertain { softmax(&run.read_eval(&eval_file(SplitPart::Extra))?) } else { Vec::new() };
+        let (pool_rows, labelled) = if coreset {
+            let train = run.read_embeddings(SplitPart::Train)?;
+            let prepared = run.prepared()?;
+            let all = prepared.train.labels();
+            let labels: Vec<u16> = train.indices.iter().map(|&i| all[i]).collect();
+            let p = &directions.preprocessing;
+            (p.apply(&extra.rows), Some((p.apply(&train.rows), labels)))
+        } else {
+            (Vec::new(), None)
+        };
+        let space = labelled.as_ref().map(|(rows, labels)| Space {
+            dim: extra.dim,
+            pool: &pool_rows,
+            labelled: rows,
+            labelled_labels: labels,
+        });
+        let pool = Pool {
+            labels: &extra.labels,
+            decisions: &decisions,
+            confidence: &extra.confidence,
+            probabilities: &probabilities,
+            space,
+        };
+        // The control adds nothing at any K: one entry, K = 0.
+        let picks = |rule: SelectionRule, seed: u64| -> Result<BTreeMap<usize, Vec<usize>>> {
+            let ks = if rule == SelectionRule::Nothing { vec![0] } else { intervene.k.clone() };
+            ks.iter()
+                .map(|&k| Ok((k, pick(&pool, classes, rule, k, seed)?.iter().map(|&r| extra.indices[r]).collect())))
+                .collect()
+        };
+        let rules =
+            intervene.rules.iter().map(|&rule| Ok((rule, picks(rule, intervene.seed)?))).collect::<Result<_>>()?;
+        let mut seeded = BTreeMap::new();
+        for &seed in &intervene.seeds {
+            let by_rule: BTreeMap<SelectionRule, BTreeMap<usize, Vec<usize>>> = intervene
+                .rules
                 .iter()
-                .map(|&k| {
-                    (k, pick(&pool, classes, rule, k, intervene.seed).iter().map(|&r| extra.indices[r]).collect())
-                })
-                .collect();
-            rules.insert(rule, by_k);
+                .filter(|r| r.seeded())
+                .map(|&rule| Ok((rule, picks(rule, seed)?)))
+                .collect::<Result<_>>()?;
+            if !by_rule.is_empty() {
+                seeded.insert(seed, by_rule);
+            }
         }
-        Ok(vec![Run::write(out, &Selections { format_version: Version, rules })?])
+        Ok(vec![Run::write(out, &Selections { format_version: Version, rules, seeded })?])
     })?;
     Ok(())
+}
+
+/// The softmax of each row of an evaluation's logits.
+fn softmax(eval: &fd_model::Evaluation) -> Vec<f64> {
+    let mut out = Vec::with_capacity(eval.logits.len());
+    for row in eval.logits.chunks_exact(eval.num_classes.max(1)) {
+        let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exps: Vec<f64> = row.iter().map(|&v| f64::from(v - top).exp()).collect();
+        let sum: f64 = exps.iter().sum();
+        out.extend(exps.iter().map(|e| e / sum));
+    }
+    out
 }
