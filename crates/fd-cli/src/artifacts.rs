@@ -1,7 +1,6 @@
 //! The run directory's artifact formats: one serde struct per JSON file, each carrying its format version and read with
 //! `deny_unknown_fields`, and the embeddings' safetensors layout. [`crate::run::Run`] reads and writes them; the report consumes them.
 
-
 use anyhow::{Result, bail};
 use fd_data::SplitPart;
 

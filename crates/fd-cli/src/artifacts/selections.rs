@@ -60,15 +60,16 @@ impl RetrainKey {
         name
     }
 
-    /// Every retraining `intervene` asks for over the picks in `selections`: per mode, rule and K, under each seed.
+    /// Every retraining `intervene` asks for over the picks in `selections`: per mode, then per seed, every rule and K,
+    /// so an interrupted sweep has compared every rule under its first seeds.
     pub fn all(intervene: &InterveneConfig, selections: &Selections) -> Vec<RetrainKey> {
         let seeds: Vec<Option<u64>> =
             if intervene.seeds.is_empty() { vec![None] } else { intervene.seeds.iter().copied().map(Some).collect() };
         let mut keys = Vec::new();
         for &mode in &intervene.retrain {
-            for (&rule, by_k) in &selections.rules {
-                for &k in by_k.keys() {
-                    keys.extend(seeds.iter().map(|&seed| RetrainKey { rule, k, seed, mode }));
+            for &seed in &seeds {
+                for (&rule, by_k) in &selections.rules {
+                    keys.extend(by_k.keys().map(|&k| RetrainKey { rule, k, seed, mode }));
                 }
             }
         }
