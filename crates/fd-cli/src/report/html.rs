@@ -234,6 +234,7 @@ fn names_block(inputs: &ReportInputs<'_>, class: u16, correct: &HashMap<usize, b
     h.push_str(
         "<table><tr><th>side</th><th>image attribute</th><th>share of the hardest / easiest</th><th>share of the class</th>\
          <th>lift</th><th title=\"how far the picked images moved from the class, in its standard deviations\">effect</th>\
+         <th title=\"the classifier on the val images with it (where the direction was fit), against the class; with the lift it orders the names\">val accuracy with it</th>\
          <th>test accuracy with it</th><th>class</th><th>p</th><th></th></tr>",
     );
     for (side, list) in [("hard", &names.hard), ("easy", &names.easy)] {
@@ -241,12 +242,17 @@ fn names_block(inputs: &ReportInputs<'_>, class: u16, correct: &HashMap<usize, b
             let verdict = if n.check.supported { "" } else { "<span class=\"bad\">unsupported</span>" };
             let _ = write!(
                 h,
-                "<tr><td>{side}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{} ({} images)</td><td>{}</td><td>{:.3}</td><td>{verdict}</td></tr>",
+                "<tr><td>{side}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{} ({} images)</td><td>{}</td><td>{:.3}</td><td>{verdict}</td></tr>",
                 esc(&n.phrase),
                 fmt(Some(n.share_top)),
                 fmt(Some(n.share_class)),
                 n.lift,
                 n.effect,
+                n.errors.as_ref().map_or("-".into(), |e| format!(
+                    "{} vs {}",
+                    fmt(Some(e.accuracy)),
+                    fmt(Some(e.class_accuracy))
+                )),
                 fmt(Some(n.check.accuracy)),
                 n.check.k,
                 fmt(Some(n.check.class_accuracy)),
