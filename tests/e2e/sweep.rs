@@ -73,6 +73,16 @@ fn every_rule_is_retrained_under_each_seed_both_ways_and_reported_with_paired_in
         // The planted smoke config also gives the planted group's accuracy.
         assert!(g["minority_accuracy"]["mean"].is_number(), "{g}");
     }
+    // The fidelity table: one row a rule and mode over the seeds (the paper's value only beside from-scratch means), no
+    // row per seed.
+    let figures: Vec<&serde_json::Value> = summary["fidelity"].as_array().unwrap().iter().collect();
+    let of = |needle: &str| figures.iter().filter(|r| r["figure"].as_str().unwrap().contains(needle)).count();
+    assert_eq!(of("mean of 2 seeds"), 28, "{figures:?}");
+    assert_eq!(of("pool images per class by svm, retrained from scratch, mean of 2 seeds"), 1);
+    let single = "minority test accuracy after adding 4 pool images per class by svm";
+    assert!(figures.iter().all(|r| r["figure"] != single), "{figures:?}");
+    assert_eq!(of(single), 2, "the from-scratch mean and the last-layer mean");
+    assert!(figures.iter().all(|r| !r["figure"].as_str().unwrap().contains("last layer") || r["paper"].is_null()));
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     // One error bar a rule with images added (six) and mode (two), at the one K.
     assert!(html.contains("Repeated interventions"));

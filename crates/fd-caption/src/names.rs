@@ -15,7 +15,9 @@
 //! held-out images ([`AttributeName::errors`]: for a hard name, the exact probability of as few correct or fewer among the
 //! class's labelled images with the predicate), and the rank is by the larger of the two p-values: a name leads when both
 //! the direction and the classifier's errors single it out (an intersection-union test, the error half of what B2T ranks
-//! keywords by). Neither uses the held-out split, so its check stays a fresh test.
+//! keywords by). Neither uses the held-out split, so its check stays a fresh test. When the discovery split is the labelled
+//! one (no extra pool), both p-values come from the same images the direction was fit to separate, so they are one piece
+//! of evidence, not two.
 //!
 //! Evidence: the p-value cannot tell apart predicates that explain the same hardest images (a low-contrast failure is also a
 //! washed-out one). Taking the best-ranked candidate not yet grouped, its group is every ungrouped candidate whose hardest

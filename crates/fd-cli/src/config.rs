@@ -71,7 +71,7 @@ pub enum RetrainMode {
     LastLayer,
 }
 
-fn scratch_only() -> Vec<RetrainMode> {
+pub(crate) fn scratch_only() -> Vec<RetrainMode> {
     vec![RetrainMode::Scratch]
 }
 
@@ -122,10 +122,18 @@ impl InterveneConfig {
             anyhow::bail!("intervene.k = {:?}: expected at least one positive number of images per class", self.k);
         }
         if self.rules.is_empty() {
-            anyhow::bail!("intervene.rules is empty: expected some of \"svm\", \"confidence\", \"random\"");
+            anyhow::bail!(
+                "intervene.rules is empty: expected some of \"none\", \"svm\", \"confidence\", \"random\", \"margin\", \"entropy\", \"coreset\""
+            );
         }
-        if self.retrain.is_empty() {
-            anyhow::bail!("intervene.retrain is empty: expected \"scratch\", \"last-layer\" or both");
+        let mut modes = self.retrain.clone();
+        modes.sort_unstable();
+        modes.dedup();
+        if self.retrain.is_empty() || modes.len() != self.retrain.len() {
+            anyhow::bail!(
+                "intervene.retrain = {:?}: expected \"scratch\", \"last-layer\" or both, each once",
+                self.retrain
+            );
         }
         let mut seeds = self.seeds.clone();
         seeds.sort_unstable();

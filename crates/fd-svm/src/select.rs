@@ -116,6 +116,15 @@ pub fn select(pool: &Pool<'_>, classes: usize, rule: SelectionRule, k: usize, se
                     pool.probabilities.len()
                 )));
             }
+            if let Some(k) = pool.probabilities.iter().position(|p| !p.is_finite()) {
+                return Err(Error::Invalid(format!(
+                    "the {} rule: the probability of row {}, class {} is {} (probabilities must be finite)",
+                    rule.name(),
+                    k / classes,
+                    k % classes,
+                    pool.probabilities[k]
+                )));
+            }
             match rule {
                 SelectionRule::Margin => margins(pool.probabilities, classes),
                 _ => entropies(pool.probabilities, classes).into_iter().map(|e| -e).collect(),

@@ -173,7 +173,8 @@ pub(super) fn html(groups: &[Repeated]) -> String {
     };
     let mut h = String::from(
         "<h2>Repeated interventions</h2><p class=\"note\">Mean ± standard deviation over seeds; against random: the mean \
-         paired difference under the same seeds and its 95% bootstrap interval.</p><table><tr><th>retraining</th>\
+         paired difference under the same seeds and its 95% percentile bootstrap interval (with few seeds the interval is too \
+         narrow: with two it is the range of the two differences).</p><table><tr><th>retraining</th>\
          <th>rule</th><th>K</th><th>seeds</th><th>test accuracy</th><th>against random</th>\
          <th>hard-caption accuracy</th><th>against random</th><th>minority accuracy</th><th>against random</th></tr>",
     );

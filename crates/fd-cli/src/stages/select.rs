@@ -24,7 +24,10 @@ pub(super) fn select(run: &Run) -> Result<()> {
     };
     let inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
     let classes = run.num_classes()?;
-    run.engine.run("select", json!({"intervene": intervene}), inputs, |out| {
+    // Keyed on what the picks depend on: how they are retrained is not (and left at its default, the key is the one the
+    // stage had before retraining modes existed).
+    let keyed = crate::config::InterveneConfig { retrain: crate::config::scratch_only(), ..intervene.clone() };
+    run.engine.run("select", json!({"intervene": keyed}), inputs, |out| {
         let extra = run.scored(SplitPart::Extra)?;
         let directions = run.directions()?;
         let decisions = directions.decision_values(&extra.rows, &extra.labels)?;

@@ -54,6 +54,12 @@ fn margin_and_entropy_rank_by_the_classifier_s_uncertainty() {
     let bare = Pool { probabilities: &probabilities[..9], ..pool };
     let err = select(&bare, 3, SelectionRule::Margin, 3, 0).unwrap_err().to_string();
     assert!(err.contains("margin rule needs the classifier's probabilities"), "{err}");
+    // A NaN probability (from non-finite logits) is an error naming its row, not a first pick.
+    let mut broken = probabilities;
+    broken[7] = f64::NAN;
+    let err =
+        select(&Pool { probabilities: &broken, ..pool }, 3, SelectionRule::Entropy, 2, 0).unwrap_err().to_string();
+    assert!(err.contains("row 2, class 1"), "{err}");
 }
 
 #[test]
