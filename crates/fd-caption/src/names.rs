@@ -9,15 +9,13 @@
 //! first of each family (one measure at several thresholds) is kept, and of predicates that pick nearly the same discovery
 //! images ([`SAME_IMAGES`]) only the first.
 //!
-//! Failure, not only direction: a predicate can be concentrated among the direction's hardest images and yet not be where the
-//! classifier fails (the direction also leans on what goes with the failure). When the labelled split the direction was fit on
-//! is given (validation: its images carry the classifier's correct flags), each candidate is also checked there as on
-//! held-out images ([`AttributeName::errors`]: for a hard name, the exact probability of as few correct or fewer among the
-//! class's labelled images with the predicate), and the rank is by the larger of the two p-values: a name leads when both
-//! the direction and the classifier's errors single it out (an intersection-union test, the error half of what B2T ranks
-//! keywords by). Neither uses the held-out split, so its check stays a fresh test. When the discovery split is the labelled
-//! one (no extra pool), both p-values come from the same images the direction was fit to separate, so they are one piece
-//! of evidence, not two.
+//! The classifier's errors where the direction was fit: when the labelled split the direction was fit on is given
+//! (validation: its images carry the classifier's correct flags), each name also carries the check of the class's
+//! labelled images with the predicate ([`AttributeName::errors`], computed as the held-out check), so a reader sees how
+//! the classifier does on them before the test. It does not order the names: ranking by the larger of the two p-values
+//! (an intersection-union test, the error half of what B2T ranks keywords by) named the planted transform first in 11 of
+//! the 23 planted failures of the discovery suite's attribute settings at seed 0 against 17 for the p-value alone (Fisher's
+//! product of the two: 15; the errors alone: 10): the natural failures that lead instead are larger failures on val too.
 //!
 //! Evidence: the p-value cannot tell apart predicates that explain the same hardest images (a low-contrast failure is also a
 //! washed-out one). Taking the best-ranked candidate not yet grouped, its group is every ungrouped candidate whose hardest
@@ -100,16 +98,9 @@ pub struct AttributeName {
     /// The held-out check of the images with the predicate.
     pub check: CaptionCheck,
     /// The same check of the class's labelled images with the predicate (the split the direction was fit on): whether the
-    /// classifier's errors concentrate there. With the p-value, it ranks the names (see the module's docs).
+    /// classifier's errors concentrate there (see the module's docs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<CaptionCheck>,
-}
-
-impl AttributeName {
-    /// The rank of a name: the larger of its over-representation p-value and, when measured, its errors' p-value.
-    fn rank(&self) -> f64 {
-        self.p_value.max(self.errors.as_ref().map_or(0.0, |e| e.p_value))
-    }
 }
 
 /// A class's names: the hard side (what the failures look like) and the easy side.
@@ -187,7 +178,7 @@ pub fn name_class(
                 Some((name, c.family, c.discovery))
             })
             .collect();
-        names.sort_by(|x, y| x.0.rank().total_cmp(&y.0.rank()).then(y.0.lift.total_cmp(&x.0.lift)));
+        names.sort_by(|x, y| x.0.p_value.total_cmp(&y.0.p_value).then(y.0.lift.total_cmp(&x.0.lift)));
         let names = by_evidence(names, picked);
         // One name per family, and one per set of images: predicates that pick nearly the same discovery images
         // ("grayscale" and "saturation ≤ 0", Jaccard similarity at least [`SAME_IMAGES`]) are one name, the better ranked.

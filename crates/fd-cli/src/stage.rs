@@ -73,8 +73,8 @@ impl Stage {
         match self {
             // 4: sharpness, noise and object share relative to the contrast; each piece of evidence named by its largest effect.
             // 5: saturation and colourfulness at a standard contrast.
-            // 6: names ranked by the classifier's errors on val too.
-            Stage::Describe => 6,
+            // 6: names ranked by the classifier's errors on val too; 7: ranked by the direction again, val's check kept.
+            Stage::Describe => 7,
             _ => 0,
         }
     }

@@ -234,7 +234,7 @@ fn names_block(inputs: &ReportInputs<'_>, class: u16, correct: &HashMap<usize, b
     h.push_str(
         "<table><tr><th>side</th><th>image attribute</th><th>share of the hardest / easiest</th><th>share of the class</th>\
          <th>lift</th><th title=\"how far the picked images moved from the class, in its standard deviations\">effect</th>\
-         <th title=\"the classifier on the val images with it (where the direction was fit), against the class: the larger of its p-value and the over-representation p-value orders the names\">val accuracy with it</th>\
+         <th title=\"the classifier on the val images with it (where the direction was fit), against the class\">val accuracy with it</th>\
          <th>test accuracy with it</th><th>class</th><th>p</th><th></th></tr>",
     );
     for (side, list) in [("hard", &names.hard), ("easy", &names.easy)] {

@@ -1,6 +1,6 @@
 //! The describe stage: each class's failure direction named by image attributes (fd-data's `attributes`: brightness, contrast,
-//! colour, blur, noise, dominant hue, background colour, object share), found by contrast on the extra pool, ranked with the
-//! classifier's errors on val (where the direction was fit) and checked on test (fd-caption's `names`), `names.json`. It needs no text encoder, so it names failures in any latent space.
+//! colour, blur, noise, dominant hue, background colour, object share), found by contrast on the extra pool, checked on val
+//! (where the direction was fit) and on test (fd-caption's `names`), `names.json`. It needs no text encoder, so it names failures in any latent space.
 
 use anyhow::{Context, Result};
 use fd_caption::names::{Candidate, NameConfig, name_class};
