@@ -47,6 +47,10 @@ fn cache_dir() -> PathBuf {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if args.first() == Some(&"bench") {
+        // Figures from different machines are never one figure: every benchmark says which CPU it ran on.
+        println!("bench: {}", machine());
+    }
     let result = match args.as_slice() {
         ["fetch", rest @ ..] => fd_cli(&[&["fetch"], rest].concat()),
         ["reproduce", dataset, rest @ ..] => reproduce(dataset, rest),
@@ -414,7 +418,6 @@ fn bench_diffusion(args: &[&str]) -> Result<()> {
     )?)?;
     let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     let (o, t) = (get(&ours, "seconds_per_step"), get(&reference, "seconds_per_step"));
-    println!("CPU: {}", cpu_model());
     println!("{:>24} {:>10} {:>10} {:>14}", "", "s/step", "load s", "peak RSS MiB");
     println!(
         "{:>24} {o:>10.2} {:>10.1} {:>14.0}",
@@ -562,7 +565,7 @@ fn bench_discover(args: &[&str]) -> Result<()> {
     let (mut markdown, table) = discover_table(&runs);
     markdown.push_str(&names_table(&runs));
     println!("{markdown}");
-    let cpu = cpu_model();
+    let cpu = machine();
     let all = serde_json::json!({"cpu": cpu, "quick": quick, "table": table, "runs": runs});
     std::fs::write(out.join("table.json"), serde_json::to_vec_pretty(&all)?)?;
     std::fs::write(out.join("table.md"), format!("CPU: {cpu}\n\n{markdown}"))?;
@@ -684,6 +687,32 @@ fn names_table(runs: &[serde_json::Value]) -> String {
     }
     md.push_str(&row("all", &all));
     md
+}
+
+/// The machine in one line: the CPU's model name, family and model numbers, the cores this process may use, and whether
+/// the CPU has AVX-512 (gemm, under fd-model and fd-clip, picks its AVX-512 kernels at run time when it does, else AVX2).
+fn machine() -> String {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                let (key, value) = l.split_once(':')?;
+                (key.trim() == name).then(|| value.trim().to_string())
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = if std::arch::is_x86_feature_detected!("avx512f") {
+        "AVX-512: yes (gemm's AVX-512 kernels)"
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        "AVX-512: no (gemm's AVX2 kernels)"
+    } else {
+        "AVX-512: no, AVX2: no"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = "not x86-64";
+    format!("CPU {} (family {}, model {}), {cores} cores; {avx512}", cpu_model(), field("cpu family"), field("model"))
 }
 
 /// The CPU's model name, as `lscpu` gives it.
