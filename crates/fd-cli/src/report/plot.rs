@@ -98,17 +98,22 @@ fn legend_and_lines(
         for &(x, y) in pts {
             let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\"/>", sx(x), sy(y));
         }
-        let ly = t + 14.0 * j as f64 + 6.0;
-        let _ = write!(
-            svg,
-            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
-            w - r + 8.0,
-            ly - 9.0,
-            w - r + 22.0,
-            ly,
-            esc(name)
-        );
+        legend_entry(svg, j, name, color, (w, r, t));
     }
+}
+
+/// The legend entry of the `j`-th series: a coloured square and its name, right of the plot.
+fn legend_entry(svg: &mut String, j: usize, name: &str, color: &str, (w, r, t): (f64, f64, f64)) {
+    let ly = t + 14.0 * j as f64 + 6.0;
+    let _ = write!(
+        svg,
+        "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
+        w - r + 8.0,
+        ly - 9.0,
+        w - r + 22.0,
+        ly,
+        esc(name)
+    );
 }
 
 /// Averages per-class curves point by point (over the classes that reach each K).
@@ -169,16 +174,7 @@ pub(super) fn plot_with_bars(
                 sy(y)
             );
         }
-        let ly = t + 14.0 * j as f64 + 6.0;
-        let _ = write!(
-            svg,
-            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
-            w - r + 8.0,
-            ly - 9.0,
-            w - r + 22.0,
-            ly,
-            esc(name)
-        );
+        legend_entry(&mut svg, j, name, color, (w, r, t));
     }
     svg.push_str("</svg>");
     svg
