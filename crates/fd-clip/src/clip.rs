@@ -407,14 +407,19 @@ impl TextTransformer {
     }
 
     /// The hidden state at each caption's first end-of-text token (its last token when there is none), `[batch, width]`.
+    ///
+    /// Attention is causal, so that state does not depend on the padding after it: the tower runs only up to the batch's
+    /// last end token (a caption of ten tokens costs ten positions, not the context's 77).
     fn forward(&self, ids: &[Vec<usize>], device: &Device) -> Tensor<2> {
-        let h = self.hidden_states(ids, device);
-        let [b, n, d] = h.dims();
-        let rows: Vec<i64> = ids
+        let ends: Vec<usize> = ids
             .iter()
-            .enumerate()
-            .map(|(r, t)| (r * n + t.iter().position(|&i| i == self.end_of_text).unwrap_or(n - 1)) as i64)
+            .map(|t| t.iter().position(|&i| i == self.end_of_text).unwrap_or(t.len().saturating_sub(1)))
             .collect();
+        let used = ends.iter().max().map_or(1, |&e| e + 1);
+        let cut: Vec<Vec<usize>> = ids.iter().map(|t| t[..used.min(t.len())].to_vec()).collect();
+        let h = self.hidden_states(&cut, device);
+        let [b, n, d] = h.dims();
+        let rows: Vec<i64> = ends.iter().enumerate().map(|(r, &e)| (r * n + e) as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b]), device);
         h.reshape([b * n, d]).select(0, rows)
     }
