@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use fd_data::SplitPart;
 use fd_svm::select::{Pool, SelectionRule, Space, select as pick};
 use serde_json::json;
 
-use crate::artifacts::{Selections, Version, eval_file};
+use crate::artifacts::{Scored, Selections, Version, eval_file};
 use crate::run::Run;
 
 /// Picks the pool images.
@@ -28,13 +28,20 @@ pub(super) fn select(run: &Run) -> Result<()> {
     // stage had before retraining modes existed).
     let keyed = crate::config::InterveneConfig { retrain: crate::config::scratch_only(), ..intervene.clone() };
     run.engine.run("select", json!({"intervene": keyed}), inputs, |out| {
-        let extra = run.scored(SplitPart::Extra)?;
+        // The pool's evaluation read once: its logits for margin and entropy, joined with the embeddings for the rest.
+        let eval = run.read_eval(&eval_file(SplitPart::Extra))?;
+        let uncertain = intervene.rules.iter().any(|r| matches!(r, SelectionRule::Margin | SelectionRule::Entropy));
+        let classes_of_eval = eval.num_classes.max(1);
+        let probabilities: Vec<f64> = if uncertain {
+            eval.logits.chunks_exact(classes_of_eval).flat_map(fd_model::external::softmax).map(f64::from).collect()
+        } else {
+            Vec::new()
+        };
+        let extra = Scored::join(run.read_embeddings(SplitPart::Extra)?, eval)
+            .context("the extra pool's embeddings and evaluation disagree; run `fd-cli reproduce` to remake them")?;
         let directions = run.directions()?;
         let decisions = directions.decision_values(&extra.rows, &extra.labels)?;
-        // The classifier's distribution for margin and entropy; the SVM's space (standardised, normalised) for the coreset,
-        // starting from the train split's embeddings.
-        let uncertain = intervene.rules.iter().any(|r| matches!(r, SelectionRule::Margin | SelectionRule::Entropy));
-        let probabilities = if uncertain { softmax(&run.read_eval(&eval_file(SplitPart::Extra))?) } else { Vec::new() };
+        // The SVM's space (standardised, normalised) for the coreset, starting from the train split's embeddings.
         let (pool_rows, labelled) = if coreset {
             let train = run.read_embeddings(SplitPart::Train)?;
             let prepared = run.prepared()?;
@@ -82,16 +89,4 @@ pub(super) fn select(run: &Run) -> Result<()> {
         Ok(vec![Run::write(out, &Selections { format_version: Version, rules, seeded })?])
     })?;
     Ok(())
-}
-
-/// The softmax of each row of an evaluation's logits.
-fn softmax(eval: &fd_model::Evaluation) -> Vec<f64> {
-    let mut out = Vec::with_capacity(eval.logits.len());
-    for row in eval.logits.chunks_exact(eval.num_classes.max(1)) {
-        let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f64> = row.iter().map(|&v| f64::from(v - top).exp()).collect();
-        let sum: f64 = exps.iter().sum();
-        out.extend(exps.iter().map(|e| e / sum));
-    }
-    out
 }
