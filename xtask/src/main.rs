@@ -21,7 +21,7 @@ const USAGE: &str = "usage:
   cargo xtask bench svm [--n ROWS] [--reps R]                  the paper's SVM protocol: fd-svm against scikit-learn, same data
   cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU
   cargo xtask bench folder                                     decoding an image folder (CIFAR-10 as 60,000 PNGs): fd-data against Pillow
-  cargo xtask bench embed [--images N]                         EfficientNet-Lite0 embedding images/s: fd-clip against PyTorch CPU
+  cargo xtask bench embed [--images N]                         EfficientNet-Lite0 embedding images/s: fd-clip against PyTorch and ONNX Runtime (CPU)
   cargo xtask bench discover [--quick] [--seeds S] [--kinds K] [--table-only]
                                                                the planted-failure suite: confidence, the paper's SVM, a Domino-style mixture and our modes
   cargo xtask bench clip --dir DIR [--images N]                CLIP ViT-B/32 image embedding, batch 64: fd-clip against ONNX Runtime and PyTorch
@@ -437,31 +437,39 @@ fn bench_diffusion(args: &[&str]) -> Result<()> {
 
 fn bench_embed(args: &[&str]) -> Result<()> {
     let images: usize = flag_value(args, "--images", 512)?;
-    let check = Command::new(python()).args(["-c", "import torch, timm"]).status();
+    let check = Command::new(python()).args(["-c", "import torch, timm, onnxruntime, onnx"]).status();
     if !check.is_ok_and(|s| s.success()) {
         bail!(
-            "the reference needs PyTorch and timm: python3 -m pip install torch timm (or point FD_PYTHON at a Python that has them)"
+            "the references need PyTorch, timm and ONNX Runtime: python3 -m pip install torch timm onnxruntime onnx (or point FD_PYTHON at a Python that has them)"
         );
     }
     fd_cli(&["fetch", "efficientnet-lite0"])?;
     let bin = build_fd_cli()?;
     let script = root().join("bench").join("embed_reference.py");
     println!(
-        "{:>6} {:>14} {:>14} {:>8} {:>22}",
-        "size", "torch img/s", "fd-clip img/s", "ratio", "60,000 images (fd-clip)"
+        "{:>6} {:>12} {:>12} {:>14} {:>10} {:>10} {:>22}",
+        "size", "torch img/s", "ORT img/s", "fd-clip img/s", "vs torch", "vs ORT", "60,000 images (fd-clip)"
     );
     for size in [224, 128, 96] {
         let args = ["--size", &size.to_string(), "--batch", "64", "--images", &images.to_string()];
-        let out = Command::new(python()).arg(&script).args(args).output()?;
-        if !out.status.success() {
-            bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
-        }
-        let torch: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let reference = |backend: &str| -> Result<f64> {
+            let out = Command::new(python()).arg(&script).args(args).args(["--backend", backend]).output()?;
+            if !out.status.success() {
+                bail!("{} --backend {backend} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            Ok(v["images_per_s"].as_f64().unwrap_or(f64::NAN))
+        };
+        let (torch, ort) = (reference("torch")?, reference("ort")?);
         let ours: serde_json::Value =
             serde_json::from_str(&fd_cli_output(&bin, &[&["bench", "embed"][..], &args].concat())?)?;
-        let (t, o) =
-            (torch["images_per_s"].as_f64().unwrap_or(f64::NAN), ours["images_per_s"].as_f64().unwrap_or(f64::NAN));
-        println!("{size:>6} {t:>14.1} {o:>14.1} {:>7.2}x {:>20.1} min", o / t, 60_000.0 / o / 60.0);
+        let o = ours["images_per_s"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{size:>6} {torch:>12.1} {ort:>12.1} {o:>14.1} {:>9.2}x {:>9.2}x {:>18.1} min",
+            o / torch,
+            o / ort,
+            60_000.0 / o / 60.0
+        );
     }
     Ok(())
 }

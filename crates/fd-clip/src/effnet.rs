@@ -71,6 +71,27 @@ pub struct SameConv {
 }
 
 impl SameConv {
+    /// The zero padding (before, after) of the rows and of the columns of an input of `h × w` pixels: TensorFlow "SAME"
+    /// for stride 2 (the odd pixel after), symmetric for stride 1.
+    pub(crate) fn padding(&self, h: usize, w: usize) -> [(usize, usize); 2] {
+        let k = self.weight.dims()[2];
+        let pad = |size: usize| -> (usize, usize) {
+            if self.stride == 1 {
+                ((k - 1) / 2, (k - 1) / 2)
+            } else {
+                let out = size.div_ceil(self.stride);
+                let total = ((out - 1) * self.stride + k).saturating_sub(size);
+                (total / 2, total - total / 2)
+            }
+        };
+        [pad(h), pad(w)]
+    }
+
+    /// The convolution options for an input of `h × w` pixels: the stride, [`SameConv::padding`] and the groups.
+    pub(crate) fn options(&self, h: usize, w: usize) -> ConvOptions<2> {
+        ConvOptions::new_with_padding([self.stride; 2], self.padding(h, w), [1, 1], self.groups)
+    }
+
     fn new(cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, device: &Device) -> SameConv {
         let fan_in = (cin / groups * kernel * kernel) as f64;
         let bound = (1.0 / fan_in).sqrt();
@@ -84,18 +105,7 @@ impl SameConv {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let k = self.weight.dims()[2];
-        let pad = |size: usize| -> (usize, usize) {
-            if self.stride == 1 {
-                ((k - 1) / 2, (k - 1) / 2)
-            } else {
-                let out = size.div_ceil(self.stride);
-                let total = ((out - 1) * self.stride + k).saturating_sub(size);
-                (total / 2, total - total / 2)
-            }
-        };
-        let options = ConvOptions::new_with_padding([self.stride; 2], [pad(h), pad(w)], [1, 1], self.groups);
-        conv2d(x, self.weight.val(), None, options)
+        conv2d(x, self.weight.val(), None, self.options(h, w))
     }
 }
 

@@ -11,6 +11,8 @@
 pub mod clip;
 pub mod effnet;
 mod error;
+mod depthwise;
+mod fused;
 pub mod imagenet;
 pub mod load;
 pub use fd_data::preprocess;
@@ -134,7 +136,7 @@ fn is_onnx(path: &Path) -> bool {
 /// The network behind an [`Embedder`].
 #[derive(Debug)]
 enum Backbone {
-    EffNet(Box<effnet::EfficientNet>),
+    EffNet { model: Box<effnet::EfficientNet>, fused: Box<fused::FusedEffNet> },
     Clip { model: Box<clip::Clip>, tokenizer: tokenize::ClipTokenizer, dim: usize },
 }
 
@@ -179,7 +181,7 @@ impl Embedder {
         let mut preprocess = Preprocess::efficientnet(config.image_size);
         preprocess.resize = config.resize;
         Ok(Embedder {
-            backbone: Backbone::EffNet(Box::new(model)),
+            backbone: Backbone::EffNet { fused: Box::new(fused::FusedEffNet::new(&model)), model: Box::new(model) },
             preprocess,
             batch_size: config.batch_size.max(1),
             device: device.clone(),
@@ -214,7 +216,7 @@ impl Embedder {
     /// The embedding dimension.
     pub fn dim(&self) -> usize {
         match &self.backbone {
-            Backbone::EffNet(m) => m.fc.weight.dims()[0],
+            Backbone::EffNet { model, .. } => model.fc.weight.dims()[0],
             Backbone::Clip { dim, .. } => *dim,
         }
     }
@@ -251,7 +253,7 @@ impl Embedder {
         }
         let x = Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, s, s]), &self.device);
         let features = match &self.backbone {
-            Backbone::EffNet(m) => m.features(x),
+            Backbone::EffNet { fused, .. } => fused.features(x),
             Backbone::Clip { model, .. } => model.image_embeds(x).expect("an embedder's CLIP has a vision tower"),
         };
         features.into_data().try_to_vec::<f32>().expect("f32 features")
@@ -260,7 +262,7 @@ impl Embedder {
     /// The captions this space can embed when its vocabulary is closed (EfficientNet: the first lemma of each ImageNet class its
     /// classifier has a row for); `None` when any caption can be embedded (CLIP).
     pub fn vocabulary(&self) -> Option<Vec<&'static str>> {
-        let Backbone::EffNet(model) = &self.backbone else { return None };
+        let Backbone::EffNet { model, .. } = &self.backbone else { return None };
         let n = model.fc.weight.dims()[1];
         Some(imagenet::imagenet_classes().into_iter().filter(|c| c.index < n).map(|c| c.name).collect())
     }
@@ -269,7 +271,7 @@ impl Embedder {
     /// classifier row (a caption must be a class name or one of its lemmas).
     pub fn embed_texts(&self, captions: &[&str]) -> Result<Vec<f32>> {
         let model = match &self.backbone {
-            Backbone::EffNet(model) => model,
+            Backbone::EffNet { model, .. } => model,
             Backbone::Clip { model, tokenizer, dim } => {
                 let _s = tracing::info_span!("embed_texts", captions = captions.len()).entered();
                 let mut out = Vec::with_capacity(captions.len() * dim);

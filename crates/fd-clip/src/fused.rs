@@ -1,0 +1,157 @@
+//! EfficientNet-Lite for inference: every BatchNorm folded into the convolution before it (`w γ/σ`, bias `β − μ γ/σ`,
+//! `σ = √(var + ε)`), the depthwise convolutions in [`crate::depthwise`] with the ReLU6 before and after them fused in,
+//! and batches cut into chunks of [`CHUNK`] images so a block's activations stay in cache. The embedder runs this;
+//! [`crate::effnet::EfficientNet`] stays the loaded, parameter-for-parameter copy of timm's, and the tests hold the two
+//! to the same reference.
+
+use burn::nn::BatchNorm;
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+
+use crate::depthwise::{Depthwise, depthwise_relu6};
+use crate::effnet::{EfficientNet, SameConv};
+
+/// Images per pass through the network: the largest activation of EfficientNet-Lite0 at 128 pixels (96 channels of 64 ×
+/// 64) is 25 MB for 16 images, 100 MB for a batch of 64. At 128 pixels on a 2-core Xeon, batches of 64 ran at 188
+/// images/s in chunks of 64, 191 in chunks of 4 or 8, 205 in chunks of 16 (`fd-cli bench embed`).
+pub(crate) const CHUNK: usize = 16;
+
+/// A convolution with its BatchNorm folded in.
+#[derive(Debug, Clone)]
+struct Folded {
+    conv: SameConv,
+    bias: Tensor<1>,
+    /// The depthwise filters `[channels, k, k]` and bias as plain values (depthwise convolutions only).
+    plain: Option<(Vec<f32>, Vec<f32>)>,
+    /// The bias as plain values.
+    bias_values: Vec<f32>,
+}
+
+impl Folded {
+    fn new(conv: &SameConv, bn: &BatchNorm) -> Folded {
+        let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+        let bias = bn.beta.val() - bn.running_mean.value() * scale.clone();
+        let [out, per_group, _, _] = conv.weight.dims();
+        let weight = conv.weight.val() * scale.reshape([out, 1, 1, 1]);
+        let depthwise = conv.groups > 1 && conv.groups == out && per_group == 1;
+        let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32 weights");
+        let plain = depthwise.then(|| {
+            (values(weight.clone()), bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias"))
+        });
+        let bias_values = bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias");
+        let conv = SameConv { weight: burn::module::Param::from_tensor(weight), stride: conv.stride, groups: conv.groups };
+        Folded { conv, bias, plain, bias_values }
+    }
+
+    /// The convolution plus its bias, no activation.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        conv2d(x, self.conv.weight.val(), Some(self.bias.clone()), self.conv.options(h, w))
+    }
+
+    /// ReLU6 of `x` plus this convolution's bias: what [`Folded::forward_unbiased`] left out.
+    fn settle(&self, x: Tensor<4>) -> Tensor<4> {
+        (x + self.bias.clone().reshape([1, -1, 1, 1])).clamp(0.0, 6.0)
+    }
+
+    /// The convolution without its bias (the layer that reads the output adds it).
+    fn forward_unbiased(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        conv2d(x, self.conv.weight.val(), None, self.conv.options(h, w))
+    }
+
+    /// `relu6(conv(act(x)) + bias)` for a depthwise convolution, where `act` is the identity, or with `before =
+    /// Some(b)`, ReLU6 of `x` plus the per-channel bias `b` (the expansion's, fused here).
+    fn depthwise(&self, x: Tensor<4>, before: Option<&[f32]>) -> Tensor<4> {
+        let Some((weight, bias)) = &self.plain else {
+            let x = match before {
+                Some(b) => {
+                    let b = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [b.len()]), &x.device());
+                    (x + b.reshape([1, -1, 1, 1])).clamp(0.0, 6.0)
+                }
+                None => x,
+            };
+            return self.forward(x).clamp(0.0, 6.0);
+        };
+        let [batch, channels, h, w] = x.dims();
+        let [(top, bottom), (left, right)] = self.conv.padding(h, w);
+        let k = self.conv.weight.dims()[2];
+        let out = |size: usize, before: usize, after: usize| (size + before + after - k) / self.conv.stride + 1;
+        let (out_h, out_w) = (out(h, top, bottom), out(w, left, right));
+        let g = Depthwise { channels, h, w, k, stride: self.conv.stride, top, left, out_h, out_w };
+        let device = x.device();
+        let data = x.into_data();
+        let y = depthwise_relu6(&g, data.as_slice::<f32>().expect("f32 activations"), weight, bias, before);
+        Tensor::from_data(TensorData::new(y, [batch, channels, out_h, out_w]), &device)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    expand: Option<Folded>,
+    depthwise: Folded,
+    project: Folded,
+    residual: bool,
+}
+
+/// EfficientNet-Lite's features with its BatchNorms folded (inference only).
+#[derive(Debug, Clone)]
+pub(crate) struct FusedEffNet {
+    stem: Folded,
+    blocks: Vec<Block>,
+    head: Folded,
+}
+
+impl FusedEffNet {
+    pub(crate) fn new(model: &EfficientNet) -> FusedEffNet {
+        let blocks = model
+            .blocks
+            .iter()
+            .map(|b| Block {
+                expand: b.expand_conv.as_ref().zip(b.bn0.as_ref()).map(|(c, bn)| Folded::new(c, bn)),
+                depthwise: Folded::new(&b.depthwise_conv, &b.bn1),
+                project: Folded::new(&b.project_conv, &b.bn2),
+                residual: b.residual,
+            })
+            .collect();
+        FusedEffNet {
+            stem: Folded::new(&model.conv_stem, &model.bn0),
+            blocks,
+            head: Folded::new(&model.conv_head, &model.bn1),
+        }
+    }
+
+    /// Pooled penultimate features, `[batch, head]`: [`EfficientNet::features`] up to rounding, [`CHUNK`] images at a time.
+    pub(crate) fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let n = x.dims()[0];
+        let parts: Vec<Tensor<2>> =
+            (0..n).step_by(CHUNK).map(|i| self.chunk(x.clone().narrow(0, i, CHUNK.min(n - i)))).collect();
+        Tensor::cat(parts, 0)
+    }
+
+    fn chunk(&self, x: Tensor<4>) -> Tensor<2> {
+        // `h` may still owe its bias and ReLU6 (`pending`, the stem's or an expansion's): the depthwise convolution that
+        // reads it next adds them on the way in.
+        let mut h = self.stem.forward_unbiased(x);
+        let mut pending = Some(&self.stem);
+        for block in &self.blocks {
+            if let Some(owed) = pending.filter(|_| block.residual || block.expand.is_some()) {
+                h = owed.settle(h);
+                pending = None;
+            }
+            let input = block.residual.then(|| h.clone());
+            if let Some(expand) = &block.expand {
+                h = expand.forward_unbiased(h);
+                pending = Some(expand);
+            }
+            h = block.project.forward(block.depthwise.depthwise(h, pending.map(|p| p.bias_values.as_slice())));
+            pending = None;
+            if let Some(input) = input {
+                h = h + input;
+            }
+        }
+        h = self.head.forward(h).clamp(0.0, 6.0);
+        let [b, c, _, _] = h.dims();
+        h.mean_dim(3).mean_dim(2).reshape([b, c])
+    }
+}
