@@ -34,18 +34,19 @@ impl Depthwise {
         (self.out_h + reach + 1, cols)
     }
 
-    /// One phase buffer's length: its rows and columns, then a vector's worth of slack.
+    /// One phase buffer's length: its rows and columns, then a block of vectors' worth of slack.
     fn phase_len(&self) -> usize {
         let (rows, cols) = self.phase_shape();
-        rows * cols + MAX_LANES
+        rows * cols + BLOCK * MAX_LANES
     }
 }
 
 /// The widest vector, in f32 lanes (AVX-512).
 const MAX_LANES: usize = 16;
 
-/// The largest kernel: 5 × 5.
-const MAX_TAPS: usize = 25;
+/// Vectors computed together in [`plane`].
+const BLOCK: usize = 4;
+
 
 /// `relu6(conv(act(x), weight) + bias)` per channel: `x` is `[batch, channels, h, w]`, `weight` `[channels, k, k]`,
 /// `bias` `[channels]`; `act` is the identity, or with `before = Some(b)` (the layer before's bias and activation, fused
@@ -61,51 +62,120 @@ pub(crate) fn depthwise_relu6(
     assert_eq!(x.len() % plane_in.max(1), 0, "depthwise: the input is not whole planes");
     assert_eq!(weight.len(), g.channels * g.k * g.k, "depthwise: one k×k filter per channel");
     assert_eq!(bias.len(), g.channels, "depthwise: one bias per channel");
-    assert!(g.k * g.k <= MAX_TAPS, "depthwise: kernels up to 5 × 5");
     assert!(before.is_none_or(|b| b.len() == g.channels), "depthwise: one input bias per channel");
     let planes = x.len() / plane_in.max(1);
     let mut out = vec![0f32; planes * plane_out];
-    let (rows, cols) = g.phase_shape();
-    let wide = (g.out_h * cols).div_ceil(MAX_LANES) * MAX_LANES;
-    out.par_chunks_mut(plane_out.max(1)).enumerate().for_each_init(
+    let cols = g.phase_shape().1;
+    let wide = (g.out_h * cols).div_ceil(BLOCK * MAX_LANES) * BLOCK * MAX_LANES;
+    // Planes go to the threads in groups of at least PER_TASK outputs: a 4 × 4 plane alone is too little work to send.
+    let group = PER_TASK.div_ceil(plane_out.max(1)).max(1);
+    out.par_chunks_mut(plane_out.max(1) * group).enumerate().for_each_init(
         || (vec![0f32; g.stride * g.stride * g.phase_len()], vec![0f32; wide]),
-        |(phases, wide), (p, o)| {
-            debug_assert!(rows * cols < g.phase_len());
-            let c = p % g.channels;
-            let filter = &weight[c * g.k * g.k..(c + 1) * g.k * g.k];
-            let x = &x[p * plane_in..(p + 1) * plane_in];
-            let before = before.map(|b| b[c]);
-            pulp::Arch::new().dispatch(Plane { g, x, before, phases, wide, filter, bias: bias[c], out: o });
+        |(phases, wide), (i, out)| {
+            let first = i * group;
+            let x = &x[first * plane_in..(first * plane_in + out.len() / plane_out.max(1) * plane_in)];
+            pulp::Arch::new().dispatch(Planes { g, first, x, weight, bias, before, phases, wide, out });
         },
     );
     out
 }
 
-/// One plane's work, compiled for the CPU's widest vectors (AVX-512 or AVX2, picked at run time by `pulp`): everything
+/// Outputs per parallel task, at least.
+const PER_TASK: usize = 4096;
+
+/// A run of planes, compiled for the CPU's widest vectors (AVX-512 or AVX2, picked at run time by `pulp`): everything
 /// it calls is inlined into it, so the loops are vectorised for that instruction set.
-struct Plane<'a> {
+struct Planes<'a> {
     g: &'a Depthwise,
+    /// The index of the first plane (batch-major, so its channel is `first % channels`).
+    first: usize,
     x: &'a [f32],
-    /// The input's bias, when ReLU6 of the input plus it is what the convolution reads.
-    before: Option<f32>,
+    weight: &'a [f32],
+    bias: &'a [f32],
+    before: Option<&'a [f32]>,
     phases: &'a mut [f32],
     wide: &'a mut [f32],
-    filter: &'a [f32],
-    bias: f32,
     out: &'a mut [f32],
 }
 
-impl pulp::WithSimd for Plane<'_> {
+impl pulp::WithSimd for Planes<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        fill_phases(self.g, self.x, self.before, self.phases);
-        plane(simd, self.g, self.phases, self.filter, self.bias, self.wide);
-        // The wide rows hold `cols` outputs, of which the first `out_w` are the plane's.
-        let cols = self.g.phase_shape().1;
-        for (dst, src) in self.out.chunks_exact_mut(self.g.out_w).zip(self.wide.chunks(cols)) {
-            dst.copy_from_slice(&src[..self.g.out_w]);
+        let g = self.g;
+        let kk = g.k * g.k;
+        let mut tap_list = Vec::with_capacity(kk);
+        let planes = self.x.chunks_exact(g.h * g.w).zip(self.out.chunks_exact_mut(g.out_h * g.out_w));
+        for (j, (x, out)) in planes.enumerate() {
+            let c = (self.first + j) % g.channels;
+            fill_phases(g, x, self.before.map(|b| b[c]), self.phases);
+            tap_list.clear();
+            taps(g, &self.weight[c * kk..(c + 1) * kk], 0, &mut tap_list);
+            plane(simd, &tap_list, self.phases, self.bias[c], self.wide);
+            narrow(g, self.wide, out);
+        }
+    }
+}
+
+/// Copies the plane's outputs out of the wide rows, which hold `cols` outputs of which the first `out_w` are the plane's.
+#[inline(always)]
+fn narrow(g: &Depthwise, wide: &[f32], out: &mut [f32]) {
+    let cols = g.phase_shape().1;
+    for (dst, src) in out.chunks_exact_mut(g.out_w).zip(wide.chunks(cols)) {
+        dst.copy_from_slice(&src[..g.out_w]);
+    }
+}
+
+/// `relu6(conv(x, weight) + bias)` for a dense convolution of few input channels (EfficientNet's stem: 3), every output
+/// channel summing the taps of every input channel: `x` is `[batch, g.channels, h, w]`, `weight` `[cout, g.channels, k,
+/// k]`, `bias` `[cout]`. Returns `[batch, cout, out_h, out_w]`.
+pub(crate) fn dense_relu6(g: &Depthwise, cout: usize, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+    let (cin, plane_in, plane_out) = (g.channels, g.h * g.w, g.out_h * g.out_w);
+    assert_eq!(x.len() % (cin * plane_in).max(1), 0, "dense: the input is not whole images");
+    assert_eq!(weight.len(), cout * cin * g.k * g.k, "dense: one k×k filter per output and input channel");
+    assert_eq!(bias.len(), cout, "dense: one bias per output channel");
+    let images = x.len() / (cin * plane_in).max(1);
+    let mut out = vec![0f32; images * cout * plane_out];
+    let cols = g.phase_shape().1;
+    let wide = (g.out_h * cols).div_ceil(BLOCK * MAX_LANES) * BLOCK * MAX_LANES;
+    out.par_chunks_mut((cout * plane_out).max(1)).zip(x.par_chunks(cin * plane_in)).for_each_init(
+        || (vec![0f32; cin * g.stride * g.stride * g.phase_len()], vec![0f32; wide]),
+        |(phases, wide), (out, x)| pulp::Arch::new().dispatch(Dense { g, x, weight, bias, phases, wide, out }),
+    );
+    out
+}
+
+/// One image of [`dense_relu6`], compiled like [`Planes`].
+struct Dense<'a> {
+    g: &'a Depthwise,
+    x: &'a [f32],
+    weight: &'a [f32],
+    bias: &'a [f32],
+    phases: &'a mut [f32],
+    wide: &'a mut [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for Dense<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let g = self.g;
+        let (kk, per_input) = (g.k * g.k, g.stride * g.stride * g.phase_len());
+        for (x, phases) in self.x.chunks_exact(g.h * g.w).zip(self.phases.chunks_exact_mut(per_input)) {
+            fill_phases(g, x, None, phases);
+        }
+        let mut tap_list = Vec::with_capacity(g.channels * kk);
+        for (co, out) in self.out.chunks_exact_mut(g.out_h * g.out_w).enumerate() {
+            tap_list.clear();
+            for ci in 0..g.channels {
+                let filter = &self.weight[(co * g.channels + ci) * kk..][..kk];
+                taps(g, filter, ci * per_input, &mut tap_list);
+            }
+            plane(simd, &tap_list, self.phases, self.bias[co], self.wide);
+            narrow(g, self.wide, out);
         }
     }
 }
@@ -113,8 +183,8 @@ impl pulp::WithSimd for Plane<'_> {
 /// Copies one input plane into the zero-padded phase buffers.
 #[inline(always)]
 fn fill_phases(g: &Depthwise, x: &[f32], before: Option<f32>, phases: &mut [f32]) {
+    // No zeroing: the buffers start at zero, and every plane of one call writes the same interior positions.
     let (s, cols, len) = (g.stride, g.phase_shape().1, g.phase_len());
-    phases.fill(0.0);
     let act = |v: f32| match before {
         Some(b) => (v + b).clamp(0.0, 6.0),
         None => v,
@@ -132,6 +202,16 @@ fn fill_phases(g: &Depthwise, x: &[f32], before: Option<f32>, phases: &mut [f32]
                 for (d, &v) in dst[j0..].iter_mut().zip(src) {
                     *d = act(v);
                 }
+            } else if s == 2 {
+                // Every other input column, as pairs (vectorises better than a stepped iterator).
+                let src = &src[first..];
+                let dst = &mut dst[j0..];
+                for (d, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                    *d = act(pair[0]);
+                }
+                if src.len() % 2 == 1 && src.len() / 2 < dst.len() {
+                    dst[src.len() / 2] = act(src[src.len() - 1]);
+                }
             } else {
                 for (d, &v) in dst[j0..].iter_mut().zip(src.iter().skip(first).step_by(s)) {
                     *d = act(v);
@@ -141,31 +221,41 @@ fn fill_phases(g: &Depthwise, x: &[f32], before: Option<f32>, phases: &mut [f32]
     }
 }
 
-/// The plane's outputs over whole rows of `cols` (the columns past `out_w` are discarded later), a vector at a time: the
-/// bias, every tap multiplied in and added (fused), ReLU6. Output `q = oy cols + ox` of tap `(ky, kx)` reads phase
-/// `(ky % s, kx % s)` at `q + (ky / s) cols + kx / s`: contiguous in `q`, so every load is a whole vector.
+/// Each tap of a `k × k` filter reading phase buffers that start at `base`: where its input starts for output 0, and its
+/// weight. Output `q = oy cols + ox` of tap `(ky, kx)` reads phase `(ky % s, kx % s)` at `q + (ky / s) cols + kx / s`:
+/// contiguous in `q`, so every load is a whole vector.
 #[inline(always)]
-fn plane<S: pulp::Simd>(simd: S, g: &Depthwise, phases: &[f32], filter: &[f32], bias: f32, wide: &mut [f32]) {
-    assert!(S::F32_LANES <= MAX_LANES && wide.len().is_multiple_of(S::F32_LANES));
+fn taps(g: &Depthwise, filter: &[f32], base: usize, taps: &mut Vec<(usize, f32)>) {
     let (s, cols, len) = (g.stride, g.phase_shape().1, g.phase_len());
-    let mut taps = [(0usize, 0f32); MAX_TAPS];
     for ky in 0..g.k {
         for kx in 0..g.k {
             let phase = (ky % s) * s + kx % s;
-            taps[ky * g.k + kx] = (phase * len + (ky / s) * cols + kx / s, filter[ky * g.k + kx]);
+            taps.push((base + phase * len + (ky / s) * cols + kx / s, filter[ky * g.k + kx]));
         }
     }
-    let taps = &taps[..g.k * g.k];
+}
+
+/// The plane's outputs over whole rows of `cols` (the columns past `out_w` are discarded later), a block of vectors at a
+/// time: the bias, every tap multiplied in and added (fused), ReLU6.
+#[inline(always)]
+fn plane<S: pulp::Simd>(simd: S, taps: &[(usize, f32)], phases: &[f32], bias: f32, wide: &mut [f32]) {
+    assert!(S::F32_LANES <= MAX_LANES && wide.len().is_multiple_of(BLOCK * S::F32_LANES));
     let (zero, six, b) = (simd.splat_f32s(0.0), simd.splat_f32s(6.0), simd.splat_f32s(bias));
     let (vectors, _) = S::as_mut_simd_f32s(wide);
-    for (i, dst) in vectors.iter_mut().enumerate() {
-        let q = i * S::F32_LANES;
-        let mut acc = b;
+    // BLOCK vectors of outputs at a time, their sums kept in registers across the taps.
+    for (i, dst) in vectors.chunks_exact_mut(BLOCK).enumerate() {
+        let q = i * BLOCK * S::F32_LANES;
+        let mut acc = [b; BLOCK];
         for &(start, w) in taps {
-            let v = S::as_simd_f32s(&phases[start + q..start + q + S::F32_LANES]).0[0];
-            acc = simd.mul_add_f32s(simd.splat_f32s(w), v, acc);
+            let src = S::as_simd_f32s(&phases[start + q..start + q + BLOCK * S::F32_LANES]).0;
+            let (src, w) = (&src[..BLOCK], simd.splat_f32s(w));
+            for (a, &v) in acc.iter_mut().zip(src) {
+                *a = simd.mul_add_f32s(w, v, *a);
+            }
         }
-        *dst = simd.min_f32s(simd.max_f32s(acc, zero), six);
+        for (d, a) in dst.iter_mut().zip(acc) {
+            *d = simd.min_f32s(simd.max_f32s(a, zero), six);
+        }
     }
 }
 
@@ -215,6 +305,35 @@ mod tests {
             let want: Vec<f32> = want.into_data().try_to_vec().unwrap();
             let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(err < 1e-4, "k {k} stride {stride} {h}×{w}: off by {err}");
+        }
+    }
+
+    /// The dense kernel (EfficientNet's stem: 3 input channels, 3 × 3, stride 2, "SAME") against burn's convolution.
+    #[test]
+    fn dense_matches_burns_convolution() {
+        let device = Device::flex();
+        for (h, w) in [(9usize, 8usize), (6, 7)] {
+            let (batch, cin, cout, k, stride) = (2, 3, 5, 3, 2);
+            let (out_h, out_w) = (h.div_ceil(2), w.div_ceil(2));
+            let pad = |size: usize, out: usize| {
+                let total = ((out - 1) * stride + k).saturating_sub(size);
+                (total / 2, total - total / 2)
+            };
+            let (ph, pw) = (pad(h, out_h), pad(w, out_w));
+            let x: Vec<f32> = (0..batch * cin * h * w).map(|i| (i as f32 * 0.377).sin() * 3.0).collect();
+            let weight: Vec<f32> = (0..cout * cin * k * k).map(|i| (i as f32 * 0.91).cos()).collect();
+            let bias: Vec<f32> = (0..cout).map(|i| 0.4 - i as f32 * 0.3).collect();
+            let g = Depthwise { channels: cin, h, w, k, stride, top: ph.0, left: pw.0, out_h, out_w };
+            let got = dense_relu6(&g, cout, &x, &weight, &bias);
+            let input = Tensor::<4>::from_data(TensorData::new(x, [batch, cin, h, w]), &device);
+            let filters = Tensor::<4>::from_data(TensorData::new(weight, [cout, cin, k, k]), &device);
+            let options = ConvOptions::new_with_padding([stride; 2], [ph, pw], [1, 1], 1);
+            let bias = Tensor::from_data(TensorData::new(bias, [cout]), &device);
+            let want: Vec<f32> =
+                conv2d(input, filters, Some(bias), options).clamp(0.0, 6.0).into_data().try_to_vec().unwrap();
+            assert_eq!(got.len(), want.len());
+            let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err < 1e-4, "{h}×{w}: off by {err}");
         }
     }
 }

@@ -8,7 +8,7 @@ use burn::nn::BatchNorm;
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
 
-use crate::depthwise::{Depthwise, depthwise_relu6};
+use crate::depthwise::{Depthwise, dense_relu6, depthwise_relu6};
 use crate::effnet::{EfficientNet, SameConv};
 
 /// Images per pass through the network: the largest activation of EfficientNet-Lite0 at 128 pixels (96 channels of 64 ×
@@ -16,12 +16,16 @@ use crate::effnet::{EfficientNet, SameConv};
 /// images/s in chunks of 64, 191 in chunks of 4 or 8, 205 in chunks of 16 (`fd-cli bench embed`).
 pub(crate) const CHUNK: usize = 16;
 
+/// The most input channels of a dense convolution run by [`crate::depthwise::dense_relu6`].
+const SMALL_INPUT: usize = 4;
+
 /// A convolution with its BatchNorm folded in.
 #[derive(Debug, Clone)]
 struct Folded {
     conv: SameConv,
     bias: Tensor<1>,
-    /// The depthwise filters `[channels, k, k]` and bias as plain values (depthwise convolutions only).
+    /// The filters and bias as plain values, for the convolutions run by [`crate::depthwise`]: depthwise ones
+    /// (`[channels, k, k]`) and dense ones of at most [`SMALL_INPUT`] input channels (`[out, in, k, k]`).
     plain: Option<(Vec<f32>, Vec<f32>)>,
     /// The bias as plain values.
     bias_values: Vec<f32>,
@@ -34,8 +38,10 @@ impl Folded {
         let [out, per_group, _, _] = conv.weight.dims();
         let weight = conv.weight.val() * scale.reshape([out, 1, 1, 1]);
         let depthwise = conv.groups > 1 && conv.groups == out && per_group == 1;
+        // A dense convolution of few input channels (the stem) runs in the same kernel as the depthwise ones.
+        let small = conv.groups == 1 && per_group <= SMALL_INPUT && conv.weight.dims()[2] > 1;
         let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32 weights");
-        let plain = depthwise.then(|| {
+        let plain = (depthwise || small).then(|| {
             (values(weight.clone()), bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias"))
         });
         let bias_values = bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias");
@@ -47,6 +53,30 @@ impl Folded {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         conv2d(x, self.conv.weight.val(), Some(self.bias.clone()), self.conv.options(h, w))
+    }
+
+    /// `relu6(conv(x) + bias)` for a dense convolution of few input channels, in [`crate::depthwise::dense_relu6`]
+    /// (burn's general convolution path is the slowest of the network's layers for EfficientNet's 3-channel stem).
+    fn dense(&self, x: Tensor<4>) -> Tensor<4> {
+        let Some((weight, bias)) = self.plain.as_ref().filter(|_| self.conv.groups == 1) else {
+            return self.forward(x).clamp(0.0, 6.0);
+        };
+        let [batch, channels, h, w] = x.dims();
+        let g = self.geometry(channels, h, w);
+        let cout = self.conv.weight.dims()[0];
+        let device = x.device();
+        let data = x.into_data();
+        let y = dense_relu6(&g, cout, data.as_slice::<f32>().expect("f32 activations"), weight, bias);
+        Tensor::from_data(TensorData::new(y, [batch, cout, g.out_h, g.out_w]), &device)
+    }
+
+    /// The kernel geometry of this convolution over `channels` planes of `h × w`.
+    fn geometry(&self, channels: usize, h: usize, w: usize) -> Depthwise {
+        let [(top, bottom), (left, right)] = self.conv.padding(h, w);
+        let k = self.conv.weight.dims()[2];
+        let out = |size: usize, before: usize, after: usize| (size + before + after - k) / self.conv.stride + 1;
+        let (out_h, out_w) = (out(h, top, bottom), out(w, left, right));
+        Depthwise { channels, h, w, k, stride: self.conv.stride, top, left, out_h, out_w }
     }
 
     /// ReLU6 of `x` plus this convolution's bias: what [`Folded::forward_unbiased`] left out.
@@ -74,15 +104,11 @@ impl Folded {
             return self.forward(x).clamp(0.0, 6.0);
         };
         let [batch, channels, h, w] = x.dims();
-        let [(top, bottom), (left, right)] = self.conv.padding(h, w);
-        let k = self.conv.weight.dims()[2];
-        let out = |size: usize, before: usize, after: usize| (size + before + after - k) / self.conv.stride + 1;
-        let (out_h, out_w) = (out(h, top, bottom), out(w, left, right));
-        let g = Depthwise { channels, h, w, k, stride: self.conv.stride, top, left, out_h, out_w };
+        let g = self.geometry(channels, h, w);
         let device = x.device();
         let data = x.into_data();
         let y = depthwise_relu6(&g, data.as_slice::<f32>().expect("f32 activations"), weight, bias, before);
-        Tensor::from_data(TensorData::new(y, [batch, channels, out_h, out_w]), &device)
+        Tensor::from_data(TensorData::new(y, [batch, channels, g.out_h, g.out_w]), &device)
     }
 }
 
@@ -125,15 +151,15 @@ impl FusedEffNet {
     pub(crate) fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let n = x.dims()[0];
         let parts: Vec<Tensor<2>> =
-            (0..n).step_by(CHUNK).map(|i| self.chunk(x.clone().narrow(0, i, CHUNK.min(n - i)))).collect();
+            { let chunk: usize = std::env::var("FD_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(CHUNK); (0..n).step_by(chunk).map(|i| self.chunk(x.clone().narrow(0, i, chunk.min(n - i)))).collect() };
         Tensor::cat(parts, 0)
     }
 
     fn chunk(&self, x: Tensor<4>) -> Tensor<2> {
-        // `h` may still owe its bias and ReLU6 (`pending`, the stem's or an expansion's): the depthwise convolution that
-        // reads it next adds them on the way in.
-        let mut h = self.stem.forward_unbiased(x);
-        let mut pending = Some(&self.stem);
+        // `h` may still owe its bias and ReLU6 (`pending`, an expansion's): the depthwise convolution that reads it next
+        // adds them on the way in.
+        let mut h = self.stem.dense(x);
+        let mut pending: Option<&Folded> = None;
         for block in &self.blocks {
             if let Some(owed) = pending.filter(|_| block.residual || block.expand.is_some()) {
                 h = owed.settle(h);
