@@ -66,7 +66,7 @@ pub(crate) fn depthwise_relu6(
     let planes = x.len() / plane_in.max(1);
     let mut out = vec![0f32; planes * plane_out];
     let cols = g.phase_shape().1;
-    let wide = (g.out_h * cols).div_ceil(BLOCK * MAX_LANES) * BLOCK * MAX_LANES;
+    let wide = (g.out_h * cols).div_ceil(MAX_LANES) * MAX_LANES;
     // Planes go to the threads in groups of at least PER_TASK outputs: a 4 × 4 plane alone is too little work to send.
     let group = PER_TASK.div_ceil(plane_out.max(1)).max(1);
     out.par_chunks_mut(plane_out.max(1) * group).enumerate().for_each_init(
@@ -138,7 +138,7 @@ pub(crate) fn dense_relu6(g: &Depthwise, cout: usize, x: &[f32], weight: &[f32],
     let images = x.len() / (cin * plane_in).max(1);
     let mut out = vec![0f32; images * cout * plane_out];
     let cols = g.phase_shape().1;
-    let wide = (g.out_h * cols).div_ceil(BLOCK * MAX_LANES) * BLOCK * MAX_LANES;
+    let wide = (g.out_h * cols).div_ceil(MAX_LANES) * MAX_LANES;
     out.par_chunks_mut((cout * plane_out).max(1)).zip(x.par_chunks(cin * plane_in)).for_each_init(
         || (vec![0f32; cin * g.stride * g.stride * g.phase_len()], vec![0f32; wide]),
         |(phases, wide), (out, x)| pulp::Arch::new().dispatch(Dense { g, x, weight, bias, phases, wide, out }),
@@ -239,11 +239,13 @@ fn taps(g: &Depthwise, filter: &[f32], base: usize, taps: &mut Vec<(usize, f32)>
 /// time: the bias, every tap multiplied in and added (fused), ReLU6.
 #[inline(always)]
 fn plane<S: pulp::Simd>(simd: S, taps: &[(usize, f32)], phases: &[f32], bias: f32, wide: &mut [f32]) {
-    assert!(S::F32_LANES <= MAX_LANES && wide.len().is_multiple_of(BLOCK * S::F32_LANES));
+    assert!(S::F32_LANES <= MAX_LANES && wide.len().is_multiple_of(S::F32_LANES));
     let (zero, six, b) = (simd.splat_f32s(0.0), simd.splat_f32s(6.0), simd.splat_f32s(bias));
     let (vectors, _) = S::as_mut_simd_f32s(wide);
-    // BLOCK vectors of outputs at a time, their sums kept in registers across the taps.
-    for (i, dst) in vectors.chunks_exact_mut(BLOCK).enumerate() {
+    // BLOCK vectors of outputs at a time, their sums kept in registers across the taps; then the rest one at a time.
+    let done = vectors.len() / BLOCK * BLOCK;
+    let mut blocks = vectors.chunks_exact_mut(BLOCK);
+    for (i, dst) in blocks.by_ref().enumerate() {
         let q = i * BLOCK * S::F32_LANES;
         let mut acc = [b; BLOCK];
         for &(start, w) in taps {
@@ -256,6 +258,15 @@ fn plane<S: pulp::Simd>(simd: S, taps: &[(usize, f32)], phases: &[f32], bias: f3
         for (d, a) in dst.iter_mut().zip(acc) {
             *d = simd.min_f32s(simd.max_f32s(a, zero), six);
         }
+    }
+    for (i, dst) in blocks.into_remainder().iter_mut().enumerate() {
+        let q = (done + i) * S::F32_LANES;
+        let mut acc = b;
+        for &(start, w) in taps {
+            let v = S::as_simd_f32s(&phases[start + q..start + q + S::F32_LANES]).0[0];
+            acc = simd.mul_add_f32s(simd.splat_f32s(w), v, acc);
+        }
+        *dst = simd.min_f32s(simd.max_f32s(acc, zero), six);
     }
 }
 

@@ -84,6 +84,25 @@ impl Folded {
         (x + self.bias.clone().reshape([1, -1, 1, 1])).clamp(0.0, 6.0)
     }
 
+    /// The convolution plus its bias and, when given, `residual`, added in one pass over the output.
+    fn forward_plus(&self, x: Tensor<4>, residual: Option<Tensor<4>>) -> Tensor<4> {
+        let y = self.forward_unbiased(x);
+        let [batch, channels, h, w] = y.dims();
+        let device = y.device();
+        let mut values = y.into_data().try_into_vec::<f32>().expect("f32 activations");
+        let residual = residual.map(|r| r.into_data());
+        let residual = residual.as_ref().map(|r| r.as_slice::<f32>().expect("f32 activations"));
+        let plane = h * w;
+        for (i, out) in values.chunks_exact_mut(plane).enumerate() {
+            let b = self.bias_values[i % channels];
+            match residual {
+                Some(r) => out.iter_mut().zip(&r[i * plane..(i + 1) * plane]).for_each(|(o, r)| *o += b + r),
+                None => out.iter_mut().for_each(|o| *o += b),
+            }
+        }
+        Tensor::from_data(TensorData::new(values, [batch, channels, h, w]), &device)
+    }
+
     /// The convolution without its bias (the layer that reads the output adds it).
     fn forward_unbiased(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
@@ -170,11 +189,9 @@ impl FusedEffNet {
                 h = expand.forward_unbiased(h);
                 pending = Some(expand);
             }
-            h = block.project.forward(block.depthwise.depthwise(h, pending.map(|p| p.bias_values.as_slice())));
+            let h_dw = block.depthwise.depthwise(h, pending.map(|p| p.bias_values.as_slice()));
+            h = block.project.forward_plus(h_dw, input);
             pending = None;
-            if let Some(input) = input {
-                h = h + input;
-            }
         }
         h = self.head.forward(h).clamp(0.0, 6.0);
         let [b, c, _, _] = h.dims();
