@@ -9,10 +9,9 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::ops::{batch_norm, conv2d};
+use crate::ops::conv_bn;
 
 /// The architecture, chosen by preset name in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,13 +87,12 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x.clone())));
-        let out = batch_norm(&self.bn2, conv2d(&self.conv2, out));
+        let out = conv_bn(&self.conv1, &self.bn1, x.clone(), None, true);
         let skip = match &self.shortcut {
-            Some(s) => batch_norm(&s.bn, conv2d(&s.conv, x)),
+            Some(s) => conv_bn(&s.conv, &s.bn, x, None, false),
             None => x,
         };
-        relu(out + skip)
+        conv_bn(&self.conv2, &self.bn2, out, Some(skip), true)
     }
 }
 
@@ -175,7 +173,7 @@ impl ResNet {
 
     /// The penultimate features: global average of the last stage, `[batch, feature_dim]`.
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x)));
+        let mut x = conv_bn(&self.conv1, &self.bn1, x, None, true);
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
             x = block.forward(x);
         }

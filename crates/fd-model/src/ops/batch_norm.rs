@@ -48,6 +48,19 @@ pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// The per-channel `(scale, shift)` of the layer's running statistics, computed as [`batch_norm`]'s inference path
+/// computes them, when the layer lives on the plain flex device in f32.
+pub(super) fn inference_coefficients(bn: &BatchNorm, device: &Device) -> Option<(Vec<f32>, Vec<f32>)> {
+    let part = |t: Tensor<1>| t.to_device(device).try_into_primitive::<Flex>().ok();
+    let (gamma, beta) = (part(bn.gamma.val())?, part(bn.beta.val())?);
+    let (mean, var) = (part(bn.running_mean.value())?, part(bn.running_var.value())?);
+    if [&gamma, &beta, &mean, &var].iter().any(|t| t.dtype() != DType::F32) {
+        return None;
+    }
+    let inv_std: Vec<f32> = dense(&var).iter().map(|v| (1.0 / (f64::from(*v) + bn.epsilon).sqrt()) as f32).collect();
+    Some(affine_coefficients(&dense(&gamma), &dense(&beta), &dense(&mean), &inv_std))
+}
+
 /// Whether [`batch_norm`] takes its own path for `x` (for tests).
 #[cfg(test)]
 pub(super) fn takes_fast_path(bn: &BatchNorm, x: &Tensor<4>) -> bool {

@@ -25,6 +25,15 @@ pub(crate) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// The geometry and the plain (non-autodiff) flex operands, when the im2col path covers `x` on the plain device.
+pub(super) fn plain_operands(conv: &Conv2d, x: &Tensor<4>) -> Option<(Geometry, FlexTensor, FlexTensor)> {
+    let g = geometry(conv, x)?;
+    match operands(x, &conv.weight.val())? {
+        Operands::Plain(x, w) => Some((g, x, w)),
+        Operands::Autodiff(..) => None,
+    }
+}
+
 /// Whether [`conv2d`] takes the im2col path for `x` (for tests).
 #[cfg(test)]
 pub(crate) fn takes_fast_path(conv: &Conv2d, x: &Tensor<4>) -> bool {

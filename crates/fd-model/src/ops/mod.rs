@@ -12,6 +12,7 @@
 
 mod batch_norm;
 mod conv;
+mod conv_bn;
 mod conv_kernel;
 mod matmul;
 
@@ -22,6 +23,7 @@ use burn::prelude::*;
 
 pub(crate) use batch_norm::batch_norm;
 pub(crate) use conv::conv2d;
+pub(crate) use conv_bn::conv_bn;
 
 /// The autodiff flex backend's float tensor.
 type AdTensor = <burn::backend::Autodiff<burn::backend::Flex> as burn::backend::BackendTypes>::FloatTensorPrimitive;

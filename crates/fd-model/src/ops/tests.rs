@@ -109,3 +109,35 @@ fn batch_norm_matches_burns_in_training_and_inference() {
         close(batch_norm(&ours, x.clone()), theirs.forward(x), "inference output");
     }
 }
+
+/// Inference through convolution, BatchNorm, skip and ReLU in one pass equals burn's modules composed: running statistics
+/// away from 0 and 1, with and without a skip and a ReLU.
+#[test]
+fn conv_bn_in_one_pass_equals_the_composition() {
+    let device = Device::flex();
+    device.seed(11);
+    let conv = Conv2dConfig::new([4, 6], [3, 3])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(&device);
+    let mut bn = BatchNormConfig::new(6).init(&device);
+    let stat = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [6]), &device);
+    bn.running_mean = burn::module::RunningState::new(stat(vec![0.3, -0.2, 0.0, 1.5, -1.0, 0.1]));
+    bn.running_var = burn::module::RunningState::new(stat(vec![0.5, 2.0, 1.0, 0.25, 3.0, 1.1]));
+    bn.gamma = burn::module::Param::from_tensor(stat(vec![1.2, 0.8, -0.5, 1.0, 0.3, 2.0]));
+    bn.beta = burn::module::Param::from_tensor(stat(vec![0.1, -0.4, 0.2, 0.0, 0.7, -0.1]));
+    let x = Tensor::<4>::random([3, 4, 7, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let skip = Tensor::<4>::random([3, 6, 4, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    for (with_skip, relu) in [(false, false), (false, true), (true, false), (true, true)] {
+        let ours = super::conv_bn(&conv, &bn, x.clone(), with_skip.then(|| skip.clone()), relu);
+        let mut theirs = bn.forward(conv.forward(x.clone()));
+        if with_skip {
+            theirs = theirs + skip.clone();
+        }
+        if relu {
+            theirs = burn::tensor::activation::relu(theirs);
+        }
+        close(ours, theirs, &format!("skip {with_skip}, relu {relu}"));
+    }
+}

@@ -1,0 +1,67 @@
+//! Inference through a convolution, its BatchNorm, an optional skip connection and an optional ReLU in one pass over the
+//! convolution's output: on the plain flex device with the layer out of training, the normalised value `y · scale[c] +
+//! shift[c]`, plus the skip, rectified, is written where `y` was. The figures are the three separate operations' (the
+//! same products and sums in the same order); elsewhere (training, autodiff, another backend) it is that composition.
+
+use burn::backend::Flex;
+use burn::nn::BatchNorm;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::activation;
+use rayon::prelude::*;
+
+use super::{batch_norm, conv, conv2d, dense, flex_tensor};
+
+/// `relu?(bn(conv(x)) + skip)`, the ReLU when `relu`.
+pub(crate) fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, skip: Option<Tensor<4>>, relu: bool) -> Tensor<4> {
+    if let Some(y) = fused(conv, bn, &x, skip.as_ref(), relu) {
+        return y;
+    }
+    let y = batch_norm(bn, conv2d(conv, x));
+    let y = match skip {
+        Some(s) => y + s,
+        None => y,
+    };
+    if relu { activation::relu(y) } else { y }
+}
+
+/// The one-pass path, when it applies.
+fn fused(conv: &Conv2d, bn: &BatchNorm, x: &Tensor<4>, skip: Option<&Tensor<4>>, relu: bool) -> Option<Tensor<4>> {
+    if x.device().is_autodiff() {
+        return None;
+    }
+    let (g, xp, wp) = conv::plain_operands(conv, x)?;
+    let (scale, shift) = batch_norm::inference_coefficients(bn, &x.device())?;
+    let skip = match skip {
+        Some(s) => Some(s.clone().try_into_primitive::<Flex>().ok()?),
+        None => None,
+    };
+    let [ho, wo] = g.out_hw()?;
+    let hw = ho * wo;
+    let mut y = super::conv_kernel::forward(&g, &dense(&xp), &dense(&wp));
+    let skip = skip.as_ref().map(|s| dense(s));
+    if skip.as_ref().is_some_and(|s| s.len() != y.len()) {
+        return None;
+    }
+    y.par_chunks_mut(g.c_out * hw).enumerate().for_each(|(b, image)| {
+        for (c, plane) in image.chunks_exact_mut(hw).enumerate() {
+            let (s, t) = (scale[c], shift[c]);
+            let at = (b * g.c_out + c) * hw;
+            match &skip {
+                Some(skip) => {
+                    for (o, r) in plane.iter_mut().zip(&skip[at..at + hw]) {
+                        let v = *o * s + t + r;
+                        *o = if relu { v.max(0.0) } else { v };
+                    }
+                }
+                None => {
+                    for o in plane.iter_mut() {
+                        let v = *o * s + t;
+                        *o = if relu { v.max(0.0) } else { v };
+                    }
+                }
+            }
+        }
+    });
+    Some(Tensor::from_primitive::<Flex>(flex_tensor(y, [g.batch, g.c_out, ho, wo])))
+}
