@@ -1,11 +1,12 @@
-//! The depthwise convolution of EfficientNet's inference path, with the activation before it, its folded BatchNorm's bias
-//! and the ReLU6 after it in the same pass (burn flex's depthwise kernel cost half of an embedding; measured with
-//! `cargo xtask bench embed`).
+//! The depthwise convolution of EfficientNet's inference path (and a dense one for few input channels, the stem), with
+//! the previous layer's bias and activation, this layer's bias and the ReLU6 after it in the same pass (burn flex's
+//! depthwise kernel took half of an embedding; `cargo xtask bench embed`, BENCHMARKS.md).
 //!
-//! Each plane is copied once into a zero-padded buffer split by column phase (`phase r` holds the padded columns
-//! `r, r + s, r + 2s, …` for stride `s`), so every tap is a contiguous multiply-add over an output row that the compiler
-//! vectorises, with no bounds logic at the borders. Planes run in parallel; a plane's sums run in a fixed order, so the
-//! result does not depend on the thread count.
+//! Each plane is copied once into zero-padded buffers split by row and column phase (for stride `s`, padded row `y` and
+//! column `x` live in phase `(y % s, x % s)` at row `y / s`, column `x / s`). An output row is then computed over `cols`
+//! columns (those past `out_w` are discarded), so the input of every tap is contiguous: each output vector is a sum of
+//! whole-vector fused multiply-adds with no bounds logic at the borders. Planes run in parallel; a plane's sums run in a
+//! fixed order, so the result does not depend on the thread count.
 
 use rayon::prelude::*;
 
@@ -46,7 +47,6 @@ const MAX_LANES: usize = 16;
 
 /// Vectors computed together in [`plane`].
 const BLOCK: usize = 4;
-
 
 /// `relu6(conv(act(x), weight) + bias)` per channel: `x` is `[batch, channels, h, w]`, `weight` `[channels, k, k]`,
 /// `bias` `[channels]`; `act` is the identity, or with `before = Some(b)` (the layer before's bias and activation, fused
@@ -283,10 +283,18 @@ mod tests {
     #[test]
     fn matches_burns_grouped_convolution() {
         let device = Device::flex();
-        for (k, stride, h, w, with_before) in
-            [(3usize, 1usize, 7usize, 9usize, false), (5, 1, 8, 8, true), (3, 2, 8, 10, true), (5, 2, 9, 7, false), (3, 2, 2, 2, true)]
-        {
-            let (batch, channels) = (2, 5);
+        for (k, stride, h, w, with_before) in [
+            (3usize, 1usize, 7usize, 9usize, false),
+            (5, 1, 8, 8, true),
+            (3, 2, 8, 10, true),
+            (5, 2, 9, 7, false),
+            (3, 2, 9, 7, true),
+            (3, 2, 2, 2, true),
+            (5, 2, 1, 1, true),
+            (3, 1, 1, 1, false),
+        ] {
+            // Enough planes of the small sizes that they go to several parallel tasks (PER_TASK outputs each).
+            let (batch, channels) = if h * w <= 4 { (300, 5) } else { (2, 5) };
             let (out_h, out_w) = if stride == 1 { (h, w) } else { (h.div_ceil(2), w.div_ceil(2)) };
             let pad = |size: usize, out: usize| {
                 let total = ((out - 1) * stride + k).saturating_sub(size);
@@ -303,15 +311,17 @@ mod tests {
 
             let input = Tensor::<4>::from_data(TensorData::new(x, [batch, channels, h, w]), &device);
             let input = if with_before {
-                let b = Tensor::<1>::from_data(TensorData::new(before, [channels]), &device).reshape([1, channels, 1, 1]);
+                let b =
+                    Tensor::<1>::from_data(TensorData::new(before, [channels]), &device).reshape([1, channels, 1, 1]);
                 (input + b).clamp(0.0, 6.0)
             } else {
                 input
             };
             let filters = Tensor::<4>::from_data(TensorData::new(weight, [channels, 1, k, k]), &device);
             let options = ConvOptions::new_with_padding([stride; 2], [ph, pw], [1, 1], channels);
-            let want = conv2d(input, filters, Some(Tensor::from_data(TensorData::new(bias, [channels]), &device)), options)
-                .clamp(0.0, 6.0);
+            let want =
+                conv2d(input, filters, Some(Tensor::from_data(TensorData::new(bias, [channels]), &device)), options)
+                    .clamp(0.0, 6.0);
             assert_eq!(want.dims(), [batch, channels, out_h, out_w]);
             let want: Vec<f32> = want.into_data().try_to_vec().unwrap();
             let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);

@@ -41,11 +41,11 @@ impl Folded {
         // A dense convolution of few input channels (the stem) runs in the same kernel as the depthwise ones.
         let small = conv.groups == 1 && per_group <= SMALL_INPUT && conv.weight.dims()[2] > 1;
         let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32 weights");
-        let plain = (depthwise || small).then(|| {
-            (values(weight.clone()), bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias"))
-        });
+        let plain = (depthwise || small)
+            .then(|| (values(weight.clone()), bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias")));
         let bias_values = bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias");
-        let conv = SameConv { weight: burn::module::Param::from_tensor(weight), stride: conv.stride, groups: conv.groups };
+        let conv =
+            SameConv { weight: burn::module::Param::from_tensor(weight), stride: conv.stride, groups: conv.groups };
         Folded { conv, bias, plain, bias_values }
     }
 
@@ -77,11 +77,6 @@ impl Folded {
         let out = |size: usize, before: usize, after: usize| (size + before + after - k) / self.conv.stride + 1;
         let (out_h, out_w) = (out(h, top, bottom), out(w, left, right));
         Depthwise { channels, h, w, k, stride: self.conv.stride, top, left, out_h, out_w }
-    }
-
-    /// ReLU6 of `x` plus this convolution's bias: what [`Folded::forward_unbiased`] left out.
-    fn settle(&self, x: Tensor<4>) -> Tensor<4> {
-        (x + self.bias.clone().reshape([1, -1, 1, 1])).clamp(0.0, 6.0)
     }
 
     /// The convolution plus its bias and, when given, `residual`, added in one pass over the output.
@@ -170,28 +165,25 @@ impl FusedEffNet {
     pub(crate) fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let n = x.dims()[0];
         let parts: Vec<Tensor<2>> =
-            { let chunk: usize = std::env::var("FD_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(CHUNK); (0..n).step_by(chunk).map(|i| self.chunk(x.clone().narrow(0, i, chunk.min(n - i)))).collect() };
+            (0..n).step_by(CHUNK).map(|i| self.chunk(x.clone().narrow(0, i, CHUNK.min(n - i)))).collect();
         Tensor::cat(parts, 0)
     }
 
     fn chunk(&self, x: Tensor<4>) -> Tensor<2> {
-        // `h` may still owe its bias and ReLU6 (`pending`, an expansion's): the depthwise convolution that reads it next
-        // adds them on the way in.
+        // The stem's output is activated; an expansion's is not: the depthwise convolution that reads it adds the
+        // expansion's bias and ReLU6 as it copies its input.
         let mut h = self.stem.dense(x);
-        let mut pending: Option<&Folded> = None;
         for block in &self.blocks {
-            if let Some(owed) = pending.filter(|_| block.residual || block.expand.is_some()) {
-                h = owed.settle(h);
-                pending = None;
-            }
             let input = block.residual.then(|| h.clone());
-            if let Some(expand) = &block.expand {
-                h = expand.forward_unbiased(h);
-                pending = Some(expand);
-            }
-            let h_dw = block.depthwise.depthwise(h, pending.map(|p| p.bias_values.as_slice()));
+            let owed = match &block.expand {
+                Some(expand) => {
+                    h = expand.forward_unbiased(h);
+                    Some(expand.bias_values.as_slice())
+                }
+                None => None,
+            };
+            let h_dw = block.depthwise.depthwise(h, owed);
             h = block.project.forward_plus(h_dw, input);
-            pending = None;
         }
         h = self.head.forward(h).clamp(0.0, 6.0);
         let [b, c, _, _] = h.dims();

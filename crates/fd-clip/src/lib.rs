@@ -9,9 +9,9 @@
 //! Invariants: depends on fd-data only; reads weights through [`load`] alone; never reads datasets or prints; tensors never cross its boundary.
 
 pub mod clip;
+mod depthwise;
 pub mod effnet;
 mod error;
-mod depthwise;
 mod fused;
 pub mod imagenet;
 pub mod load;
@@ -253,7 +253,11 @@ impl Embedder {
         }
         let x = Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, s, s]), &self.device);
         let features = match &self.backbone {
-            Backbone::EffNet { fused, .. } => fused.features(x),
+            // The inference path reads activations as host memory: the flex CPU device only.
+            Backbone::EffNet { fused, .. } if x.clone().try_into_primitive::<burn::backend::Flex>().is_ok() => {
+                fused.features(x)
+            }
+            Backbone::EffNet { model, .. } => model.features(x),
             Backbone::Clip { model, .. } => model.image_embeds(x).expect("an embedder's CLIP has a vision tower"),
         };
         features.into_data().try_to_vec::<f32>().expect("f32 features")

@@ -43,11 +43,19 @@ fn check_against(shape: &EffNetConfig, weights: &Path, reference: &[u8], toleran
     let features: Vec<f32> = model.features(x.clone()).into_data().try_to_vec().unwrap();
     // The embedder's path: every BatchNorm folded into its convolution.
     let fused: Vec<f32> = crate::fused::FusedEffNet::new(&model).features(x.clone()).into_data().try_to_vec().unwrap();
-    let logits: Vec<f32> = model.forward(x).into_data().try_to_vec().unwrap();
+    let logits: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
     let (f_ref, l_ref) = (read(reference, "features").0, read(reference, "logits").0);
     let scale = l_ref.iter().fold(1f32, |m, v| m.max(v.abs()));
     assert!(max_err(&features, &f_ref) <= tolerance * scale, "features differ by {}", max_err(&features, &f_ref));
     assert!(max_err(&fused, &f_ref) <= tolerance * scale, "folded features differ by {}", max_err(&fused, &f_ref));
+    // A batch of more than one chunk (the inputs repeated), image by image the same features.
+    let n = s[0];
+    let repeats = crate::fused::CHUNK / n + 2;
+    let many = Tensor::cat(vec![x.clone(); repeats], 0);
+    let many: Vec<f32> = crate::fused::FusedEffNet::new(&model).features(many).into_data().try_to_vec().unwrap();
+    for copy in many.chunks(fused.len()) {
+        assert!(max_err(copy, &fused) <= 1e-6 * scale, "chunked features differ by {}", max_err(copy, &fused));
+    }
     assert!(max_err(&logits, &l_ref) <= tolerance * scale, "logits differ by {}", max_err(&logits, &l_ref));
     logits
 }

@@ -25,6 +25,12 @@ pub(crate) fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, skip: Option<
     if relu { activation::relu(y) } else { y }
 }
 
+/// Whether [`conv_bn`] takes the one-pass path for `x` (for tests).
+#[cfg(test)]
+pub(super) fn takes_one_pass(conv: &Conv2d, bn: &BatchNorm, x: &Tensor<4>) -> bool {
+    fused(conv, bn, x, None, false).is_some()
+}
+
 /// The one-pass path, when it applies.
 fn fused(conv: &Conv2d, bn: &BatchNorm, x: &Tensor<4>, skip: Option<&Tensor<4>>, relu: bool) -> Option<Tensor<4>> {
     if x.device().is_autodiff() {

@@ -130,6 +130,7 @@ fn conv_bn_in_one_pass_equals_the_composition() {
     let x = Tensor::<4>::random([3, 4, 7, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let skip = Tensor::<4>::random([3, 6, 4, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     for (with_skip, relu) in [(false, false), (false, true), (true, false), (true, true)] {
+        assert!(super::conv_bn::takes_one_pass(&conv, &bn, &x), "the one-pass path applies on the plain flex device");
         let ours = super::conv_bn(&conv, &bn, x.clone(), with_skip.then(|| skip.clone()), relu);
         let mut theirs = bn.forward(conv.forward(x.clone()));
         if with_skip {
