@@ -213,6 +213,17 @@ impl Embedder {
         })
     }
 
+    /// The revision of this embedder's image path, for caches of its embeddings: a cache of another revision was
+    /// computed by other code whose sums round differently, and mixing the two breaks bit-for-bit agreement between runs.
+    /// EfficientNet on the flex device: 2 since fd-clip's own inference path (`fused.rs`); elsewhere, and CLIP: 1.
+    pub fn revision(&self) -> u32 {
+        let flex = Tensor::<1>::zeros([1], &self.device).try_into_primitive::<burn::backend::Flex>().is_ok();
+        match &self.backbone {
+            Backbone::EffNet { .. } if flex => 2,
+            _ => 1,
+        }
+    }
+
     /// The embedding dimension.
     pub fn dim(&self) -> usize {
         match &self.backbone {

@@ -1,9 +1,10 @@
 //! The embed stage: every part in the latent space, `embeddings_<part>.safetensors` and `embed.json`; or the user's own
 //! embeddings (`[embeddings]`) brought into the same artifacts.
 //!
-//! Computed embeddings are also kept in the cache directory, keyed by the embed config and the weights and, for a dataset in
-//! memory, by each image's pixels ([`store`]), so another run over any of the same images (another model, a relabelled task, a
-//! planted setting that changed a few images) embeds only the new ones; for a dataset on disk, by the part's file fingerprint.
+//! Computed embeddings are also kept in the cache directory, keyed by the embed config, the weights, the embedder's code
+//! revision ([`fd_clip::Embedder::revision`]) and, for a dataset in memory, by each image's pixels ([`store`]), so another
+//! run over any of the same images (another model, a relabelled task, a planted setting that changed a few images) embeds
+//! only the new ones; for a dataset on disk, by the part's file fingerprint.
 
 mod store;
 
@@ -39,12 +40,12 @@ pub(super) fn embed(run: &Run) -> Result<()> {
         let mut written = Vec::new();
         let mut parts = Vec::new();
         let mut store_key = Sha256::new();
-        store_key.update(serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha}))?);
+        store_key.update(serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha, "revision": embedder.revision()}))?);
         let mut store: Option<store::Store> = None;
         for part in SplitPart::ALL {
             let (set, indices) = prepared.images(part);
             let mut hasher = Sha256::new();
-            hasher.update(serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha}))?);
+            hasher.update(serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha, "revision": embedder.revision()}))?);
             match set {
                 Images::Memory(d) => indices.iter().for_each(|&i| hasher.update(d.image_bytes(i))),
                 Images::Files(f) => {
