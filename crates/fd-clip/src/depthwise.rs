@@ -40,6 +40,13 @@ impl Depthwise {
         let (rows, cols) = self.phase_shape();
         rows * cols + BLOCK * MAX_LANES
     }
+
+    /// A task's scratch, zeroed: the phase buffers of `inputs` planes, and one plane's wide rows (`out_h` rows of
+    /// `cols`, rounded up to whole vectors).
+    fn scratch(&self, inputs: usize) -> (Vec<f32>, Vec<f32>) {
+        let wide = (self.out_h * self.phase_shape().1).div_ceil(MAX_LANES) * MAX_LANES;
+        (vec![0f32; inputs * self.stride * self.stride * self.phase_len()], vec![0f32; wide])
+    }
 }
 
 /// The widest vector, in f32 lanes (AVX-512).
@@ -65,12 +72,10 @@ pub(crate) fn depthwise_relu6(
     assert!(before.is_none_or(|b| b.len() == g.channels), "depthwise: one input bias per channel");
     let planes = x.len() / plane_in.max(1);
     let mut out = vec![0f32; planes * plane_out];
-    let cols = g.phase_shape().1;
-    let wide = (g.out_h * cols).div_ceil(MAX_LANES) * MAX_LANES;
     // Planes go to the threads in groups of at least PER_TASK outputs: a 4 × 4 plane alone is too little work to send.
     let group = PER_TASK.div_ceil(plane_out.max(1)).max(1);
     out.par_chunks_mut(plane_out.max(1) * group).enumerate().for_each_init(
-        || (vec![0f32; g.stride * g.stride * g.phase_len()], vec![0f32; wide]),
+        || g.scratch(1),
         |(phases, wide), (i, out)| {
             let first = i * group;
             let x = &x[first * plane_in..(first * plane_in + out.len() / plane_out.max(1) * plane_in)];
@@ -137,10 +142,8 @@ pub(crate) fn dense_relu6(g: &Depthwise, cout: usize, x: &[f32], weight: &[f32],
     assert_eq!(bias.len(), cout, "dense: one bias per output channel");
     let images = x.len() / (cin * plane_in).max(1);
     let mut out = vec![0f32; images * cout * plane_out];
-    let cols = g.phase_shape().1;
-    let wide = (g.out_h * cols).div_ceil(MAX_LANES) * MAX_LANES;
     out.par_chunks_mut((cout * plane_out).max(1)).zip(x.par_chunks(cin * plane_in)).for_each_init(
-        || (vec![0f32; cin * g.stride * g.stride * g.phase_len()], vec![0f32; wide]),
+        || g.scratch(cin),
         |(phases, wide), (out, x)| pulp::Arch::new().dispatch(Dense { g, x, weight, bias, phases, wide, out }),
     );
     out

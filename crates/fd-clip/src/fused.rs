@@ -12,8 +12,7 @@ use crate::depthwise::{Depthwise, dense_relu6, depthwise_relu6};
 use crate::effnet::{EfficientNet, SameConv};
 
 /// Images per pass through the network: the largest activation of EfficientNet-Lite0 at 128 pixels (96 channels of 64 ×
-/// 64) is 25 MB for 16 images, 100 MB for a batch of 64. At 128 pixels on a 2-core Xeon, batches of 64 ran at 188
-/// images/s in chunks of 64, 191 in chunks of 4 or 8, 205 in chunks of 16 (`fd-cli bench embed`).
+/// 64) is 25 MB for 16 images, 100 MB for a batch of 64; of 4, 8, 16 and 64, 16 was fastest (BENCHMARKS.md).
 pub(crate) const CHUNK: usize = 16;
 
 /// The most input channels of a dense convolution run by [`crate::depthwise::dense_relu6`].
@@ -24,9 +23,9 @@ const SMALL_INPUT: usize = 4;
 struct Folded {
     conv: SameConv,
     bias: Tensor<1>,
-    /// The filters and bias as plain values, for the convolutions run by [`crate::depthwise`]: depthwise ones
-    /// (`[channels, k, k]`) and dense ones of at most [`SMALL_INPUT`] input channels (`[out, in, k, k]`).
-    plain: Option<(Vec<f32>, Vec<f32>)>,
+    /// The filters as plain values, for the convolutions run by [`crate::depthwise`]: depthwise ones (`[channels, k,
+    /// k]`) and dense ones of at most [`SMALL_INPUT`] input channels (`[out, in, k, k]`).
+    plain: Option<Vec<f32>>,
     /// The bias as plain values.
     bias_values: Vec<f32>,
 }
@@ -40,9 +39,8 @@ impl Folded {
         let depthwise = conv.groups > 1 && conv.groups == out && per_group == 1;
         // A dense convolution of few input channels (the stem) runs in the same kernel as the depthwise ones.
         let small = conv.groups == 1 && per_group <= SMALL_INPUT && conv.weight.dims()[2] > 1;
-        let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32 weights");
-        let plain = (depthwise || small)
-            .then(|| (values(weight.clone()), bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias")));
+        let plain =
+            (depthwise || small).then(|| weight.clone().into_data().try_into_vec::<f32>().expect("f32 weights"));
         let bias_values = bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias");
         let conv =
             SameConv { weight: burn::module::Param::from_tensor(weight), stride: conv.stride, groups: conv.groups };
@@ -58,7 +56,7 @@ impl Folded {
     /// `relu6(conv(x) + bias)` for a dense convolution of few input channels, in [`crate::depthwise::dense_relu6`]
     /// (burn's general convolution path is the slowest of the network's layers for EfficientNet's 3-channel stem).
     fn dense(&self, x: Tensor<4>) -> Tensor<4> {
-        let Some((weight, bias)) = self.plain.as_ref().filter(|_| self.conv.groups == 1) else {
+        let Some(weight) = self.plain.as_ref().filter(|_| self.conv.groups == 1) else {
             return self.forward(x).clamp(0.0, 6.0);
         };
         let [batch, channels, h, w] = x.dims();
@@ -66,7 +64,7 @@ impl Folded {
         let cout = self.conv.weight.dims()[0];
         let device = x.device();
         let data = x.into_data();
-        let y = dense_relu6(&g, cout, data.as_slice::<f32>().expect("f32 activations"), weight, bias);
+        let y = dense_relu6(&g, cout, data.as_slice::<f32>().expect("f32 activations"), weight, &self.bias_values);
         Tensor::from_data(TensorData::new(y, [batch, cout, g.out_h, g.out_w]), &device)
     }
 
@@ -107,7 +105,7 @@ impl Folded {
     /// `relu6(conv(act(x)) + bias)` for a depthwise convolution, where `act` is the identity, or with `before =
     /// Some(b)`, ReLU6 of `x` plus the per-channel bias `b` (the expansion's, fused here).
     fn depthwise(&self, x: Tensor<4>, before: Option<&[f32]>) -> Tensor<4> {
-        let Some((weight, bias)) = &self.plain else {
+        let Some(weight) = self.plain.as_ref().filter(|_| self.conv.groups > 1) else {
             let x = match before {
                 Some(b) => {
                     let b = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [b.len()]), &x.device());
@@ -121,7 +119,8 @@ impl Folded {
         let g = self.geometry(channels, h, w);
         let device = x.device();
         let data = x.into_data();
-        let y = depthwise_relu6(&g, data.as_slice::<f32>().expect("f32 activations"), weight, bias, before);
+        let activations = data.as_slice::<f32>().expect("f32 activations");
+        let y = depthwise_relu6(&g, activations, weight, &self.bias_values, before);
         Tensor::from_data(TensorData::new(y, [batch, channels, g.out_h, g.out_w]), &device)
     }
 }

@@ -129,6 +129,11 @@ impl EmbedConfig {
     }
 }
 
+/// Whether `device` is the flex CPU device.
+fn is_flex(device: &Device) -> bool {
+    Tensor::<1>::zeros([1], device).try_into_primitive::<burn::backend::Flex>().is_ok()
+}
+
 fn is_onnx(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
@@ -136,8 +141,16 @@ fn is_onnx(path: &Path) -> bool {
 /// The network behind an [`Embedder`].
 #[derive(Debug)]
 enum Backbone {
-    EffNet { model: Box<effnet::EfficientNet>, fused: Box<fused::FusedEffNet> },
-    Clip { model: Box<clip::Clip>, tokenizer: tokenize::ClipTokenizer, dim: usize },
+    /// `fused` is the inference path, built on the flex CPU device only (it reads activations as host memory).
+    EffNet {
+        model: Box<effnet::EfficientNet>,
+        fused: Option<Box<fused::FusedEffNet>>,
+    },
+    Clip {
+        model: Box<clip::Clip>,
+        tokenizer: tokenize::ClipTokenizer,
+        dim: usize,
+    },
 }
 
 /// An image and text embedder; the network and its tensors stay inside.
@@ -181,7 +194,10 @@ impl Embedder {
         let mut preprocess = Preprocess::efficientnet(config.image_size);
         preprocess.resize = config.resize;
         Ok(Embedder {
-            backbone: Backbone::EffNet { fused: Box::new(fused::FusedEffNet::new(&model)), model: Box::new(model) },
+            backbone: Backbone::EffNet {
+                fused: is_flex(device).then(|| Box::new(fused::FusedEffNet::new(&model))),
+                model: Box::new(model),
+            },
             preprocess,
             batch_size: config.batch_size.max(1),
             device: device.clone(),
@@ -217,9 +233,8 @@ impl Embedder {
     /// computed by other code whose sums round differently, and mixing the two breaks bit-for-bit agreement between runs.
     /// EfficientNet on the flex device: 2 since fd-clip's own inference path (`fused.rs`); elsewhere, and CLIP: 1.
     pub fn revision(&self) -> u32 {
-        let flex = Tensor::<1>::zeros([1], &self.device).try_into_primitive::<burn::backend::Flex>().is_ok();
         match &self.backbone {
-            Backbone::EffNet { .. } if flex => 2,
+            Backbone::EffNet { fused: Some(_), .. } => 2,
             _ => 1,
         }
     }
@@ -264,10 +279,7 @@ impl Embedder {
         }
         let x = Tensor::<4>::from_data(TensorData::new(data, [images.len(), 3, s, s]), &self.device);
         let features = match &self.backbone {
-            // The inference path reads activations as host memory: the flex CPU device only.
-            Backbone::EffNet { fused, .. } if x.clone().try_into_primitive::<burn::backend::Flex>().is_ok() => {
-                fused.features(x)
-            }
+            Backbone::EffNet { fused: Some(fused), .. } => fused.features(x),
             Backbone::EffNet { model, .. } => model.features(x),
             Backbone::Clip { model, .. } => model.image_embeds(x).expect("an embedder's CLIP has a vision tower"),
         };

@@ -39,13 +39,14 @@ pub(super) fn embed(run: &Run) -> Result<()> {
         std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
         let mut written = Vec::new();
         let mut parts = Vec::new();
+        let space = serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha, "revision": embedder.revision()}))?;
         let mut store_key = Sha256::new();
-        store_key.update(serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha, "revision": embedder.revision()}))?);
+        store_key.update(&space);
         let mut store: Option<store::Store> = None;
         for part in SplitPart::ALL {
             let (set, indices) = prepared.images(part);
             let mut hasher = Sha256::new();
-            hasher.update(serde_json::to_vec(&json!({"embed": keyed, "weights": weights_sha, "revision": embedder.revision()}))?);
+            hasher.update(&space);
             match set {
                 Images::Memory(d) => indices.iter().for_each(|&i| hasher.update(d.image_bytes(i))),
                 Images::Files(f) => {

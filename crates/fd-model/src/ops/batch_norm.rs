@@ -38,9 +38,7 @@ pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         }
         Some(Route::Infer { x: xp, gamma, beta, mean, var }) => {
             let [batch, channels, h, w] = x.dims();
-            let inv_std: Vec<f32> =
-                dense(&var).iter().map(|v| (1.0 / (f64::from(*v) + bn.epsilon).sqrt()) as f32).collect();
-            let (scale, shift) = affine_coefficients(&dense(&gamma), &dense(&beta), &dense(&mean), &inv_std);
+            let (scale, shift) = running_affine(&gamma, &beta, &mean, &var, bn.epsilon);
             let y = apply_affine(&dense(&xp), channels, h * w, &scale, &shift);
             Tensor::from_primitive::<Flex>(flex_tensor(y, [batch, channels, h, w]))
         }
@@ -57,8 +55,19 @@ pub(super) fn inference_coefficients(bn: &BatchNorm, device: &Device) -> Option<
     if [&gamma, &beta, &mean, &var].iter().any(|t| t.dtype() != DType::F32) {
         return None;
     }
-    let inv_std: Vec<f32> = dense(&var).iter().map(|v| (1.0 / (f64::from(*v) + bn.epsilon).sqrt()) as f32).collect();
-    Some(affine_coefficients(&dense(&gamma), &dense(&beta), &dense(&mean), &inv_std))
+    Some(running_affine(&gamma, &beta, &mean, &var, bn.epsilon))
+}
+
+/// The per-channel `(scale, shift)` that normalise with running statistics.
+fn running_affine(
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    mean: &FlexTensor,
+    var: &FlexTensor,
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let inv_std: Vec<f32> = dense(var).iter().map(|v| (1.0 / (f64::from(*v) + epsilon).sqrt()) as f32).collect();
+    affine_coefficients(&dense(gamma), &dense(beta), &dense(mean), &inv_std)
 }
 
 /// Whether [`batch_norm`] takes its own path for `x` (for tests).
