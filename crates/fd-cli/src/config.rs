@@ -123,7 +123,7 @@ impl InterveneConfig {
         }
         if self.rules.is_empty() {
             anyhow::bail!(
-                "intervene.rules is empty: expected some of \"none\", \"svm\", \"confidence\", \"random\", \"margin\", \"entropy\", \"coreset\""
+                "intervene.rules is empty: expected some of \"none\", \"svm\", \"confidence\", \"random\", \"margin\", \"entropy\", \"coreset\", \"modes\""
             );
         }
         let mut modes = self.retrain.clone();

@@ -92,7 +92,7 @@ impl Run {
         // The data already loaded knows; else the config (a dataset on disk by its listing alone, nothing decoded).
         match self.prepared.get() {
             Some(p) => Ok(p.train.num_classes()),
-            None => Ok(self.experiment.data.dataset.class_names()?.len()),
+            None => Ok(self.experiment.data.class_names()?.len()),
         }
     }
 

@@ -99,6 +99,15 @@ impl DataConfig {
         }
         Ok(())
     }
+
+    /// The names of the classes the classifier predicts, indexed by label, without decoding any image: the superclasses of a
+    /// planted superclass task, else the dataset's classes.
+    pub fn class_names(&self) -> Result<Vec<String>> {
+        match &self.planted {
+            Some(PlantedConfig::Superclass(c)) => Ok(c.superclasses.iter().map(|s| s.name.clone()).collect()),
+            _ => self.dataset.class_names(),
+        }
+    }
 }
 
 /// Loads the dataset `config` names (a built-in one from the decoded cache under `data_dir`), splits it, and plants its

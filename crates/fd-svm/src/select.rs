@@ -1,7 +1,8 @@
 //! The pool intervention's selection rules (method spec §4.1): per class, which K images of the extra pool to add to the training set.
 //!
-//! Each rule is a pure function of plain data: the pool's labels and, depending on the rule, the SVM's decision values, the classifier's
-//! true-class confidence or its predicted distribution (margin, entropy), the embeddings (coreset), or a seed. Picks are row indices into the pool, class by class, hardest first.
+//! Each rule is a pure function of plain data: the pool's labels and, depending on the rule, the SVM's decision values, the
+//! failure modes' decision values, the classifier's true-class confidence or its predicted distribution (margin, entropy), the
+//! embeddings (coreset), or a seed. Picks are row indices into the pool, class by class, hardest first.
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -29,11 +30,14 @@ pub enum SelectionRule {
     /// The k-center greedy coreset (Sener and Savarese, ICLR 2018) in the embedding space: K times, the class's pool image
     /// farthest from the class's labelled images and the images already picked.
     Coreset,
+    /// The budget split across the class's failure modes (fd-svm's `modes`): in turn, each mode's lowest decision value not
+    /// yet picked, hardest mode first. A class with one mode gets the paper's SVM's picks.
+    Modes,
 }
 
 impl SelectionRule {
     /// Every rule, in the order reports list them.
-    pub const ALL: [SelectionRule; 7] = [
+    pub const ALL: [SelectionRule; 8] = [
         SelectionRule::Nothing,
         SelectionRule::Svm,
         SelectionRule::Confidence,
@@ -41,6 +45,7 @@ impl SelectionRule {
         SelectionRule::Margin,
         SelectionRule::Entropy,
         SelectionRule::Coreset,
+        SelectionRule::Modes,
     ];
 
     /// The paper's three rules.
@@ -56,6 +61,7 @@ impl SelectionRule {
             SelectionRule::Margin => "margin",
             SelectionRule::Entropy => "entropy",
             SelectionRule::Coreset => "coreset",
+            SelectionRule::Modes => "modes",
         }
     }
 
@@ -78,6 +84,9 @@ pub struct Pool<'a> {
     pub probabilities: &'a [f64],
     /// The embedding space (coreset); `None` when not given.
     pub space: Option<Space<'a>>,
+    /// Per row, its decision value under each failure mode of its class, hardest mode first (the modes rule; rows of one
+    /// class have as many values as the class has modes, none for a class without an SVM); empty when not given.
+    pub modes: &'a [Vec<f64>],
 }
 
 /// The embedding space the coreset works in: the pool's rows and the labelled (train) rows it starts from.
@@ -93,9 +102,9 @@ pub struct Space<'a> {
     pub labelled_labels: &'a [u16],
 }
 
-/// The rows `rule` picks (none for [`SelectionRule::Nothing`]): per class in class order, the `k` rows with the lowest decision value, the lowest confidence, the
-/// smallest margin, the largest entropy, first in a permutation seeded by `seed` and the class, or in the coreset's order
-/// (all of a class's rows when it has fewer than `k`). Ties keep pool order, so a class without an SVM (decision value 0
+/// The rows `rule` picks (none for [`SelectionRule::Nothing`]): per class in class order, the `k` rows with the lowest
+/// decision value, the lowest confidence, the smallest margin, the largest entropy, first in a permutation seeded by `seed`
+/// and the class, in the coreset's order, or the modes' turns (all of a class's rows when it has fewer than `k`). Ties keep pool order, so a class without an SVM (decision value 0
 /// everywhere) falls back to pool order, as upstream does. A rule whose scores the pool lacks (probabilities, the space) is
 /// an error.
 pub fn select(pool: &Pool<'_>, classes: usize, rule: SelectionRule, k: usize, seed: u64) -> Result<Vec<usize>> {
@@ -134,6 +143,10 @@ pub fn select(pool: &Pool<'_>, classes: usize, rule: SelectionRule, k: usize, se
         SelectionRule::Confidence => pool.confidence.to_vec(),
         SelectionRule::Nothing => return Ok(Vec::new()),
         SelectionRule::Random | SelectionRule::Coreset => Vec::new(),
+        SelectionRule::Modes => {
+            check_modes(pool.labels, pool.modes)?;
+            Vec::new()
+        }
     };
     let space = match (rule, pool.space) {
         (SelectionRule::Coreset, None) => {
@@ -165,11 +178,79 @@ pub fn select(pool: &Pool<'_>, classes: usize, rule: SelectionRule, k: usize, se
                 );
                 rows = k_center_greedy(&candidates, &centers, dim, k).into_iter().map(|j| rows[j]).collect();
             }
+            (SelectionRule::Modes, _) => {
+                let count = rows.first().map_or(0, |&i| pool.modes[i].len());
+                let orders: Vec<Vec<usize>> = (0..count)
+                    .map(|m| {
+                        let mut order = rows.clone();
+                        order.sort_by(|&a, &b| pool.modes[a][m].total_cmp(&pool.modes[b][m]));
+                        order
+                    })
+                    .collect();
+                // A class without an SVM has no mode: pool order, as the SVM rule gives it.
+                if !orders.is_empty() {
+                    rows = take_in_turns(&orders, k);
+                }
+            }
             _ => rows.sort_by(|&a, &b| scores[a].total_cmp(&scores[b])),
         }
         picked.extend(rows.iter().take(k));
     }
     Ok(picked)
+}
+
+/// Checks the modes' decision values: one entry per row, as many values for every row of a class, all finite.
+fn check_modes(labels: &[u16], modes: &[Vec<f64>]) -> Result<()> {
+    if modes.len() != labels.len() {
+        return Err(Error::Invalid(format!(
+            "the modes rule needs each pool row's decision values under its class's modes: {} rows, {} entries",
+            labels.len(),
+            modes.len()
+        )));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for (i, (values, &class)) in modes.iter().zip(labels).enumerate() {
+        if *counts.entry(class).or_insert(values.len()) != values.len() {
+            return Err(Error::Invalid(format!(
+                "the modes rule: row {i} of class {class} has {} modes, an earlier row of the class {}",
+                values.len(),
+                counts[&class]
+            )));
+        }
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!("the modes rule: row {i}'s decision value is {v} (must be finite)")));
+        }
+    }
+    Ok(())
+}
+
+/// Up to `k` distinct items taken from `orders` in turns: the first order's first item not yet taken, then the second
+/// order's, and so on round the orders again, so the budget is split evenly across them (the earlier orders take the
+/// remainder); an order that runs out is passed over.
+pub fn take_in_turns(orders: &[Vec<usize>], k: usize) -> Vec<usize> {
+    let mut taken = std::collections::HashSet::new();
+    let mut picked = Vec::with_capacity(k);
+    let mut next = vec![0; orders.len()];
+    while picked.len() < k {
+        let mut moved = false;
+        for (order, at) in orders.iter().zip(&mut next) {
+            if picked.len() == k {
+                break;
+            }
+            while *at < order.len() && taken.contains(&order[*at]) {
+                *at += 1;
+            }
+            if let Some(&item) = order.get(*at) {
+                taken.insert(item);
+                picked.push(item);
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    picked
 }
 
 /// Checks the coreset's space against a pool of `n` rows.

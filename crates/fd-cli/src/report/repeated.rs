@@ -150,6 +150,7 @@ fn colour(rule: SelectionRule) -> &'static str {
         SelectionRule::Margin => "#c90",
         SelectionRule::Entropy => "#939",
         SelectionRule::Coreset => "#099",
+        SelectionRule::Modes => "#f60",
     }
 }
 

@@ -1,4 +1,5 @@
-//! The select stage: K extra-pool images per class by each rule of `[intervene]`, `selections.json` (dataset indices).
+//! The select stage: K extra-pool images per class by each rule of `[intervene]`, `selections.json` (dataset indices). The
+//! modes rule reads the discover stage's `modes.json`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use fd_data::SplitPart;
 use fd_svm::select::{Pool, SelectionRule, Space, select as pick};
 use serde_json::json;
 
-use crate::artifacts::{Scored, Selections, Version, eval_file};
+use crate::artifacts::{ModeEntry, ModesFile, Scored, Selections, Version, eval_file};
 use crate::run::Run;
 
 /// Picks the pool images.
@@ -17,12 +18,17 @@ pub(super) fn select(run: &Run) -> Result<()> {
         return Ok(());
     };
     let coreset = intervene.rules.contains(&SelectionRule::Coreset);
+    // The modes rule reads the discover stage's modes.
+    let with_modes = intervene.rules.contains(&SelectionRule::Modes);
     let wanted = |n: &str| {
         n == "directions.json"
             || n.ends_with("_extra.safetensors")
             || coreset && n.ends_with("_train.safetensors") && n.starts_with("embeddings")
+            || with_modes && n == "modes.json"
     };
-    let inputs = run.engine.inputs(&["fit", "evaluate", "embed"], wanted)?;
+    let stages: &[&str] =
+        if with_modes { &["fit", "evaluate", "embed", "discover"] } else { &["fit", "evaluate", "embed"] };
+    let inputs = run.engine.inputs(stages, wanted)?;
     let classes = run.num_classes()?;
     // Keyed on what the picks depend on: how they are retrained is not (and left at its default, the key is the one the
     // stage had before retraining modes existed).
@@ -41,17 +47,21 @@ pub(super) fn select(run: &Run) -> Result<()> {
             .context("the extra pool's embeddings and evaluation disagree; run `fd-cli reproduce` to remake them")?;
         let directions = run.directions()?;
         let decisions = directions.decision_values(&extra.rows, &extra.labels)?;
-        // The SVM's space (standardised, normalised) for the coreset, starting from the train split's embeddings.
-        let (pool_rows, labelled) = if coreset {
+        // The SVM's space (standardised, normalised) for the coreset, starting from the train split's embeddings, and for
+        // the modes.
+        let p = &directions.preprocessing;
+        let pool_rows = if coreset || with_modes { p.apply(&extra.rows) } else { Vec::new() };
+        let labelled = if coreset {
             let train = run.read_embeddings(SplitPart::Train)?;
             let prepared = run.prepared()?;
             let all = prepared.train.labels();
             let labels: Vec<u16> = train.indices.iter().map(|&i| all[i]).collect();
-            let p = &directions.preprocessing;
-            (p.apply(&extra.rows), Some((p.apply(&train.rows), labels)))
+            Some((p.apply(&train.rows), labels))
         } else {
-            (Vec::new(), None)
+            None
         };
+        let modes =
+            if with_modes { mode_decisions(&run.read()?, &pool_rows, extra.dim, &extra.labels) } else { Vec::new() };
         let space = labelled.as_ref().map(|(rows, labels)| Space {
             dim: extra.dim,
             pool: &pool_rows,
@@ -64,6 +74,7 @@ pub(super) fn select(run: &Run) -> Result<()> {
             confidence: &extra.confidence,
             probabilities: &probabilities,
             space,
+            modes: &modes,
         };
         // The control adds nothing at any K: one entry, K = 0.
         let picks = |rule: SelectionRule, seed: u64| -> Result<BTreeMap<usize, Vec<usize>>> {
@@ -89,4 +100,16 @@ pub(super) fn select(run: &Run) -> Result<()> {
         Ok(vec![Run::write(out, &Selections { format_version: Version, rules, seeded })?])
     })?;
     Ok(())
+}
+
+/// Each pool row's decision value under each mode of its class (`rows` preprocessed, `dim` values a row), hardest mode first;
+/// none for a class without modes.
+fn mode_decisions(modes: &ModesFile, rows: &[f32], dim: usize, labels: &[u16]) -> Vec<Vec<f64>> {
+    let by_class: BTreeMap<u16, &[ModeEntry]> = modes.classes.iter().map(|c| (c.class, c.modes.as_slice())).collect();
+    rows.chunks_exact(dim)
+        .zip(labels)
+        .map(|(row, class)| {
+            by_class.get(class).map_or_else(Vec::new, |m| m.iter().map(|e| e.mode.svm.decision(row)).collect())
+        })
+        .collect()
 }

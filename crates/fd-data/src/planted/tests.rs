@@ -44,6 +44,20 @@ fn superclass_task_subsamples_the_minority_in_train_only() {
     assert_eq!(p.train.len(), 500);
     assert_eq!(p.test.len(), 250);
     assert_eq!(p.train.class_names(), ["a", "b"]);
+    // The config alone knows the classes the classifier predicts, before any image is decoded.
+    let data = crate::DataConfig {
+        dataset: crate::DatasetConfig::Synthetic(SyntheticConfig {
+            classes: 6,
+            train_per_class: 100,
+            test_per_class: 50,
+            size: 8,
+            seed: 3,
+        }),
+        split: split_config.clone(),
+        planted: Some(config.clone()),
+    };
+    assert_eq!(data.class_names().unwrap(), p.train.class_names());
+    assert_eq!(crate::DataConfig { planted: None, ..data }.class_names().unwrap().len(), 6);
     assert_eq!(groups.planted, vec![2]);
     for i in 0..p.train.len() {
         let fine = groups.train[i];
