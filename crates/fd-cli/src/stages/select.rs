@@ -9,6 +9,7 @@ use fd_svm::select::{Pool, SelectionRule, Space, select as pick};
 use serde_json::json;
 
 use crate::artifacts::{ModeEntry, ModesFile, Scored, Selections, Version, eval_file};
+use crate::config::InterveneConfig;
 use crate::run::Run;
 
 /// Picks the pool images.
@@ -32,7 +33,7 @@ pub(super) fn select(run: &Run) -> Result<()> {
     let classes = run.num_classes()?;
     // Keyed on what the picks depend on: how they are retrained is not (and left at its default, the key is the one the
     // stage had before retraining modes existed).
-    let keyed = crate::config::InterveneConfig { retrain: crate::config::scratch_only(), ..intervene.clone() };
+    let keyed = InterveneConfig { retrain: crate::config::scratch_only(), ..intervene.clone() };
     run.engine.run("select", json!({"intervene": keyed}), inputs, |out| {
         // The pool's evaluation read once: its logits for margin and entropy, joined with the embeddings for the rest.
         let eval = run.read_eval(&eval_file(SplitPart::Extra))?;
@@ -76,30 +77,38 @@ pub(super) fn select(run: &Run) -> Result<()> {
             space,
             modes: &modes,
         };
-        // The control adds nothing at any K: one entry, K = 0.
-        let picks = |rule: SelectionRule, seed: u64| -> Result<BTreeMap<usize, Vec<usize>>> {
-            let ks = if rule == SelectionRule::Nothing { vec![0] } else { intervene.k.clone() };
-            ks.iter()
-                .map(|&k| Ok((k, pick(&pool, classes, rule, k, seed)?.iter().map(|&r| extra.indices[r]).collect())))
-                .collect()
+        let pick_at = |rule: SelectionRule, k: usize, seed: u64| -> Result<Vec<usize>> {
+            Ok(pick(&pool, classes, rule, k, seed)?.iter().map(|&r| extra.indices[r]).collect())
         };
-        let rules =
-            intervene.rules.iter().map(|&rule| Ok((rule, picks(rule, intervene.seed)?))).collect::<Result<_>>()?;
-        let mut seeded = BTreeMap::new();
-        for &seed in &intervene.seeds {
-            let by_rule: BTreeMap<SelectionRule, BTreeMap<usize, Vec<usize>>> = intervene
-                .rules
-                .iter()
-                .filter(|r| r.seeded())
-                .map(|&rule| Ok((rule, picks(rule, seed)?)))
-                .collect::<Result<_>>()?;
-            if !by_rule.is_empty() {
-                seeded.insert(seed, by_rule);
-            }
-        }
-        Ok(vec![Run::write(out, &Selections { format_version: Version, rules, seeded })?])
+        Ok(vec![Run::write(out, &selections(intervene, pick_at)?)?])
     })?;
     Ok(())
+}
+
+/// Every rule's picks at each K (the control's at K = 0 only) under the selection seed, then the seeded rules' under
+/// each of `[intervene] seeds`; `pick_at(rule, k, seed)` gives one set of dataset indices.
+fn selections(
+    intervene: &InterveneConfig,
+    pick_at: impl Fn(SelectionRule, usize, u64) -> Result<Vec<usize>>,
+) -> Result<Selections> {
+    let picks = |rule: SelectionRule, seed: u64| -> Result<BTreeMap<usize, Vec<usize>>> {
+        let ks = if rule == SelectionRule::Nothing { vec![0] } else { intervene.k.clone() };
+        ks.iter().map(|&k| Ok((k, pick_at(rule, k, seed)?))).collect()
+    };
+    let rules = intervene.rules.iter().map(|&rule| Ok((rule, picks(rule, intervene.seed)?))).collect::<Result<_>>()?;
+    let mut seeded = BTreeMap::new();
+    for &seed in &intervene.seeds {
+        let by_rule: BTreeMap<SelectionRule, BTreeMap<usize, Vec<usize>>> = intervene
+            .rules
+            .iter()
+            .filter(|r| r.seeded())
+            .map(|&rule| Ok((rule, picks(rule, seed)?)))
+            .collect::<Result<_>>()?;
+        if !by_rule.is_empty() {
+            seeded.insert(seed, by_rule);
+        }
+    }
+    Ok(Selections { format_version: Version, rules, seeded })
 }
 
 /// Each pool row's decision value under each mode of its class (`rows` preprocessed, `dim` values a row), hardest mode first;
