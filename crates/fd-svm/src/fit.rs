@@ -157,8 +157,13 @@ pub(crate) fn unfit_reason(correct: &[bool], folds: usize) -> Option<String> {
 /// The paper's protocol for one class on preprocessed rows `z`: C by cross-validated balanced accuracy (strict `>`, so ties keep the smaller C), then a refit on every row.
 pub(crate) fn fit_class(class: u16, z: &[f32], dim: usize, correct: &[bool], config: &SvmConfig) -> ClassSvm {
     let _s = tracing::debug_span!("fit_class", class, rows = correct.len()).entered();
-    let gram = Gram::new(z, dim);
-    let data = ClassData { gram: &gram, z, dim, correct };
+    let gram = Gram::with_budget(z, dim, config.kernel_cache_mib.saturating_mul(1 << 20));
+    fit_class_on(class, ClassData { gram: &gram, z, dim, correct }, config)
+}
+
+/// [`fit_class`] on kernel values already prepared.
+pub(crate) fn fit_class_on(class: u16, data: ClassData<'_>, config: &SvmConfig) -> ClassSvm {
+    let correct = data.correct;
     let folds = stratified_folds(correct, config.folds);
     let mut best = f64::NEG_INFINITY;
     let mut best_c = config.c_grid[0];

@@ -1,14 +1,29 @@
-//! The linear-kernel Gram matrix of one class, computed once and shared by every fold and every C.
+//! The linear-kernel values of one class: a Gram matrix computed once and shared by every fold and every C, or, for a
+//! class whose Gram matrix would pass the memory budget, libsvm's kernel-row cache.
 //!
 //! libsvm stores kernel values as `Qfloat` (`float`) and the diagonal `QD` as `double`; this module keeps the same precisions:
-//! entries are dot products in f64 rounded to f32, the diagonal stays f64.
+//! entries are dot products in f64 rounded to f32, the diagonal stays f64. Both ways compute every entry with the same
+//! products summed in the same order, so they give the solver the same values, bit for bit, and the same fits.
 
-/// The Gram matrix `K[i][j] = x_i · x_j` of `n` rows.
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::rc::Rc;
+
+/// The kernel values of one class's `n` rows: `K[i][j] = x_i · x_j`.
 #[derive(Debug, Clone)]
 pub(crate) struct Gram {
     n: usize,
-    values: Vec<f32>,
     diagonal: Vec<f64>,
+    store: Store,
+}
+
+#[derive(Debug, Clone)]
+enum Store {
+    /// Every entry, row-major.
+    Full(Vec<f32>),
+    /// The rows themselves (f64, row-major, `dim` columns): each solve computes the kernel rows it asks for, keeping the
+    /// most recent ones within `budget` bytes ([`RowCache`]).
+    Rows { x: Vec<f64>, dim: usize, budget: usize },
 }
 
 /// Rows per register tile.
@@ -34,7 +49,7 @@ impl Gram {
     ///
     /// Speed comes from computing a tile of 4×16 entries at once in registers, one dimension after the other, over packed panels,
     /// and from computing only tiles that reach the upper triangle.
-    pub(crate) fn new(rows: &[f32], dim: usize) -> Gram {
+    pub(crate) fn full(rows: &[f32], dim: usize) -> Gram {
         let n = rows.len() / dim;
         let panels = n.div_ceil(TILE_J);
         // Panel p holds columns p*16..p*16+16 of the transposed input, dimension-major, zero-padded.
@@ -69,12 +84,35 @@ impl Gram {
                 }
             }
         }
-        Gram { n, values, diagonal }
+        Gram { n, diagonal, store: Store::Full(values) }
     }
 
-    /// Row `i` as stored (f32).
-    pub(crate) fn row(&self, i: usize) -> &[f32] {
-        &self.values[i * self.n..(i + 1) * self.n]
+    /// The kernel of `rows` within `budget` bytes: the whole Gram matrix where its `n × n` f32 entries fit, otherwise
+    /// kernel rows computed as a solve asks for them and cached within the budget (scikit-learn's `cache_size`).
+    pub(crate) fn with_budget(rows: &[f32], dim: usize, budget: usize) -> Gram {
+        let n = rows.len() / dim;
+        if n.saturating_mul(n).saturating_mul(size_of::<f32>()) <= budget {
+            return Gram::full(rows, dim);
+        }
+        tracing::debug!(rows = n, budget, "Gram matrix over budget: kernel-row cache");
+        let x: Vec<f64> = rows.iter().map(|&v| f64::from(v)).collect();
+        // Each diagonal entry summed in dimension order, as a tile sums it.
+        let diagonal = x.chunks_exact(dim).map(|r| r.iter().fold(0f64, |s, &v| s + v * v)).collect();
+        Gram { n, diagonal, store: Store::Rows { x, dim, budget } }
+    }
+
+    /// Whether every entry is stored (no row cache).
+    #[cfg(test)]
+    pub(crate) fn is_full(&self) -> bool {
+        matches!(self.store, Store::Full(_))
+    }
+
+    /// Row `i` of the full matrix (f32), `None` when the rows are cached instead.
+    pub(crate) fn full_row(&self, i: usize) -> Option<&[f32]> {
+        match &self.store {
+            Store::Full(values) => Some(&values[i * self.n..(i + 1) * self.n]),
+            Store::Rows { .. } => None,
+        }
     }
 
     /// `K[i][i]` in f64.
@@ -83,11 +121,147 @@ impl Gram {
     }
 }
 
+/// A kernel row as the solver reads it: borrowed from the full matrix, or shared with the row cache.
+pub(crate) enum Row<'a> {
+    Borrowed(&'a [f32]),
+    Cached(Rc<[f32]>),
+}
+
+impl Deref for Row<'_> {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            Row::Borrowed(r) => r,
+            Row::Cached(r) => r,
+        }
+    }
+}
+
+/// libsvm's kernel cache (`Cache` in `svm.cpp`) for one solve: rows of the problem's kernel, least recently used evicted
+/// first once `capacity` rows are held (at least two: the working pair). A row is computed over all of the problem's rows,
+/// indexed by problem position; libsvm computes only the active ones, a saving this cache does not make.
+pub(crate) struct RowCache {
+    /// The problem's rows, packed in panels of 16 rows, dimension-major, zero-padded (as [`Gram::full`] packs them).
+    packed: Vec<f64>,
+    /// The problem's rows, row-major.
+    x: Vec<f64>,
+    dim: usize,
+    l: usize,
+    capacity: usize,
+    lru: RefCell<Lru>,
+}
+
+/// Cached rows in a doubly linked list, most recent first; index `l` is the list's head.
+struct Lru {
+    rows: Vec<Option<Rc<[f32]>>>,
+    prev: Vec<usize>,
+    next: Vec<usize>,
+    held: usize,
+}
+
+impl RowCache {
+    /// The cache of the problem over `rows` (indices into the class's rows), if `gram` keeps rows rather than the matrix.
+    pub(crate) fn new(gram: &Gram, rows: &[usize]) -> Option<RowCache> {
+        let Store::Rows { x, dim, budget } = &gram.store else { return None };
+        let (dim, l) = (*dim, rows.len());
+        let mut packed = vec![0f64; l.div_ceil(TILE_J) * dim * TILE_J];
+        let mut mine = Vec::with_capacity(l * dim);
+        for (j, &r) in rows.iter().enumerate() {
+            let row = &x[r * dim..(r + 1) * dim];
+            let (p, lane) = (j / TILE_J, j % TILE_J);
+            for (k, &v) in row.iter().enumerate() {
+                packed[(p * dim + k) * TILE_J + lane] = v;
+            }
+            mine.extend_from_slice(row);
+        }
+        let capacity = (budget / (l.max(1) * size_of::<f32>())).clamp(2, l.max(2));
+        let head = l;
+        let lru = Lru { rows: vec![None; l], prev: vec![head; l + 1], next: vec![head; l + 1], held: 0 };
+        Some(RowCache { packed, x: mine, dim, l, capacity, lru: RefCell::new(lru) })
+    }
+
+    /// Kernel row `i` (problem position) over every problem position.
+    pub(crate) fn row(&self, i: usize) -> Rc<[f32]> {
+        let mut lru = self.lru.borrow_mut();
+        if let Some(row) = lru.rows[i].clone() {
+            lru.unlink(i);
+            lru.push_front(i, self.l);
+            return row;
+        }
+        if lru.held == self.capacity {
+            let oldest = lru.prev[self.l];
+            lru.unlink(oldest);
+            lru.rows[oldest] = None;
+            lru.held -= 1;
+        }
+        let mut values = vec![0f32; self.l];
+        row_dots(&self.x[i * self.dim..(i + 1) * self.dim], &self.packed, self.dim, &mut values);
+        let row: Rc<[f32]> = values.into();
+        lru.rows[i] = Some(row.clone());
+        lru.held += 1;
+        lru.push_front(i, self.l);
+        row
+    }
+}
+
+impl Lru {
+    fn unlink(&mut self, i: usize) {
+        let (p, n) = (self.prev[i], self.next[i]);
+        self.next[p] = n;
+        self.prev[n] = p;
+    }
+
+    fn push_front(&mut self, i: usize, head: usize) {
+        let first = self.next[head];
+        self.next[i] = first;
+        self.prev[i] = head;
+        self.prev[first] = i;
+        self.next[head] = i;
+    }
+}
+
+/// Panels computed together: their sums stay in registers across the dimensions.
+const PANELS: usize = 4;
+
+/// One kernel row: `out[j] = x · row_j` for every row `j` of the packed panels, each summed in dimension order (as
+/// [`tile`] sums it, so the values are the full matrix's), rounded to f32.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2", "aarch64+neon"))]
+fn row_dots(x: &[f64], packed: &[f64], dim: usize, out: &mut [f32]) {
+    let panel = dim * TILE_J;
+    for (group, out) in packed.chunks(panel * PANELS).zip(out.chunks_mut(TILE_J * PANELS)) {
+        let mut acc = [[0f64; TILE_J]; PANELS];
+        let used = group.len() / panel;
+        if used == PANELS {
+            for (k, &a) in x.iter().enumerate() {
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    let column = &group[p * panel + k * TILE_J..p * panel + (k + 1) * TILE_J];
+                    for lane in 0..TILE_J {
+                        acc[lane] += a * column[lane];
+                    }
+                }
+            }
+        } else {
+            for (p, acc) in acc.iter_mut().enumerate().take(used) {
+                for (k, &a) in x.iter().enumerate() {
+                    let column = &group[p * panel + k * TILE_J..p * panel + (k + 1) * TILE_J];
+                    for lane in 0..TILE_J {
+                        acc[lane] += a * column[lane];
+                    }
+                }
+            }
+        }
+        for (o, v) in out.iter_mut().zip(acc.iter().flatten()) {
+            *o = *v as f32;
+        }
+    }
+}
+
 /// Dot products of rows `i0..i0+rows_in_tile` of `x` with the 16 columns of one panel, each summed in dimension order.
 ///
 /// Compiled for AVX-512, AVX2 and the baseline, chosen at run time; Rust never fuses the multiply and the add, and every lane
 /// sums one entry in dimension order, so every version rounds as one in-order scalar loop does (upstream libsvm's dense loop;
-/// scikit-learn's BLAS `ddot` differs, see [`Gram::new`]).
+/// scikit-learn's BLAS `ddot` differs, see [`Gram::full`]).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2", "aarch64+neon"))]
 fn tile(x: &[f64], dim: usize, i0: usize, rows_in_tile: usize, panel: &[f64], out: &mut [[f64; TILE_J]; TILE_I]) {
     let mut acc = [[0f64; TILE_J]; TILE_I];

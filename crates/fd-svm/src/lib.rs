@@ -50,6 +50,20 @@ pub struct SvmConfig {
     pub shrinking: bool,
     /// L2-normalise rows after standardisation.
     pub normalize: bool,
+    /// Memory for one class's kernel values, in MiB: a class whose Gram matrix (`rows² × 4` bytes) fits is solved on the
+    /// whole matrix, a larger one on libsvm's kernel-row cache of this size (scikit-learn's `cache_size`). The results are
+    /// the same either way, bit for bit; the row cache is slower. Classes fitted in parallel each hold their own.
+    #[serde(default = "default_kernel_cache_mib", skip_serializing_if = "is_default_kernel_cache_mib")]
+    pub kernel_cache_mib: usize,
+}
+
+/// 1 GiB: the whole Gram matrix up to 16,384 rows a class.
+fn default_kernel_cache_mib() -> usize {
+    1024
+}
+
+fn is_default_kernel_cache_mib(mib: &usize) -> bool {
+    *mib == default_kernel_cache_mib()
 }
 
 impl SvmConfig {
@@ -65,6 +79,7 @@ impl SvmConfig {
             tolerance: 1e-3,
             shrinking: true,
             normalize: true,
+            kernel_cache_mib: default_kernel_cache_mib(),
         }
     }
 
@@ -75,6 +90,9 @@ impl SvmConfig {
         }
         if self.folds < 2 {
             return Err(Error::Invalid(format!("svm: folds must be at least 2, got {}", self.folds)));
+        }
+        if self.kernel_cache_mib == 0 {
+            return Err(Error::Invalid("svm: kernel_cache_mib must be at least 1".into()));
         }
         if !(self.tolerance > 0.0 && self.tolerance.is_finite()) {
             return Err(Error::Invalid(format!("svm: tolerance must be positive, got {}", self.tolerance)));

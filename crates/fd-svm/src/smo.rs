@@ -5,10 +5,11 @@
 //! second-order working-set selection (JMLR 6, 2005) with shrinking.
 //! The precisions are libsvm's: kernel entries as f32 (`Qfloat`), the diagonal, gradients and multipliers as f64.
 //! The only departure is where kernel values come from: a Gram matrix computed once per class ([`crate::kernel::Gram`])
-//! instead of libsvm's row cache. The cache itself changes no value; the dot products under it agree with scikit-learn's
-//! BLAS `ddot` only to rounding (see [`crate::kernel::Gram::new`]).
+//! where it fits the memory budget, libsvm's row cache ([`crate::kernel::RowCache`]) where it does not. Neither changes
+//! a value; the dot products under them agree with scikit-learn's BLAS `ddot` only to rounding (see
+//! [`crate::kernel::Gram::full`]).
 
-use crate::kernel::Gram;
+use crate::kernel::{Gram, Row, RowCache};
 
 const TAU: f64 = 1e-12;
 
@@ -41,9 +42,12 @@ pub(crate) struct Solution {
 
 struct Solver<'a> {
     gram: &'a Gram,
+    /// The kernel rows of a class whose Gram matrix is not kept whole.
+    cache: Option<RowCache>,
     l: usize,
     active_size: usize,
-    /// The Gram row of each solver position (libsvm swaps the kernel's `x` along with everything else).
+    /// The kernel row of each solver position (libsvm swaps the kernel's `x` along with everything else): a row of the
+    /// Gram matrix, or with the row cache a problem position.
     row: Vec<usize>,
     y: Vec<i8>,
     g: Vec<f64>,
@@ -66,9 +70,12 @@ impl<'a> Solver<'a> {
         if self.y[i] == self.y[k] { v } else { -v }
     }
 
-    fn kernel_row(&self, i: usize) -> &'a [f32] {
+    fn kernel_row(&self, i: usize) -> Row<'a> {
         let gram: &'a Gram = self.gram;
-        gram.row(self.row[i])
+        match &self.cache {
+            Some(cache) => Row::Cached(cache.row(self.row[i])),
+            None => Row::Borrowed(gram.full_row(self.row[i]).expect("a full Gram matrix without a row cache")),
+        }
     }
 
     fn update_status(&mut self, i: usize) {
@@ -109,7 +116,7 @@ impl<'a> Solver<'a> {
                 let mut gi = self.g[i];
                 for j in 0..active {
                     if self.status[j] == Status::Free {
-                        gi += self.alpha[j] * self.q(kr, i, j);
+                        gi += self.alpha[j] * self.q(&kr, i, j);
                     }
                 }
                 self.g[i] = gi;
@@ -120,7 +127,7 @@ impl<'a> Solver<'a> {
                     let kr = self.kernel_row(i);
                     let alpha_i = self.alpha[i];
                     for j in active..l {
-                        let q = self.q(kr, i, j);
+                        let q = self.q(&kr, i, j);
                         self.g[j] += alpha_i * q;
                     }
                 }
@@ -151,7 +158,7 @@ impl<'a> Solver<'a> {
         let yi = f64::from(self.y[i]);
         for j in 0..self.active_size {
             // libsvm's `y[i] * Q_i[j]` with `Q_i[j]` = y_i y_j K_ij, written out.
-            let yi_qij = yi * self.q(kr, i, j);
+            let yi_qij = yi * self.q(&kr, i, j);
             if self.y[j] == 1 {
                 if self.status[j] != Status::Lower {
                     let grad_diff = gmax + self.g[j];
@@ -342,7 +349,7 @@ impl<'a> Solver<'a> {
     fn step(&mut self, i: usize, j: usize) {
         let (c_i, c_j) = (self.c[i], self.c[j]);
         let (old_i, old_j) = (self.alpha[i], self.alpha[j]);
-        let q_ij = self.q(self.kernel_row(i), i, j);
+        let q_ij = self.q(&self.kernel_row(i), i, j);
         if self.y[i] != self.y[j] {
             let mut quad_coef = self.qd[i] + self.qd[j] + 2.0 * q_ij;
             if quad_coef <= 0.0 {
@@ -419,7 +426,7 @@ impl<'a> Solver<'a> {
                 let kr = self.kernel_row(idx);
                 let sign = if was_upper { -1.0 } else { 1.0 };
                 for k in 0..self.l {
-                    let q = self.q(kr, idx, k);
+                    let q = self.q(&kr, idx, k);
                     self.g_bar[k] += sign * (c_idx * q);
                 }
             }
@@ -430,11 +437,14 @@ impl<'a> Solver<'a> {
 /// Solves `problem` to libsvm's stopping tolerance `eps`, with or without shrinking, as `Solver::Solve` does from `alpha = 0`.
 pub(crate) fn solve(problem: &Problem<'_>, eps: f64, shrinking: bool) -> Solution {
     let l = problem.rows.len();
+    let cache = RowCache::new(problem.gram, &problem.rows);
+    let row = if cache.is_some() { (0..l).collect() } else { problem.rows.clone() };
     let mut s = Solver {
         gram: problem.gram,
+        cache,
         l,
         active_size: l,
-        row: problem.rows.clone(),
+        row,
         y: problem.y.clone(),
         g: vec![-1.0; l],
         status: vec![Status::Lower; l],

@@ -174,7 +174,7 @@ fn every_c_matches_scikit_learn() {
             let (z, correct) = class_rows(&l, case, class as u16);
             let what = format!("{} class {class}", case.name);
             assert_eq!(stratified_folds(&correct, 2), reference.folds, "{what}: folds");
-            let gram = Gram::new(&z, case.dim);
+            let gram = Gram::full(&z, case.dim);
             let expected_w = tensor(&l.tensors, &format!("{}.{class}.w", case.name));
             let expected_d = tensor(&l.tensors, &format!("{}.{class}.decision", case.name));
             let n = correct.len();
@@ -236,7 +236,7 @@ fn the_protocol_chooses_what_scikit_learn_chooses() {
             let what = format!("{} class {class}", case.name);
             let (z, correct) = class_rows(&l, case, class as u16);
             let ours = fit::fit_class(class as u16, &z, case.dim, &correct, &config);
-            let gram = Gram::new(&z, case.dim);
+            let gram = Gram::full(&z, case.dim);
             let data = fit::ClassData { gram: &gram, z: &z, dim: case.dim, correct: &correct };
             for (k, &c) in config.c_grid.iter().enumerate() {
                 if ours.cv_scores[k] == r.cv_scores[k] {
@@ -303,6 +303,54 @@ struct MetricsReference {
     scores: Vec<f64>,
     balanced_accuracy: f64,
     auroc: f64,
+}
+
+#[test]
+fn the_row_cache_fits_what_the_full_matrix_fits() {
+    let l = load();
+    let config = SvmConfig::paper();
+    let mut fits = 0;
+    for case in &l.fixtures.cases {
+        for (class, reference) in case.per_class.iter().enumerate() {
+            let Some(reference) = reference else { continue };
+            let (z, correct) = class_rows(&l, case, class as u16);
+            let n = correct.len();
+            let full = Gram::full(&z, case.dim);
+            // Three rows of a fold's problem at most: every solve evicts rows all the time.
+            let cached = Gram::with_budget(&z, case.dim, 3 * n.div_ceil(2) * size_of::<f32>());
+            assert!(full.is_full() && !cached.is_full(), "the budget picks the row cache");
+            let data = |gram| fit::ClassData { gram, z: &z, dim: case.dim, correct: &correct };
+            let ours = fit::fit_class_on(class as u16, data(&cached), &config);
+            assert_eq!(ours, fit::fit_class_on(class as u16, data(&full), &config), "{} class {class}", case.name);
+            // And so scikit-learn's iteration counts at its chosen C (the full path's parity tests check the rest).
+            assert_eq!(ours.svm.iterations, reference.n_iter[reference.chosen], "{} class {class}", case.name);
+            fits += 1;
+        }
+    }
+    assert_eq!(fits, 6);
+    // A budget the matrix fits keeps it whole.
+    let (z, _) = class_rows(&l, &l.fixtures.cases[0], 0);
+    let n = z.len() / l.fixtures.cases[0].dim;
+    assert!(Gram::with_budget(&z, l.fixtures.cases[0].dim, n * n * size_of::<f32>()).is_full());
+}
+
+#[test]
+fn cached_kernel_rows_are_the_full_matrix_rows() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (n, dim) = (53, 37);
+    let z: Vec<f32> = (0..n * dim).map(|_| rng.normal() as f32).collect();
+    let full = Gram::full(&z, dim);
+    let cached = Gram::with_budget(&z, dim, 1);
+    // A problem over some rows in another order, asked for rows in an order that reuses and evicts.
+    let rows: Vec<usize> = (0..n).rev().filter(|r| r % 3 != 1).collect();
+    let cache = crate::kernel::RowCache::new(&cached, &rows).expect("rows, not a matrix");
+    assert!(crate::kernel::RowCache::new(&full, &rows).is_none());
+    for &i in &[0, 1, 0, 2, 3, 1, 0, rows.len() - 1, 2, 2] {
+        let row = cache.row(i);
+        let expected: Vec<f32> = rows.iter().map(|&j| full.full_row(rows[i]).unwrap()[j]).collect();
+        assert_eq!(&*row, expected.as_slice(), "row {i}");
+        assert_eq!(cached.diagonal(rows[i]).to_bits(), full.diagonal(rows[i]).to_bits());
+    }
 }
 
 #[test]
