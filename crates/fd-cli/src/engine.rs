@@ -102,6 +102,11 @@ impl Engine {
         Ok(sha)
     }
 
+    /// The key a stage with `config` and `inputs` has (what its stamp records when it finished with them).
+    pub fn key(&self, stage: &str, config: &Value, inputs: &BTreeMap<String, String>) -> Result<String> {
+        key(stage, config, inputs)
+    }
+
     /// The stamp of a finished stage, or an error saying which command makes it.
     pub fn finished(&self, stage: &str) -> Result<Stamp> {
         let path = self.stamp_path(stage);

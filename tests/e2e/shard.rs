@@ -1,0 +1,80 @@
+//! The embed stage as shards of a job: each shard its own stamped stage, safe to rerun; the merge rejects a missing,
+//! foreign or overlapping shard by name, and gives, bit for bit, what the unsharded stage gives.
+
+use std::process::{Command, Output};
+
+use super::{fd_cli, root, stage_lines, stderr_of_failure, stdout};
+
+/// fd-cli as a Slurm array task would run it: the shard in the environment, not on the command line.
+fn as_array_task(tmp: &std::path::Path, args: &[&str], id: &str, count: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fd-cli"))
+        .args(args)
+        .env("FD_DATA_DIR", tmp.join("cache"))
+        .env("FD_LOG", "warn")
+        .env("SLURM_ARRAY_TASK_ID", id)
+        .env("SLURM_ARRAY_TASK_COUNT", count)
+        .current_dir(root())
+        .output()
+        .expect("running fd-cli")
+}
+
+#[test]
+fn sharded_embedding_merges_into_the_unsharded_result_and_rejects_bad_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, sharded) = (tmp.path().join("whole"), tmp.path().join("sharded"));
+    let (whole_s, sharded_s) = (whole.to_str().unwrap(), sharded.to_str().unwrap());
+    let config = "configs/smoke.toml";
+    stdout(&fd_cli(tmp.path(), &["embed", "--config", config, "--run", whole_s]));
+
+    let embed = |extra: &[&str]| {
+        let mut args = vec!["embed", "--config", config, "--run", sharded_s];
+        args.extend_from_slice(extra);
+        fd_cli(tmp.path(), &args)
+    };
+    // Shards 0 and 2 of 3; the merge names the missing one.
+    stdout(&embed(&["--shard", "0/3"]));
+    let out = stdout(&as_array_task(tmp.path(), &["embed", "--config", config, "--run", sharded_s], "2", "3"));
+    assert!(out.contains("shard 2/3, from the scheduler's environment"), "{out}");
+    let err = stderr_of_failure(&embed(&["--merge"]));
+    assert!(err.contains("shard 1/3 is missing"), "{err}");
+    assert!(!sharded.join("embeddings_val.safetensors").exists(), "no merge without every shard");
+    stdout(&embed(&["--shard", "1/3"]));
+    // A shard run again is skipped: its stamp says it finished.
+    let again = stdout(&embed(&["--shard", "1/3"]));
+    assert_eq!(stage_lines(&again), ["embed-shard-1-of-3: unchanged, skipped"], "{again}");
+
+    // A stale shard of another job size overlaps the others.
+    stdout(&embed(&["--shard", "1/2"]));
+    let err = stderr_of_failure(&embed(&["--merge"]));
+    assert!(err.contains("overlap") && err.contains("(1/2)"), "{err}");
+    std::fs::remove_file(sharded.join("stages/embed-shard-1-of-2.json")).unwrap();
+
+    // A shard embedded under another config is foreign.
+    let other = tmp.path().join("other.toml");
+    let text = std::fs::read_to_string(root().join(config)).unwrap();
+    std::fs::write(&other, text.replace("image_size = 32", "image_size = 24")).unwrap();
+    let other_s = other.to_str().unwrap();
+    stdout(&fd_cli(tmp.path(), &["embed", "--config", other_s, "--run", sharded_s, "--shard", "0/3"]));
+    let err = stderr_of_failure(&embed(&["--merge"]));
+    assert!(err.contains("embed-shard-0-of-3.json") && err.contains("another config"), "{err}");
+    stdout(&embed(&["--shard", "0/3"]));
+
+    // The merge: the embed stage's artifacts, equal to the unsharded stage's bit for bit, under its key.
+    let out = stdout(&embed(&["--merge"]));
+    assert!(out.contains("merged 3 shards of 3"), "{out}");
+    for part in ["train", "val", "extra", "test"] {
+        let name = format!("embeddings_{part}.safetensors");
+        let (a, b) = (std::fs::read(whole.join(&name)).unwrap(), std::fs::read(sharded.join(&name)).unwrap());
+        assert!(a == b, "{name}: the merged shards differ from the unsharded stage");
+    }
+    let stamp = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("stages/embed.json")).unwrap()).unwrap()
+    };
+    assert_eq!(stamp(&whole)["key"], stamp(&sharded)["key"]);
+    let rerun = stdout(&embed(&[]));
+    assert_eq!(stage_lines(&rerun), ["embed: unchanged, skipped"], "{rerun}");
+    // A stage that does not shard says so.
+    let err =
+        stderr_of_failure(&fd_cli(tmp.path(), &["fit", "--config", config, "--run", sharded_s, "--shard", "0/2"]));
+    assert!(err.contains("only embed take --shard"), "{err}");
+}
