@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 mod audit;
 mod shard;
+mod slurm;
 mod sweep;
 
 fn root() -> PathBuf {

@@ -70,6 +70,32 @@ pub enum Error {
     /// A dataset, split or configuration that breaks an invariant.
     #[error("{0}")]
     Invalid(String),
+    /// A shard that is not `I/N` with `I < N` ([`crate::shard`]).
+    #[error("{given:?} is not a shard: expected I/N with 0 <= I < N (for example 0/4)")]
+    ShardInvalid {
+        /// What was given.
+        given: String,
+    },
+    /// Positions that no shard of a merge covers.
+    #[error("positions {}..{} of {total} are in no shard: shard {missing} is missing; run it", gap.start, gap.end)]
+    ShardMissing {
+        /// The uncovered positions.
+        gap: std::ops::Range<usize>,
+        /// All positions.
+        total: usize,
+        /// The shard of the job size at hand that would cover them, as `I/N`.
+        missing: String,
+    },
+    /// Two shards of a merge that both cover some positions.
+    #[error("shards {first} and {second} overlap (positions {}..{}): shards of one job only; remove the stale one", overlap.start, overlap.end)]
+    ShardDuplicated {
+        /// One shard, as found.
+        first: String,
+        /// The other.
+        second: String,
+        /// The positions both cover.
+        overlap: std::ops::Range<usize>,
+    },
 }
 
 /// fd-data's result type.

@@ -9,6 +9,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Error, Result};
+
 /// Shard `index` of `count` (0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,49 +21,18 @@ pub struct Shard {
     pub count: usize,
 }
 
-/// Why a shard cannot be named, or a set of shards cannot be merged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ShardError {
-    /// A shard that is not `I/N` with `I < N`.
-    #[error("{given:?} is not a shard: expected I/N with 0 <= I < N (for example 0/4)")]
-    Invalid {
-        /// What was given.
-        given: String,
-    },
-    /// Positions that no shard covers.
-    #[error("positions {}..{} of {total} are in no shard: shard {missing} is missing; run it", gap.start, gap.end)]
-    Missing {
-        /// The uncovered positions.
-        gap: Range<usize>,
-        /// All positions.
-        total: usize,
-        /// The shard of the job size at hand that would cover them, as `I/N`.
-        missing: String,
-    },
-    /// Two shards that both cover some positions.
-    #[error("shards {first} and {second} overlap (positions {}..{}): shards of one job only; remove the stale one", overlap.start, overlap.end)]
-    Duplicated {
-        /// One shard, as found.
-        first: String,
-        /// The other.
-        second: String,
-        /// The positions both cover.
-        overlap: Range<usize>,
-    },
-}
-
 impl Shard {
     /// Shard `index` of `count`.
-    pub fn new(index: usize, count: usize) -> Result<Shard, ShardError> {
+    pub fn new(index: usize, count: usize) -> Result<Shard> {
         if count == 0 || index >= count {
-            return Err(ShardError::Invalid { given: format!("{index}/{count}") });
+            return Err(Error::ShardInvalid { given: format!("{index}/{count}") });
         }
         Ok(Shard { index, count })
     }
 
     /// Parses `I/N`.
-    pub fn parse(text: &str) -> Result<Shard, ShardError> {
-        let invalid = || ShardError::Invalid { given: text.to_string() };
+    pub fn parse(text: &str) -> Result<Shard> {
+        let invalid = || Error::ShardInvalid { given: text.to_string() };
         let (i, n) = text.trim().split_once('/').ok_or_else(invalid)?;
         let (i, n) = (i.trim().parse().map_err(|_| invalid())?, n.trim().parse().map_err(|_| invalid())?);
         Shard::new(i, n).map_err(|_| invalid())
@@ -71,20 +42,20 @@ impl Shard {
     /// `SLURM_ARRAY_TASK_ID` (less `SLURM_ARRAY_TASK_MIN`, so `--array=1-4` works too) of `SLURM_ARRAY_TASK_COUNT`, or a
     /// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX` of `FD_SHARD_COUNT` (the Job's `completions`, which Kubernetes does
     /// not put in the environment). `None` outside such a job.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>, ShardError> {
-        let number = |name: &str| -> Result<Option<usize>, ShardError> {
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>> {
+        let number = |name: &str| -> Result<Option<usize>> {
             var(name)
-                .map(|v| v.trim().parse().map_err(|_| ShardError::Invalid { given: format!("{name}={v}") }))
+                .map(|v| v.trim().parse().map_err(|_| Error::ShardInvalid { given: format!("{name}={v}") }))
                 .transpose()
         };
         if let (Some(id), Some(count)) = (number("SLURM_ARRAY_TASK_ID")?, number("SLURM_ARRAY_TASK_COUNT")?) {
             let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-            let index = id.checked_sub(min).ok_or_else(|| ShardError::Invalid { given: format!("{id}/{count}") })?;
+            let index = id.checked_sub(min).ok_or_else(|| Error::ShardInvalid { given: format!("{id}/{count}") })?;
             return Shard::new(index, count).map(Some);
         }
         if let Some(index) = number("JOB_COMPLETION_INDEX")? {
             let Some(count) = number("FD_SHARD_COUNT")? else {
-                return Err(ShardError::Invalid {
+                return Err(Error::ShardInvalid {
                     given: format!(
                         "JOB_COMPLETION_INDEX={index} without FD_SHARD_COUNT (set it to the Job's completions)"
                     ),
@@ -120,7 +91,7 @@ impl std::fmt::Display for Shard {
 
 /// Checks that `found` (each shard's name, as the error should give it, and the positions it holds) covers `0..total`
 /// exactly once, and returns the order to read them in (by first position). The first gap or overlap is the error.
-pub fn check_cover(total: usize, found: &[(String, Range<usize>)], count: usize) -> Result<Vec<usize>, ShardError> {
+pub fn check_cover(total: usize, found: &[(String, Range<usize>)], count: usize) -> Result<Vec<usize>> {
     let mut order: Vec<usize> = (0..found.len()).filter(|&k| !found[k].1.is_empty()).collect();
     order.sort_by_key(|&k| (found[k].1.start, found[k].1.end));
     let mut covered = 0;
@@ -129,7 +100,7 @@ pub fn check_cover(total: usize, found: &[(String, Range<usize>)], count: usize)
         let (name, range) = &found[k];
         if range.start < covered {
             let first = last.map_or_else(String::new, |l| found[l].0.clone());
-            return Err(ShardError::Duplicated {
+            return Err(Error::ShardDuplicated {
                 first,
                 second: name.clone(),
                 overlap: range.start..covered.min(range.end),
@@ -148,9 +119,9 @@ pub fn check_cover(total: usize, found: &[(String, Range<usize>)], count: usize)
 }
 
 /// The error for uncovered positions `gap`, naming the shard of a job of `count` that starts in it.
-fn missing(gap: Range<usize>, total: usize, count: usize) -> ShardError {
+fn missing(gap: Range<usize>, total: usize, count: usize) -> Error {
     let shard = Shard::all(count.max(1)).find(|s| s.range(total).contains(&gap.start));
-    ShardError::Missing { gap, total, missing: shard.map_or_else(|| "?".to_string(), |s| s.to_string()) }
+    Error::ShardMissing { gap, total, missing: shard.map_or_else(|| "?".to_string(), |s| s.to_string()) }
 }
 
 #[cfg(test)]
@@ -183,21 +154,21 @@ mod tests {
 
     #[test]
     fn shards_parse_from_text_and_from_a_scheduler() {
-        assert_eq!(Shard::parse("2/5"), Ok(Shard { index: 2, count: 5 }));
-        assert_eq!(Shard::parse(" 0 / 1 "), Ok(Shard { index: 0, count: 1 }));
+        assert_eq!(Shard::parse("2/5").unwrap(), Shard { index: 2, count: 5 });
+        assert_eq!(Shard::parse(" 0 / 1 ").unwrap(), Shard { index: 0, count: 1 });
         for bad in ["5/5", "1/0", "x/2", "3", "-1/4", ""] {
-            assert!(matches!(Shard::parse(bad), Err(ShardError::Invalid { .. })), "{bad:?}");
+            assert!(matches!(Shard::parse(bad), Err(Error::ShardInvalid { .. })), "{bad:?}");
         }
         fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
             move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
         }
-        assert_eq!(Shard::from_env(env(&[])), Ok(None));
+        assert_eq!(Shard::from_env(env(&[])).unwrap(), None);
         let slurm = [("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_COUNT", "4")];
-        assert_eq!(Shard::from_env(env(&slurm)), Ok(Some(Shard { index: 3, count: 4 })));
+        assert_eq!(Shard::from_env(env(&slurm)).unwrap(), Some(Shard { index: 3, count: 4 }));
         let from_one = [("SLURM_ARRAY_TASK_ID", "4"), ("SLURM_ARRAY_TASK_COUNT", "4"), ("SLURM_ARRAY_TASK_MIN", "1")];
-        assert_eq!(Shard::from_env(env(&from_one)), Ok(Some(Shard { index: 3, count: 4 })));
+        assert_eq!(Shard::from_env(env(&from_one)).unwrap(), Some(Shard { index: 3, count: 4 }));
         let k8s = [("JOB_COMPLETION_INDEX", "0"), ("FD_SHARD_COUNT", "2")];
-        assert_eq!(Shard::from_env(env(&k8s)), Ok(Some(Shard { index: 0, count: 2 })));
+        assert_eq!(Shard::from_env(env(&k8s)).unwrap(), Some(Shard { index: 0, count: 2 }));
         assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err(), "no count");
         assert!(Shard::from_env(env(&[("SLURM_ARRAY_TASK_ID", "9"), ("SLURM_ARRAY_TASK_COUNT", "4")])).is_err());
     }
@@ -211,23 +182,23 @@ mod tests {
         let s = |i, n| Shard::new(i, n).unwrap();
         // 0/4 .. 3/4 are 0..2, 2..5, 5..7, 7..10.
         match check_cover(total, &named(&[s(0, 4), s(1, 4), s(3, 4)]), 4) {
-            Err(ShardError::Missing { gap, missing, .. }) => assert_eq!((gap, missing.as_str()), (5..7, "2/4")),
+            Err(Error::ShardMissing { gap, missing, .. }) => assert_eq!((gap, missing.as_str()), (5..7, "2/4")),
             other => panic!("{other:?}"),
         }
         match check_cover(total, &named(&[s(0, 4), s(1, 4), s(2, 4)]), 4) {
-            Err(ShardError::Missing { gap, missing, .. }) => assert_eq!((gap, missing.as_str()), (7..10, "3/4")),
+            Err(Error::ShardMissing { gap, missing, .. }) => assert_eq!((gap, missing.as_str()), (7..10, "3/4")),
             other => panic!("{other:?}"),
         }
         // A stale shard of another job size overlaps.
         match check_cover(total, &named(&[s(0, 2), s(0, 4), s(1, 4), s(2, 4), s(3, 4)]), 4) {
-            Err(ShardError::Duplicated { first, second, overlap }) => {
+            Err(Error::ShardDuplicated { first, second, overlap }) => {
                 assert_eq!((first.as_str(), second.as_str(), overlap), ("shard 0/4", "shard 0/2", 0..2));
             }
             other => panic!("{other:?}"),
         }
         // The same shard twice.
         let twice = [named(&[s(1, 2)]), named(&[s(0, 2), s(1, 2)])].concat();
-        assert!(matches!(check_cover(total, &twice, 2), Err(ShardError::Duplicated { .. })));
+        assert!(matches!(check_cover(total, &twice, 2), Err(Error::ShardDuplicated { .. })));
         let text = check_cover(total, &named(&[s(1, 2)]), 2).unwrap_err().to_string();
         assert!(text.contains("shard 0/2 is missing"), "{text}");
     }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Submits the sharded embed stage as a Slurm job array of N tasks and the merge to run once all of them succeed.
+#
+#   FD_CONFIG=configs/cifar10-cpu.toml FD_RUN=/shared/runs/cifar10 jobs/slurm/submit.sh 8 [sbatch options...]
+#
+# Prints the two job ids. Extra arguments go to both sbatch calls (a partition, an account, a time limit).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+shards="${1:?usage: submit.sh SHARDS [sbatch options...]}"
+shift
+: "${FD_CONFIG:?set FD_CONFIG to the experiment config}" "${FD_RUN:?set FD_RUN to the run directory}"
+FD_CONFIG="$(realpath "$FD_CONFIG")"
+mkdir -p "$FD_RUN"
+FD_RUN="$(realpath "$FD_RUN")"
+export FD_CONFIG FD_RUN
+# The jobs run in this directory, so that paths in the config resolve as they do here; their logs go to the run directory.
+array=$(sbatch --parsable --export=ALL --array="0-$((shards - 1))" --output="$FD_RUN/slurm-embed-%A_%a.out" "$@" \
+  "$here/embed.sbatch")
+merge=$(sbatch --parsable --export=ALL --dependency="afterok:${array%%;*}" --output="$FD_RUN/slurm-merge-%j.out" "$@" \
+  "$here/merge.sbatch")
+echo "embed array: ${array%%;*} ($shards tasks); merge: ${merge%%;*}"

@@ -1,0 +1,82 @@
+//! The sharded embed stage on a real scheduler (`FD_TEST_SLURM=1`): a single-node Slurm from Debian's packages
+//! (`tools/slurm_local.sh`), the repository's job array and merge (`jobs/slurm/submit.sh`) on the smoke config, and the
+//! merged embeddings against an unsharded run, bit for bit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::{fd_cli, root, stdout};
+
+/// The local Slurm, stopped when dropped (also when the test fails).
+struct Slurm {
+    dir: PathBuf,
+}
+
+impl Drop for Slurm {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("tools/slurm_local.sh")).arg("stop").arg(&self.dir).status();
+    }
+}
+
+/// `scontrol show job ID`'s JobState.
+fn job_state(conf: &Path, id: &str) -> String {
+    let out = Command::new("scontrol").args(["show", "job", id]).env("SLURM_CONF", conf).output().expect("scontrol");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().find_map(|w| w.strip_prefix("JobState=")).unwrap_or("UNKNOWN").to_string()
+}
+
+#[test]
+fn slurm_runs_the_embed_array_and_the_merge_gives_the_unsharded_embeddings() {
+    // Opt-in: where `tools/slurm_local.sh install` has run (CI does).
+    if std::env::var_os("FD_TEST_SLURM").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("slurm");
+    let started = Command::new(root().join("tools/slurm_local.sh")).arg("start").arg(&dir).output().unwrap();
+    let _slurm = Slurm { dir: dir.clone() };
+    assert!(started.status.success(), "starting Slurm: {}", String::from_utf8_lossy(&started.stderr));
+    let conf = dir.join("slurm.conf");
+
+    let (run, whole) = (tmp.path().join("run"), tmp.path().join("whole"));
+    let submitted = Command::new(root().join("jobs/slurm/submit.sh"))
+        .arg("3")
+        .env("SLURM_CONF", &conf)
+        .env("FD_CLI", env!("CARGO_BIN_EXE_fd-cli"))
+        .env("FD_CONFIG", root().join("configs/smoke.toml"))
+        .env("FD_RUN", &run)
+        .env("FD_DATA_DIR", tmp.path().join("cache"))
+        .env("FD_LOG", "warn")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&submitted.stdout).into_owned();
+    assert!(submitted.status.success(), "sbatch: {said}{}", String::from_utf8_lossy(&submitted.stderr));
+    let merge = said.rsplit("merge: ").next().unwrap().trim().to_string();
+    let start = Instant::now();
+    loop {
+        match job_state(&conf, &merge).as_str() {
+            "COMPLETED" => break,
+            s @ ("FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "OUT_OF_MEMORY") => {
+                let logs: String = std::fs::read_dir(&run)
+                    .map(|d| d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect())
+                    .unwrap_or_default();
+                panic!("merge job {merge}: {s}\n{logs}");
+            }
+            s => assert!(start.elapsed() < Duration::from_secs(300), "merge job {merge} still {s} after 300 s"),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for shard in 0..3 {
+        assert!(run.join(format!("stages/embed-shard-{shard}-of-3.json")).is_file(), "shard {shard} stamped");
+    }
+
+    let whole_s = whole.to_str().unwrap();
+    stdout(&fd_cli(tmp.path(), &["embed", "--config", "configs/smoke.toml", "--run", whole_s]));
+    for part in ["train", "val", "extra", "test"] {
+        let name = format!("embeddings_{part}.safetensors");
+        let (a, b) = (std::fs::read(whole.join(&name)).unwrap(), std::fs::read(run.join(&name)).unwrap());
+        assert!(a == b, "{name}: Slurm's merged shards differ from the unsharded stage");
+    }
+}
