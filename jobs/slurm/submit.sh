@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Submits the sharded embed stage as a Slurm job array of N tasks and the merge to run once all of them succeed.
+# Submits the sharded stages (FD_STAGES, default "embed") as a Slurm job array of N tasks and the merge to run once all
+# of them succeed.
 #
 #   FD_CONFIG=configs/cifar10-cpu.toml FD_RUN=/shared/runs/cifar10 jobs/slurm/submit.sh 8 [sbatch options...]
 #

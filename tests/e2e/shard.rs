@@ -76,5 +76,40 @@ fn sharded_embedding_merges_into_the_unsharded_result_and_rejects_bad_shards() {
     // A stage that does not shard says so.
     let err =
         stderr_of_failure(&fd_cli(tmp.path(), &["fit", "--config", config, "--run", sharded_s, "--shard", "0/2"]));
-    assert!(err.contains("only embed take --shard"), "{err}");
+    assert!(err.contains("only evaluate, embed take --shard"), "{err}");
+}
+
+#[test]
+fn sharded_evaluation_merges_into_the_unsharded_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let stage = |name: &str, extra: &[&str]| {
+        let mut args = vec![name, "--config", "configs/smoke.toml", "--run", run_s];
+        args.extend_from_slice(extra);
+        stdout(&fd_cli(tmp.path(), &args))
+    };
+    stage("train", &[]);
+    stage("evaluate", &[]);
+    let parts = ["train", "val", "extra", "test"];
+    let read = |p: &str| std::fs::read(run.join(format!("eval_{p}.safetensors"))).unwrap();
+    let whole: Vec<Vec<u8>> = parts.iter().map(|p| read(p)).collect();
+    let key = |run: &std::path::Path| -> serde_json::Value {
+        let stamp: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("stages/evaluate.json")).unwrap()).unwrap();
+        stamp["key"].clone()
+    };
+    let whole_key = key(&run);
+    std::fs::remove_file(run.join("stages/evaluate.json")).unwrap();
+    // The smoke parts are smaller than a batch, one unit each: two shards of one part, one of two.
+    for shard in ["0/3", "1/3", "2/3"] {
+        stage("evaluate", &["--shard", shard]);
+    }
+    let out = stage("evaluate", &["--merge"]);
+    assert!(out.contains("merged 3 shards of 3"), "{out}");
+    for (p, bytes) in parts.iter().zip(&whole) {
+        assert!(&read(p) == bytes, "eval_{p}: the merged shards differ from the unsharded stage");
+    }
+    assert_eq!(key(&run), whole_key, "the merge is the evaluate stage, under its own key");
+    assert_eq!(stage_lines(&stage("evaluate", &[])), ["evaluate: unchanged, skipped"]);
 }

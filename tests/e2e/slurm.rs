@@ -1,6 +1,6 @@
-//! The sharded embed stage on a real scheduler (`FD_TEST_SLURM=1`): a single-node Slurm from Debian's packages
-//! (`tools/slurm_local.sh`), the repository's job array and merge (`jobs/slurm/submit.sh`) on the smoke config, and the
-//! merged embeddings against an unsharded run, bit for bit.
+//! The sharded evaluate and embed stages on a real scheduler (`FD_TEST_SLURM=1`): a single-node Slurm from Debian's
+//! packages (`tools/slurm_local.sh`), the repository's job array and merge (`jobs/slurm/submit.sh`) on the smoke config,
+//! and the merged evaluations and embeddings against an unsharded run, bit for bit.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +27,7 @@ fn job_state(conf: &Path, id: &str) -> String {
 }
 
 #[test]
-fn slurm_runs_the_embed_array_and_the_merge_gives_the_unsharded_embeddings() {
+fn slurm_runs_the_array_and_the_merge_gives_the_unsharded_evaluations_and_embeddings() {
     // Opt-in: where `tools/slurm_local.sh install` has run (CI does).
     if std::env::var_os("FD_TEST_SLURM").is_none() {
         return;
@@ -40,6 +40,10 @@ fn slurm_runs_the_embed_array_and_the_merge_gives_the_unsharded_embeddings() {
     let conf = dir.join("slurm.conf");
 
     let (run, whole) = (tmp.path().join("run"), tmp.path().join("whole"));
+    let (run_s, whole_s) = (run.to_str().unwrap(), whole.to_str().unwrap());
+    for dir in [run_s, whole_s] {
+        stdout(&fd_cli(tmp.path(), &["train", "--config", "configs/smoke.toml", "--run", dir]));
+    }
     let submitted = Command::new(root().join("jobs/slurm/submit.sh"))
         .arg("3")
         .env("SLURM_CONF", &conf)
@@ -48,6 +52,7 @@ fn slurm_runs_the_embed_array_and_the_merge_gives_the_unsharded_embeddings() {
         .env("FD_RUN", &run)
         .env("FD_DATA_DIR", tmp.path().join("cache"))
         .env("FD_LOG", "warn")
+        .env("FD_STAGES", "evaluate embed")
         .current_dir(root())
         .output()
         .unwrap();
@@ -68,15 +73,17 @@ fn slurm_runs_the_embed_array_and_the_merge_gives_the_unsharded_embeddings() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    for shard in 0..3 {
-        assert!(run.join(format!("stages/embed-shard-{shard}-of-3.json")).is_file(), "shard {shard} stamped");
+    for (stage, shard) in ["evaluate", "embed"].iter().flat_map(|s| (0..3).map(move |i| (s, i))) {
+        assert!(run.join(format!("stages/{stage}-shard-{shard}-of-3.json")).is_file(), "{stage} shard {shard} stamped");
     }
 
-    let whole_s = whole.to_str().unwrap();
-    stdout(&fd_cli(tmp.path(), &["embed", "--config", "configs/smoke.toml", "--run", whole_s]));
+    for stage in ["evaluate", "embed"] {
+        stdout(&fd_cli(tmp.path(), &[stage, "--config", "configs/smoke.toml", "--run", whole_s]));
+    }
     for part in ["train", "val", "extra", "test"] {
-        let name = format!("embeddings_{part}.safetensors");
-        let (a, b) = (std::fs::read(whole.join(&name)).unwrap(), std::fs::read(run.join(&name)).unwrap());
-        assert!(a == b, "{name}: Slurm's merged shards differ from the unsharded stage");
+        for name in [format!("embeddings_{part}.safetensors"), format!("eval_{part}.safetensors")] {
+            let (a, b) = (std::fs::read(whole.join(&name)).unwrap(), std::fs::read(run.join(&name)).unwrap());
+            assert!(a == b, "{name}: Slurm's merged shards differ from the unsharded stage");
+        }
     }
 }

@@ -123,7 +123,7 @@ impl Stage {
 
     /// Whether the stage runs as shards of a job on a scheduler (`--shard I/N`, then `--merge`).
     pub fn shards(self) -> bool {
-        self == Stage::Embed
+        matches!(self, Stage::Embed | Stage::Evaluate)
     }
 
     /// The names of the stages that shard, for messages.

@@ -15,6 +15,7 @@ mod report;
 mod retrain;
 mod retrain_generated;
 mod select;
+mod shard;
 mod train;
 
 use anyhow::{Result, bail};
@@ -27,6 +28,7 @@ pub fn run_stage_sharded(run: &Run, stage: Stage, sharding: Sharding) -> Result<
     match (stage, sharding) {
         (_, Sharding::Whole) => run_stage(run, stage),
         (Stage::Embed, _) => embed::embed(run, sharding),
+        (Stage::Evaluate, _) => evaluate::evaluate(run, sharding),
         _ => bail!("stage {stage} runs whole: only {} take --shard and --merge", Stage::sharded_names()),
     }
 }
@@ -36,7 +38,7 @@ pub fn run_stage(run: &Run, stage: Stage) -> Result<()> {
     match stage {
         Stage::Fetch => fetch::fetch(run),
         Stage::Train => train::train(run),
-        Stage::Evaluate => evaluate::evaluate(run),
+        Stage::Evaluate => evaluate::evaluate(run, Sharding::Whole),
         Stage::Embed => embed::embed(run, Sharding::Whole),
         Stage::Fit => fit::fit(run),
         Stage::Discover => discover::discover(run),

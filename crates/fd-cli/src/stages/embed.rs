@@ -6,7 +6,7 @@
 //! run over any of the same images (another model, a relabelled task, a planted setting that changed a few images) embeds
 //! only the new ones; for a dataset on disk, by the part's file fingerprint.
 
-mod shard;
+mod sharded;
 mod store;
 
 use std::collections::BTreeMap;
@@ -23,6 +23,7 @@ use crate::config::ImportedEmbeddings;
 use crate::progress::Bars;
 use crate::run::Run;
 use crate::stage::Sharding;
+use crate::stages::shard::Sharded;
 
 /// The embed stage's config sections and inputs (the embedder's weights).
 fn key(run: &Run) -> Result<(serde_json::Value, BTreeMap<String, String>)> {
@@ -39,10 +40,14 @@ pub(super) fn embed(run: &Run, sharding: Sharding) -> Result<()> {
         return import(run, imported);
     }
     let (config, inputs) = key(run)?;
-    match sharding {
-        Sharding::Whole => {}
-        Sharding::Shard(s) => return shard::embed_shard(run, s, config, inputs),
-        Sharding::Merge => return shard::embed_merge(run, config, inputs),
+    if sharding != Sharding::Whole {
+        let revision = run.embedder()?.revision();
+        // One image a unit: an image's embedding does not depend on the batch it is in (the e2e tests check it).
+        let sharded = Sharded { stage: "embed", config, inputs, extra: json!({"revision": revision}), align: 1 };
+        return match sharding {
+            Sharding::Shard(s) => sharded::embed_shard(run, &sharded, s),
+            _ => sharded::embed_merge(run, sharded),
+        };
     }
     let keyed = run.embed_keyed()?;
     let weights_sha = inputs["embedder weights"].clone();

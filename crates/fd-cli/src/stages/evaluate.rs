@@ -1,5 +1,8 @@
 //! The evaluate stage: the classifier on every part, `eval_<part>.safetensors` and `evaluate.json`. The classifier is the one
-//! the train stage trained, or the user's (`[classifier]`): an ONNX model run here, or a file of its predictions.
+//! the train stage trained, or the user's (`[classifier]`): an ONNX model run here, or a file of its predictions. The
+//! trained or ONNX classifier also runs as shards of a job ([`sharded`]).
+
+mod sharded;
 
 use std::collections::BTreeMap;
 
@@ -7,21 +10,34 @@ use anyhow::{Context, Result, bail};
 use fd_data::{Images, SplitPart};
 use fd_model::Evaluation;
 use fd_model::external::{ClassifierConfig, Wanted, are_probabilities, empty_evaluation, push_scores};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::artifacts::eval_file;
 use crate::artifacts::{EvaluateSummary, PartAccuracy, Version};
 use crate::progress::Bars;
 use crate::run::Run;
+use crate::stage::Sharding;
+use crate::stages::shard::Sharded;
 
-/// Evaluates the classifier on every part.
-pub(super) fn evaluate(run: &Run) -> Result<()> {
+/// Images a batch of the trained classifier: the last bits of its outputs depend on the batch an image is in, so the shards
+/// of a sharded evaluation run the same batches ([`Sharded::align`]).
+const BATCH: usize = 512;
+
+/// Evaluates the classifier on every part, or one shard of the images, or merges the finished shards.
+pub(super) fn evaluate(run: &Run, sharding: Sharding) -> Result<()> {
     if let Some(classifier) = &run.experiment.classifier {
-        return evaluate_external(run, classifier);
+        return evaluate_external(run, classifier, sharding);
     }
     let inputs = run.engine.inputs(&["train"], |_| true)?;
     let (model_config, _) = run.model_sections()?;
     let config = json!({"data": run.data_key()?, "model": model_config});
+    let sharded = Sharded { stage: "evaluate", config, inputs, extra: Value::Null, align: BATCH };
+    match sharding {
+        Sharding::Whole => {}
+        Sharding::Shard(shard) => return sharded::shard_trained(run, &sharded, shard),
+        Sharding::Merge => return sharded::merge(run, sharded, false),
+    }
+    let Sharded { config, inputs, .. } = sharded;
     run.engine.run("evaluate", config, inputs, |out| {
         let prepared = run.prepared()?;
         let device = run.device()?;
@@ -46,14 +62,14 @@ pub(super) fn evaluate_trained(
     let bars = Bars::default();
     let Images::Files(_) = set else {
         let dataset = set.memory("evaluate")?;
-        return Ok(fd_model::evaluate(model, model_config, dataset, indices, 512, device, &bars));
+        return Ok(fd_model::evaluate(model, model_config, dataset, indices, BATCH, device, &bars));
     };
     // An empty part is evaluated too, so its evaluation has the classifier's shape.
     let mut all: Option<Evaluation> = None;
-    for chunk in indices.chunks(4096).chain(indices.is_empty().then_some(&indices[..0])) {
+    for chunk in indices.chunks(8 * BATCH).chain(indices.is_empty().then_some(&indices[..0])) {
         let dataset = set.resized(chunk, run.classifier_size())?;
         let local: Vec<usize> = (0..chunk.len()).collect();
-        let mut eval = fd_model::evaluate(model, model_config, &dataset, &local, 512, device, &bars);
+        let mut eval = fd_model::evaluate(model, model_config, &dataset, &local, BATCH, device, &bars);
         eval.indices = chunk.to_vec();
         match &mut all {
             Some(all) => all.append(eval),
@@ -63,14 +79,29 @@ pub(super) fn evaluate_trained(
     all.context("no images to evaluate")
 }
 
-/// The user's classifier on every part.
-fn evaluate_external(run: &Run, classifier: &ClassifierConfig) -> Result<()> {
+/// The user's classifier on every part (or on one shard, or the shards merged).
+fn evaluate_external(run: &Run, classifier: &ClassifierConfig, sharding: Sharding) -> Result<()> {
     let file = classifier.predictions.as_ref().or(classifier.onnx.as_ref()).context("[classifier] names no file")?;
     let sha = run.engine.sha256(file).with_context(|| format!("reading [classifier] file {}", file.display()))?;
     let inputs = BTreeMap::from([(format!("classifier {}", file.display()), sha)]);
     let mut keyed = classifier.clone();
     (keyed.predictions, keyed.onnx) = (None, None);
     let config = json!({"data": run.data_key()?, "classifier": keyed});
+    // Shards run the whole stage's batches: the ONNX model's batch size is the unit.
+    let align = match (&classifier.onnx, sharding) {
+        (Some(path), Sharding::Shard(_) | Sharding::Merge) => {
+            fd_model::load::load_onnx_classifier(path, classifier)?.batch_size()
+        }
+        _ => 1,
+    };
+    let sharded = Sharded { stage: "evaluate", config, inputs, extra: Value::Null, align };
+    match sharding {
+        Sharding::Whole => {}
+        Sharding::Shard(shard) => return sharded::shard_onnx(run, &sharded, shard, classifier),
+        Sharding::Merge if classifier.onnx.is_some() => return sharded::merge(run, sharded, true),
+        Sharding::Merge => bail!("[classifier] predictions are read whole: there are no shards to merge"),
+    }
+    let Sharded { config, inputs, .. } = sharded;
     run.engine.run("evaluate", config, inputs, |out| {
         let prepared = run.prepared()?;
         let names = prepared.train.class_names().to_vec();
