@@ -41,11 +41,13 @@ pub(super) fn embed(run: &Run, sharding: Sharding) -> Result<()> {
     }
     let (config, inputs) = key(run)?;
     if sharding != Sharding::Whole {
-        let revision = run.embedder()?.revision();
-        // One image a unit: an image's embedding does not depend on the batch it is in (the e2e tests check it).
-        let sharded = Sharded { stage: "embed", config, inputs, extra: json!({"revision": revision}), align: 1 };
+        let embedder = run.embedder()?;
+        // In the embedder's batches, as the whole stage embeds a part with an empty cache: EfficientNet's rows do not
+        // depend on the batch, but a matrix product's last bits can (CLIP's towers).
+        let (revision, align) = (embedder.revision(), embedder.batch_size());
+        let sharded = Sharded { stage: "embed", config, inputs, extra: json!({"revision": revision}), align };
         return match sharding {
-            Sharding::Shard(s) => sharded::embed_shard(run, &sharded, s),
+            Sharding::Shard(s) => sharded::embed_shard(run, &embedder, &sharded, s),
             _ => sharded::embed_merge(run, sharded),
         };
     }

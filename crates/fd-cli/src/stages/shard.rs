@@ -29,8 +29,8 @@ pub(super) struct Sharded {
     /// What else a shard's key holds (the embedder's code revision: shards of one job may run different builds, and the
     /// merge takes only those that compute alike).
     pub(super) extra: Value,
-    /// Images per unit of work within a part: the whole stage's batch where a batch's composition changes the last bits
-    /// of its results (the classifier's), 1 where it does not (the embedder's).
+    /// Images per unit of work within a part: the whole stage's batch, since a batch's composition can change the last
+    /// bits of its results (the classifier's do change).
     pub(super) align: usize,
 }
 

@@ -1,6 +1,6 @@
 //! The embed stage as shards of a job ([`crate::stages::shard`]): a shard's rows in
-//! `shards/embed-I-of-N/embeddings.safetensors`, indexed by their positions in the job; the merge joins them in order and
-//! splits them back into the parts.
+//! `shards/embed-I-of-N/embeddings.safetensors`, indexed by their positions among the run's images; the merge joins them
+//! in order and splits them back into the parts.
 
 use anyhow::{Context, Result, bail};
 use fd_data::shard::Shard;
@@ -13,8 +13,7 @@ use crate::stages::shard::{Sharded, slices};
 const FILE: &str = "embeddings.safetensors";
 
 /// Embeds shard `shard` of the run's images.
-pub(super) fn embed_shard(run: &Run, sharded: &Sharded, shard: Shard) -> Result<()> {
-    let embedder = run.embedder()?;
+pub(super) fn embed_shard(run: &Run, embedder: &fd_clip::Embedder, sharded: &Sharded, shard: Shard) -> Result<()> {
     sharded.run_shard(run, shard, |out, dir, slices| {
         let mut rows = Vec::new();
         let mut positions = Vec::new();
@@ -42,15 +41,14 @@ pub(super) fn embed_merge(run: &Run, sharded: Sharded) -> Result<()> {
         let path = run.engine.dir().join(sharded.dir(shard)).join(FILE);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let e = Embeddings::from_safetensors(&bytes).with_context(|| format!("reading {}", path.display()))?;
-        let (_, total) = slices(run, shard, sharded.align)?;
-        let range = shard.range(total);
-        if !e.indices.iter().copied().eq(range.clone()) {
+        let (slices, _) = slices(run, shard, sharded.align)?;
+        let expected: Vec<usize> = slices.iter().flat_map(|s| s.positions.clone()).collect();
+        if e.indices != expected {
             bail!(
-                "{}: holds {} rows, not positions {}..{} of {total} that shard {shard} covers; run it again",
+                "{}: holds {} rows, not the {} images of shard {shard}; run it again",
                 path.display(),
                 e.indices.len(),
-                range.start,
-                range.end
+                expected.len()
             );
         }
         if *dim.get_or_insert(e.dim) != e.dim {
