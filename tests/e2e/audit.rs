@@ -406,3 +406,32 @@ fn cifar10_as_an_image_folder_gives_the_builtin_split_evaluation_and_directions(
     assert_eq!(directions(&runs[0]), directions(&runs[1]), "directions differ");
     assert!(bytes(&runs[0], "directions.safetensors") == bytes(&runs[1], "directions.safetensors"));
 }
+
+#[test]
+fn a_users_onnx_classifier_evaluates_in_shards_as_it_does_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("fruit");
+    write_folder(&images);
+    let run = tmp.path().join("run");
+    let onnx = root().join("crates/fd-model/fixtures/tiny_classifier.onnx");
+    let mut args = vec!["--images".into(), s(&images), "--onnx".into(), s(&onnx), "--input-size".into(), "16".into()];
+    args.extend(["--batch-size".into(), "16".into(), "--run".into(), s(&run)]);
+    args.extend(tiny_embedder());
+    stdout(&audit(tmp.path(), &args));
+    let parts = ["train", "val", "extra", "test"];
+    let read = |p: &str| std::fs::read(run.join(format!("eval_{p}.safetensors"))).unwrap();
+    let whole: Vec<Vec<u8>> = parts.iter().map(|p| read(p)).collect();
+    let key = || read_json(&run.join("stages/evaluate.json"))["key"].clone();
+    let whole_key = key();
+    std::fs::remove_file(run.join("stages/evaluate.json")).unwrap();
+    let run_s = s(&run);
+    for shard in ["0/3", "1/3", "2/3"] {
+        stdout(&fd_cli(tmp.path(), &["evaluate", "--run", &run_s, "--shard", shard]));
+    }
+    let out = stdout(&fd_cli(tmp.path(), &["evaluate", "--run", &run_s, "--merge"]));
+    assert!(out.contains("merged 3 shards of 3"), "{out}");
+    for (p, bytes) in parts.iter().zip(&whole) {
+        assert!(&read(p) == bytes, "eval_{p}: the ONNX classifier's merged shards differ from its whole evaluation");
+    }
+    assert_eq!(key(), whole_key);
+}
