@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::Gram;
+use crate::kernel::{Gram, RowCache};
 use crate::metrics::balanced_accuracy;
 use crate::smo::{self, Problem};
 use crate::{ClassSvm, SvmConfig};
@@ -80,31 +80,57 @@ pub(crate) fn fit_binary_branches(
 }
 
 fn solve_binary(data: ClassData<'_>, rows: &[usize], c: f64, config: &SvmConfig) -> (LinearSvm, smo::Solution) {
-    let ClassData { gram, z, dim, correct } = data;
-    let n = rows.len();
-    let n_correct = rows.iter().filter(|&&r| correct[r]).count();
-    let n_incorrect = n - n_correct;
-    // compute_class_weight('balanced'): n / (n_classes * count), then libsvm's C * weight.
-    let w_incorrect = n as f64 / (2 * n_incorrect) as f64;
-    let w_correct = n as f64 / (2 * n_correct) as f64;
-    // svm_group_classes sorts the labels, so label 0 (incorrect) is libsvm's +1 and its rows come first, in data order.
-    let ordered: Vec<usize> =
-        rows.iter().copied().filter(|&r| !correct[r]).chain(rows.iter().copied().filter(|&r| correct[r])).collect();
-    let y: Vec<i8> = ordered.iter().map(|&r| if correct[r] { -1 } else { 1 }).collect();
-    let cs: Vec<f64> = y.iter().map(|&y| if y == 1 { c * w_incorrect } else { c * w_correct }).collect();
-    let solution = smo::solve(&Problem { gram, rows: ordered.clone(), y, c: cs }, config.tolerance, config.shrinking);
-    // scikit-learn flips the binary decision so that it is positive for classes_[1] (correct).
-    let mut w = vec![0f64; dim];
-    let mut support = 0;
-    for (&r, &coef) in ordered.iter().zip(&solution.coef) {
-        if coef != 0.0 {
-            support += 1;
-            for (wk, xk) in w.iter_mut().zip(&z[r * dim..(r + 1) * dim]) {
-                *wk -= coef * f64::from(*xk);
+    Binary::new(data, rows).solve(c, config)
+}
+
+/// The class-balanced binary problem over some of a class's rows, ready to solve at any C: libsvm's order of the rows,
+/// their labels and class weights, and the problem's kernel-row cache where the class's Gram matrix is not kept whole.
+struct Binary<'a> {
+    data: ClassData<'a>,
+    ordered: Vec<usize>,
+    y: Vec<i8>,
+    w_incorrect: f64,
+    w_correct: f64,
+    cache: Option<RowCache>,
+}
+
+impl<'a> Binary<'a> {
+    fn new(data: ClassData<'a>, rows: &[usize]) -> Binary<'a> {
+        let correct = data.correct;
+        let n = rows.len();
+        let n_correct = rows.iter().filter(|&&r| correct[r]).count();
+        let n_incorrect = n - n_correct;
+        // compute_class_weight('balanced'): n / (n_classes * count), then libsvm's C * weight.
+        let w_incorrect = n as f64 / (2 * n_incorrect) as f64;
+        let w_correct = n as f64 / (2 * n_correct) as f64;
+        // svm_group_classes sorts the labels, so label 0 (incorrect) is libsvm's +1 and its rows come first, in data order.
+        let ordered: Vec<usize> =
+            rows.iter().copied().filter(|&r| !correct[r]).chain(rows.iter().copied().filter(|&r| correct[r])).collect();
+        let y = ordered.iter().map(|&r| if correct[r] { -1 } else { 1 }).collect();
+        let cache = RowCache::new(data.gram, &ordered);
+        Binary { data, ordered, y, w_incorrect, w_correct, cache }
+    }
+
+    fn solve(&self, c: f64, config: &SvmConfig) -> (LinearSvm, smo::Solution) {
+        let ClassData { gram, z, dim, .. } = self.data;
+        let cs: Vec<f64> =
+            self.y.iter().map(|&y| if y == 1 { c * self.w_incorrect } else { c * self.w_correct }).collect();
+        let problem =
+            Problem { gram, cache: self.cache.as_ref(), rows: self.ordered.clone(), y: self.y.clone(), c: cs };
+        let solution = smo::solve(&problem, config.tolerance, config.shrinking);
+        // scikit-learn flips the binary decision so that it is positive for classes_[1] (correct).
+        let mut w = vec![0f64; dim];
+        let mut support = 0;
+        for (&r, &coef) in self.ordered.iter().zip(&solution.coef) {
+            if coef != 0.0 {
+                support += 1;
+                for (wk, xk) in w.iter_mut().zip(&z[r * dim..(r + 1) * dim]) {
+                    *wk -= coef * f64::from(*xk);
+                }
             }
         }
+        (LinearSvm { w, b: solution.rho, iterations: solution.iterations, support }, solution)
     }
-    (LinearSvm { w, b: solution.rho, iterations: solution.iterations, support }, solution)
 }
 
 /// Predicted "correct" flags of a fitted SVM (libsvm votes for `classes_[1]` unless the internal decision is positive).
@@ -113,6 +139,7 @@ pub(crate) fn predict(svm: &LinearSvm, data: ClassData<'_>, rows: &[usize]) -> V
 }
 
 /// The balanced accuracy of each fold of cross-validation at `c`, `folds[i]` being row `i`'s test fold.
+#[cfg(test)]
 pub(crate) fn cross_validate(
     data: ClassData<'_>,
     folds: &[usize],
@@ -120,17 +147,29 @@ pub(crate) fn cross_validate(
     c: f64,
     config: &SvmConfig,
 ) -> Vec<f64> {
+    fold_scores(data, folds, n_splits, &[c], config).swap_remove(0)
+}
+
+/// The balanced accuracy of each fold at each C of `grid` (`scores[c][fold]`), fold by fold: each fold's problem is
+/// prepared once (its kernel-row cache serves every C), and each (fold, C) solve is independent of the others.
+fn fold_scores(
+    data: ClassData<'_>,
+    folds: &[usize],
+    n_splits: usize,
+    grid: &[f64],
+    config: &SvmConfig,
+) -> Vec<Vec<f64>> {
     let n = data.correct.len();
-    (0..n_splits)
+    let by_fold: Vec<Vec<f64>> = (0..n_splits)
         .map(|f| {
             let train: Vec<usize> = (0..n).filter(|&i| folds[i] != f).collect();
             let test: Vec<usize> = (0..n).filter(|&i| folds[i] == f).collect();
-            let svm = fit_binary(data, &train, c, config);
-            let predicted = predict(&svm, data, &test);
             let truth: Vec<bool> = test.iter().map(|&i| data.correct[i]).collect();
-            balanced_accuracy(&predicted, &truth)
+            let binary = Binary::new(data, &train);
+            grid.iter().map(|&c| balanced_accuracy(&predict(&binary.solve(c, config).0, data, &test), &truth)).collect()
         })
-        .collect()
+        .collect();
+    (0..grid.len()).map(|k| by_fold.iter().map(|fold| fold[k]).collect()).collect()
 }
 
 /// Why a class cannot be fitted, if it cannot: the reference needs at least `folds` rows of each kind.
@@ -168,8 +207,8 @@ pub(crate) fn fit_class_on(class: u16, data: ClassData<'_>, config: &SvmConfig) 
     let mut best = f64::NEG_INFINITY;
     let mut best_c = config.c_grid[0];
     let mut cv_scores = Vec::with_capacity(config.c_grid.len());
-    for &c in &config.c_grid {
-        let scores = cross_validate(data, &folds, config.folds, c, config);
+    let by_c = fold_scores(data, &folds, config.folds, &config.c_grid, config);
+    for (&c, scores) in config.c_grid.iter().zip(&by_c) {
         let score = scores.iter().sum::<f64>() / scores.len() as f64;
         tracing::trace!(class, c, score, "cross-validated");
         cv_scores.push(score);

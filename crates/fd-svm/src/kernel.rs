@@ -1,5 +1,6 @@
 //! The linear-kernel values of one class: a Gram matrix computed once and shared by every fold and every C, or, for a
-//! class whose Gram matrix would pass the memory budget, libsvm's kernel-row cache.
+//! class whose Gram matrix would pass the memory budget, its rows, from which each problem (a fold, or the refit) keeps
+//! libsvm's kernel-row cache, shared by every C.
 //!
 //! libsvm stores kernel values as `Qfloat` (`float`) and the diagonal `QD` as `double`; this module keeps the same precisions:
 //! entries are dot products in f64 rounded to f32, the diagonal stays f64. Both ways compute every entry with the same
@@ -10,19 +11,18 @@ use std::ops::Deref;
 use std::rc::Rc;
 
 /// The kernel values of one class's `n` rows: `K[i][j] = x_i · x_j`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Gram {
     n: usize,
     diagonal: Vec<f64>,
     store: Store,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Store {
     /// Every entry, row-major.
     Full(Vec<f32>),
-    /// The rows themselves (f64, row-major, `dim` columns): each solve computes the kernel rows it asks for, keeping the
-    /// most recent ones within `budget` bytes ([`RowCache`]).
+    /// The rows themselves (f64, row-major, `dim` columns), for [`RowCache`]s within `budget` bytes.
     Rows { x: Vec<f64>, dim: usize, budget: usize },
 }
 
@@ -87,8 +87,9 @@ impl Gram {
         Gram { n, diagonal, store: Store::Full(values) }
     }
 
-    /// The kernel of `rows` within `budget` bytes: the whole Gram matrix where its `n × n` f32 entries fit, otherwise
-    /// kernel rows computed as a solve asks for them and cached within the budget (scikit-learn's `cache_size`).
+    /// The kernel of `rows` within `budget` bytes: the whole Gram matrix where its `n × n` f32 entries fit, otherwise the
+    /// rows, for kernel rows computed as the solver asks for them and cached within the budget (scikit-learn's
+    /// `cache_size`; [`RowCache`]).
     pub(crate) fn with_budget(rows: &[f32], dim: usize, budget: usize) -> Gram {
         let n = rows.len() / dim;
         if n.saturating_mul(n).saturating_mul(size_of::<f32>()) <= budget {
@@ -107,7 +108,7 @@ impl Gram {
         matches!(self.store, Store::Full(_))
     }
 
-    /// Row `i` of the full matrix (f32), `None` when the rows are cached instead.
+    /// Row `i` of the full matrix, `None` when only the rows are kept.
     pub(crate) fn full_row(&self, i: usize) -> Option<&[f32]> {
         match &self.store {
             Store::Full(values) => Some(&values[i * self.n..(i + 1) * self.n]),
@@ -138,9 +139,11 @@ impl Deref for Row<'_> {
     }
 }
 
-/// libsvm's kernel cache (`Cache` in `svm.cpp`) for one solve: rows of the problem's kernel, least recently used evicted
-/// first once `capacity` rows are held (at least two: the working pair). A row is computed over all of the problem's rows,
-/// indexed by problem position; libsvm computes only the active ones, a saving this cache does not make.
+/// libsvm's kernel cache (`Cache` in `svm.cpp`) for one problem (a fold's training rows, or every row for the refit), kept
+/// for every C the problem is solved at: kernel rows over the problem's rows, by problem position, the least recently
+/// used evicted first once `capacity` rows are held (at least two: the working pair). libsvm computes a row over the
+/// active rows only and starts a cache per solve; this one computes whole rows and serves all seven values of C.
+#[derive(Debug)]
 pub(crate) struct RowCache {
     /// The problem's rows, packed in panels of 16 rows, dimension-major, zero-padded (as [`Gram::full`] packs them).
     packed: Vec<f64>,
@@ -153,6 +156,7 @@ pub(crate) struct RowCache {
 }
 
 /// Cached rows in a doubly linked list, most recent first; index `l` is the list's head.
+#[derive(Debug)]
 struct Lru {
     rows: Vec<Option<Rc<[f32]>>>,
     prev: Vec<usize>,
@@ -176,8 +180,7 @@ impl RowCache {
             mine.extend_from_slice(row);
         }
         let capacity = (budget / (l.max(1) * size_of::<f32>())).clamp(2, l.max(2));
-        let head = l;
-        let lru = Lru { rows: vec![None; l], prev: vec![head; l + 1], next: vec![head; l + 1], held: 0 };
+        let lru = Lru { rows: vec![None; l], prev: vec![l; l + 1], next: vec![l; l + 1], held: 0 };
         Some(RowCache { packed, x: mine, dim, l, capacity, lru: RefCell::new(lru) })
     }
 

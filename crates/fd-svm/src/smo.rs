@@ -5,7 +5,7 @@
 //! second-order working-set selection (JMLR 6, 2005) with shrinking.
 //! The precisions are libsvm's: kernel entries as f32 (`Qfloat`), the diagonal, gradients and multipliers as f64.
 //! The only departure is where kernel values come from: a Gram matrix computed once per class ([`crate::kernel::Gram`])
-//! where it fits the memory budget, libsvm's row cache ([`crate::kernel::RowCache`]) where it does not. Neither changes
+//! where it fits the memory budget, libsvm's row cache ([`crate::kernel::RowCache`], the problem's) where it does not. Neither changes
 //! a value; the dot products under them agree with scikit-learn's BLAS `ddot` only to rounding (see
 //! [`crate::kernel::Gram::full`]).
 
@@ -24,6 +24,8 @@ enum Status {
 #[derive(Debug)]
 pub(crate) struct Problem<'a> {
     pub(crate) gram: &'a Gram,
+    /// The kernel rows of this problem's rows, where the Gram matrix is not kept whole.
+    pub(crate) cache: Option<&'a RowCache>,
     pub(crate) rows: Vec<usize>,
     pub(crate) y: Vec<i8>,
     pub(crate) c: Vec<f64>,
@@ -42,8 +44,7 @@ pub(crate) struct Solution {
 
 struct Solver<'a> {
     gram: &'a Gram,
-    /// The kernel rows of a class whose Gram matrix is not kept whole.
-    cache: Option<RowCache>,
+    cache: Option<&'a RowCache>,
     l: usize,
     active_size: usize,
     /// The kernel row of each solver position (libsvm swaps the kernel's `x` along with everything else): a row of the
@@ -72,7 +73,7 @@ impl<'a> Solver<'a> {
 
     fn kernel_row(&self, i: usize) -> Row<'a> {
         let gram: &'a Gram = self.gram;
-        match &self.cache {
+        match self.cache {
             Some(cache) => Row::Cached(cache.row(self.row[i])),
             None => Row::Borrowed(gram.full_row(self.row[i]).expect("a full Gram matrix without a row cache")),
         }
@@ -437,11 +438,10 @@ impl<'a> Solver<'a> {
 /// Solves `problem` to libsvm's stopping tolerance `eps`, with or without shrinking, as `Solver::Solve` does from `alpha = 0`.
 pub(crate) fn solve(problem: &Problem<'_>, eps: f64, shrinking: bool) -> Solution {
     let l = problem.rows.len();
-    let cache = RowCache::new(problem.gram, &problem.rows);
-    let row = if cache.is_some() { (0..l).collect() } else { problem.rows.clone() };
+    let row = if problem.cache.is_some() { (0..l).collect() } else { problem.rows.clone() };
     let mut s = Solver {
         gram: problem.gram,
-        cache,
+        cache: problem.cache,
         l,
         active_size: l,
         row,
