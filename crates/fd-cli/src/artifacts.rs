@@ -235,65 +235,6 @@ pub struct CaptionsFile {
 }
 json_artifact!(CaptionsFile, "captions.json", "caption");
 
-/// Embeddings and their dataset indices, as `embeddings_<part>.safetensors` holds them: `embeddings` `[n, dim]` (f32) and
-/// `indices` `[n]` (i64).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embeddings {
-    /// Rows of `dim` values.
-    pub rows: Vec<f32>,
-    /// The dimension.
-    pub dim: usize,
-    /// The dataset index of each row.
-    pub indices: Vec<usize>,
-}
-
-impl Embeddings {
-    /// The safetensors bytes.
-    pub fn to_safetensors(&self) -> Vec<u8> {
-        let data: Vec<u8> = self.rows.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let idx: Vec<u8> = self.indices.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect();
-        let n = self.indices.len();
-        let view = |dtype, shape, bytes| {
-            safetensors::tensor::TensorView::new(dtype, shape, bytes)
-                .expect("the shapes match the data by construction")
-        };
-        let views = [
-            ("embeddings", view(safetensors::Dtype::F32, vec![n, self.dim], &data)),
-            ("indices", view(safetensors::Dtype::I64, vec![n], &idx)),
-        ];
-        safetensors::serialize(views, None).expect("serializing to memory cannot fail")
-    }
-
-    /// Reads what [`Embeddings::to_safetensors`] wrote; a truncated or foreign file says what was expected.
-    pub fn from_safetensors(bytes: &[u8]) -> Result<Embeddings> {
-        use safetensors::Dtype;
-        let st = match safetensors::SafeTensors::deserialize(bytes) {
-            Ok(st) => st,
-            Err(e) => bail!("not a safetensors file ({e}); it may be truncated"),
-        };
-        let (Ok(e), Ok(i)) = (st.tensor("embeddings"), st.tensor("indices")) else {
-            bail!("expected tensors \"embeddings\" and \"indices\"");
-        };
-        if e.dtype() != Dtype::F32 || e.shape().len() != 2 || i.dtype() != Dtype::I64 || i.shape() != [e.shape()[0]] {
-            bail!(
-                "expected embeddings F32 [n, dim] and indices I64 [n], found {:?} {:?} and {:?} {:?}",
-                e.dtype(),
-                e.shape(),
-                i.dtype(),
-                i.shape()
-            );
-        }
-        let rows = e.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        let indices = i
-            .data()
-            .chunks_exact(8)
-            .map(|b| usize::try_from(i64::from_le_bytes(b.try_into().expect("8 bytes"))))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| anyhow::anyhow!("a negative dataset index"))?;
-        Ok(Embeddings { rows, dim: e.shape()[1], indices })
-    }
-}
-
 /// A part's embeddings joined with the classifier's evaluation of the same images, row for row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
@@ -337,8 +278,10 @@ impl Scored {
     }
 }
 
+mod embeddings;
 mod selections;
 
+pub use embeddings::Embeddings;
 pub use selections::{RetrainKey, Selections};
 
 #[cfg(test)]

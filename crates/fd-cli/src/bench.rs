@@ -8,6 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use fd_data::fetch;
 
+mod pool;
+
 /// What to time.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -56,6 +58,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = fd_svm::SvmConfig::paper().kernel_cache_mib)]
         kernel_cache_mib: usize,
     },
+    /// The select stage's core on a synthetic pool (`cargo xtask bench pool`): with `--write`, writes the pool's embeddings
+    /// file (in its own process, so that making it does not count); without, reads it as a stage does, scores every row
+    /// under random directions and picks K a class by the SVM rule, and prints time and peak memory as JSON.
+    Pool {
+        /// The pool's embeddings file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Rows of the pool (with `--write`).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Values a row (with `--write`).
+        #[arg(long, default_value_t = 512)]
+        dim: usize,
+        /// Write the file instead of reading it.
+        #[arg(long)]
+        write: bool,
+        /// Images picked a class.
+        #[arg(long, default_value_t = 100)]
+        k: usize,
+    },
     /// One Stable Diffusion v1 UNet step at 64x64 latents, batch 2, on random inputs, as seconds per step
     /// (`cargo xtask bench diffusion`).
     Unet {
@@ -84,6 +106,8 @@ pub fn bench(command: BenchCommand, data_dir: &Path) -> Result<()> {
             embed(data_dir, size, batch, images, &embedder, weights)
         }
         BenchCommand::Model { architecture, batch, steps } => model(&architecture, batch, steps),
+        BenchCommand::Pool { file, rows, dim, write: true, .. } => pool::write(&file, rows, dim),
+        BenchCommand::Pool { file, k, write: false, .. } => pool::select(&file, k),
         BenchCommand::Svm { data, threads, reps, kernel_cache_mib } => svm(&data, threads, reps, kernel_cache_mib),
         BenchCommand::Data { layout, dir } => data(data_dir, &layout, dir),
         BenchCommand::Unet { weights, steps } => unet(&weights, steps),

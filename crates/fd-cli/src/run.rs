@@ -219,13 +219,12 @@ impl Run {
 
     /// A part's embeddings.
     pub fn read_embeddings(&self, part: SplitPart) -> Result<Embeddings> {
-        let rel = embeddings_file(part);
-        let bytes = self.read_bytes(&rel, "embed")?;
-        Embeddings::from_safetensors(&bytes).with_context(|| {
-            format!(
-                "{}: not embeddings this fd-cli wrote; run `fd-cli embed` to remake them",
-                self.dir.join(&rel).display()
-            )
+        let path = self.dir.join(embeddings_file(part));
+        if !path.is_file() {
+            bail!("reading {} (run `fd-cli embed` or `fd-cli reproduce` first)", path.display());
+        }
+        Embeddings::read_file(&path).with_context(|| {
+            format!("{}: not embeddings this fd-cli wrote; run `fd-cli embed` to remake them", path.display())
         })
     }
 

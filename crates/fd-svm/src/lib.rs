@@ -191,6 +191,8 @@ pub fn fit_directions(input: &FitInput<'_>, config: &SvmConfig, threads: usize) 
             (class, zc, members.iter().map(|&i| correct[i]).collect())
         })
         .collect();
+    // The classes' rows are copies: the preprocessed whole goes before the fits.
+    drop(z);
     let classes = par_map(&jobs, threads, |(class, zc, flags)| match fit::unfit_reason(flags, config.folds) {
         Some(reason) => {
             tracing::warn!(class, %reason, "class skipped");
@@ -221,11 +223,17 @@ impl Directions {
             )));
         }
         check_finite("embeddings", rows, dim)?;
-        let z = self.preprocessing.apply(rows);
-        Ok(labels
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| self.class(l).map_or(0.0, |c| c.svm.decision(&z[i * dim..(i + 1) * dim])))
+        // A row at a time: no preprocessed copy of every row (a million rows of 512 are 2 GB).
+        let mut z = vec![0f32; dim];
+        Ok(rows
+            .chunks_exact(dim)
+            .zip(labels)
+            .map(|(row, &l)| {
+                self.class(l).map_or(0.0, |c| {
+                    self.preprocessing.apply_row(row, &mut z);
+                    c.svm.decision(&z)
+                })
+            })
             .collect())
     }
 

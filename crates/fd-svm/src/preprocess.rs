@@ -28,19 +28,24 @@ impl Preprocessing {
     pub fn apply(&self, rows: &[f32]) -> Vec<f32> {
         let dim = self.dim();
         assert!(rows.len().is_multiple_of(dim), "{} values do not make rows of {dim}", rows.len());
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows.chunks_exact(dim) {
-            let start = out.len();
-            out.extend(row.iter().zip(&self.mean).zip(&self.std).map(|((x, m), s)| (x - m) / s));
-            if self.normalize {
-                let z = &mut out[start..];
-                let norm = z.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt() as f32;
-                if norm > 0.0 {
-                    z.iter_mut().for_each(|v| *v /= norm);
-                }
-            }
+        let mut out = vec![0f32; rows.len()];
+        for (row, z) in rows.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            self.apply_row(row, z);
         }
         out
+    }
+
+    /// [`Preprocessing::apply`] on one row, into `out` (`dim()` values): for scoring many rows without a copy of them all.
+    pub fn apply_row(&self, row: &[f32], out: &mut [f32]) {
+        for (((z, x), m), s) in out.iter_mut().zip(row).zip(&self.mean).zip(&self.std) {
+            *z = (x - m) / s;
+        }
+        if self.normalize {
+            let norm = out.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt() as f32;
+            if norm > 0.0 {
+                out.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
     }
 }
 

@@ -31,6 +31,29 @@ fn embeddings_round_trip_and_a_damaged_file_is_an_error() {
 }
 
 #[test]
+fn embeddings_read_from_a_file_in_one_pass_as_from_its_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // More rows than one read block (1 MiB), so the values cross blocks.
+    let (n, dim) = (1500, 200);
+    let rows: Vec<f32> = (0..n * dim).map(|i| (i as f32 * 0.37).sin()).collect();
+    let e = Embeddings { rows, dim, indices: (0..n).map(|i| i * 3 + 1).collect() };
+    let path = tmp.path().join("e.safetensors");
+    let bytes = e.to_safetensors();
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(Embeddings::read_file(&path).unwrap(), e);
+    for cut in [bytes.len() - 5, 100, 6] {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let err = format!("{:#}", Embeddings::read_file(&path).unwrap_err());
+        assert!(err.contains("truncated"), "{cut}: {err}");
+    }
+    // Another safetensors file: an evaluation has no `embeddings`.
+    let eval = fd_model::external::empty_evaluation(3, 0);
+    std::fs::write(&path, eval.to_safetensors()).unwrap();
+    let err = format!("{:#}", Embeddings::read_file(&path).unwrap_err());
+    assert!(err.contains("no tensor \"embeddings\""), "{err}");
+}
+
+#[test]
 fn joining_needs_the_same_images_in_the_same_order() {
     let e = Embeddings { rows: vec![0.0; 4], dim: 2, indices: vec![3, 4] };
     let eval = |indices: Vec<usize>| fd_model::Evaluation {
