@@ -424,6 +424,7 @@ fn a_users_onnx_classifier_evaluates_in_shards_as_it_does_whole() {
     let key = || read_json(&run.join("stages/evaluate.json"))["key"].clone();
     let whole_key = key();
     std::fs::remove_file(run.join("stages/evaluate.json")).unwrap();
+    parts.iter().for_each(|p| std::fs::remove_file(run.join(format!("eval_{p}.safetensors"))).unwrap());
     let run_s = s(&run);
     for shard in ["0/3", "1/3", "2/3"] {
         stdout(&fd_cli(tmp.path(), &["evaluate", "--run", &run_s, "--shard", shard]));

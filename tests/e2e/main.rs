@@ -18,6 +18,9 @@ fn fd_cli(tmp: &Path, args: &[&str]) -> Output {
         .args(args)
         .env("FD_DATA_DIR", tmp.join("cache"))
         .env("FD_LOG", "warn")
+        // Hermetic inside a scheduler's job too: no shard from its environment.
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("JOB_COMPLETION_INDEX")
         .current_dir(root())
         .output()
         .expect("running fd-cli")

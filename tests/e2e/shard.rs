@@ -101,6 +101,7 @@ fn sharded_evaluation_merges_into_the_unsharded_evaluation() {
     };
     let whole_key = key(&run);
     std::fs::remove_file(run.join("stages/evaluate.json")).unwrap();
+    parts.iter().for_each(|p| std::fs::remove_file(run.join(format!("eval_{p}.safetensors"))).unwrap());
     // The smoke parts are smaller than a batch, one unit each: two shards of one part, one of two.
     for shard in ["0/3", "1/3", "2/3"] {
         stage("evaluate", &["--shard", shard]);

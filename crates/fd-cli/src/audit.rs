@@ -168,6 +168,7 @@ impl AuditArgs {
                 caption_texts: self.caption_texts.clone(),
             }),
             caption: None,
+            svm: None,
             modes: None,
             intervene: self.select.map(|k| crate::config::InterveneConfig {
                 k: vec![k],

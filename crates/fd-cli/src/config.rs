@@ -27,6 +27,9 @@ pub struct Experiment {
     /// Captioning and its held-out check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<fd_caption::class::CaptionConfig>,
+    /// The per-class SVMs (the `fit` stage); the paper's settings without the section, and for any key it leaves out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svm: Option<fd_svm::SvmConfig>,
     /// Several failure modes per class (the `discover` stage); its defaults without the section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modes: Option<fd_svm::modes::ModeConfig>,
@@ -175,6 +178,9 @@ impl Experiment {
         }
         if let Some(m) = &self.modes {
             m.validate()?;
+        }
+        if let Some(s) = &self.svm {
+            s.validate()?;
         }
         Ok(())
     }

@@ -88,6 +88,7 @@ fn default_experiment() -> Experiment {
         embed: None,
         embeddings: None,
         caption: None,
+        svm: None,
         modes: None,
         intervene: None,
         generate: None,

@@ -76,8 +76,8 @@ pub enum Error {
         /// What was given.
         given: String,
     },
-    /// Positions that no shard of a merge covers.
-    #[error("positions {}..{} of {total} are in no shard: shard {missing} is missing; run it", gap.start, gap.end)]
+    /// Work units (images, or a stage's batches) that no shard of a merge covers.
+    #[error("work units {}..{} of {total} are in no shard: shard {missing} is missing; run it", gap.start, gap.end)]
     ShardMissing {
         /// The uncovered positions.
         gap: std::ops::Range<usize>,
@@ -87,7 +87,7 @@ pub enum Error {
         missing: String,
     },
     /// Two shards of a merge that both cover some positions.
-    #[error("shards {first} and {second} overlap (positions {}..{}): shards of one job only; remove the stale one", overlap.start, overlap.end)]
+    #[error("shards {first} and {second} overlap (work units {}..{}): shards of one job only; remove the stale one", overlap.start, overlap.end)]
     ShardDuplicated {
         /// One shard, as found.
         first: String,

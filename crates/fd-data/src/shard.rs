@@ -38,38 +38,68 @@ impl Shard {
         Shard::new(i, n).map_err(|_| invalid())
     }
 
-    /// The shard a scheduler gave this process, from its environment (`var` reads a variable): a Slurm job array's
-    /// `SLURM_ARRAY_TASK_ID` (less `SLURM_ARRAY_TASK_MIN`, so `--array=1-4` works too) of `SLURM_ARRAY_TASK_COUNT`, or a
-    /// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX` of `FD_SHARD_COUNT` (the Job's `completions`, which Kubernetes does
-    /// not put in the environment). `None` outside such a job.
+    /// The shard a scheduler gave this process, from its environment (`var` reads a variable): a Slurm job array task's
+    /// `SLURM_ARRAY_TASK_ID`, or a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`, of `FD_SHARD_COUNT` (which
+    /// `jobs/slurm/submit.sh` and the Job's manifest set). Without `FD_SHARD_COUNT`, a Slurm array's own size
+    /// (`SLURM_ARRAY_TASK_COUNT`, its first index `SLURM_ARRAY_TASK_MIN` taken as shard 0), which only an array of
+    /// consecutive indices covering the whole job gives: a resubmitted task (`--array=3`) or a stepped array needs
+    /// `FD_SHARD_COUNT`. `None` outside such a job.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>> {
         let number = |name: &str| -> Result<Option<usize>> {
             var(name)
                 .map(|v| v.trim().parse().map_err(|_| Error::ShardInvalid { given: format!("{name}={v}") }))
                 .transpose()
         };
-        if let (Some(id), Some(count)) = (number("SLURM_ARRAY_TASK_ID")?, number("SLURM_ARRAY_TASK_COUNT")?) {
-            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-            let index = id.checked_sub(min).ok_or_else(|| Error::ShardInvalid { given: format!("{id}/{count}") })?;
+        let index = match (number("SLURM_ARRAY_TASK_ID")?, number("JOB_COMPLETION_INDEX")?) {
+            (Some(id), _) => Some((id, true)),
+            (None, Some(index)) => Some((index, false)),
+            (None, None) => None,
+        };
+        let Some((index, slurm)) = index else { return Ok(None) };
+        if let Some(count) = number("FD_SHARD_COUNT")? {
             return Shard::new(index, count).map(Some);
         }
-        if let Some(index) = number("JOB_COMPLETION_INDEX")? {
-            let Some(count) = number("FD_SHARD_COUNT")? else {
-                return Err(Error::ShardInvalid {
-                    given: format!(
-                        "JOB_COMPLETION_INDEX={index} without FD_SHARD_COUNT (set it to the Job's completions)"
-                    ),
-                });
-            };
-            return Shard::new(index, count).map(Some);
+        let invalid = |why: &str| Error::ShardInvalid {
+            given: format!("shard {index} of {why}: set FD_SHARD_COUNT to the job's shard count"),
+        };
+        if !slurm {
+            return Err(invalid("a Kubernetes Indexed Job without FD_SHARD_COUNT"));
         }
-        Ok(None)
+        if number("SLURM_ARRAY_TASK_STEP")?.is_some_and(|s| s != 1) {
+            return Err(invalid("a stepped Slurm array"));
+        }
+        let Some(count) = number("SLURM_ARRAY_TASK_COUNT")? else {
+            return Err(invalid("a Slurm array of unknown size"));
+        };
+        let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+        let index = index.checked_sub(min).ok_or_else(|| invalid("an array that starts after it"))?;
+        Shard::new(index, count).map(Some)
     }
 
     /// The positions of `0..total` this shard takes.
     pub fn range(&self, total: usize) -> Range<usize> {
         let at = |i: usize| (total as u128 * i as u128 / self.count as u128) as usize;
         at(self.index)..at(self.index + 1)
+    }
+
+    /// The images of each part (of `lens` images, in order) that this shard takes, cut in units of `align` images within
+    /// each part (a part's last unit may be shorter), so that a shard runs the same batches of `align` as a run over the
+    /// whole part; and the job's units in all.
+    pub fn part_ranges(&self, lens: &[usize], align: usize) -> (Vec<Range<usize>>, usize) {
+        let align = align.max(1);
+        let total = lens.iter().map(|l| l.div_ceil(align)).sum();
+        let range = self.range(total);
+        let mut unit = 0;
+        let ranges = lens
+            .iter()
+            .map(|&len| {
+                let (first, units) = (unit, len.div_ceil(align));
+                unit += units;
+                let local = |u: usize| ((u.clamp(first, first + units) - first) * align).min(len);
+                local(range.start)..local(range.end)
+            })
+            .collect();
+        (ranges, total)
     }
 
     /// `I-of-N`, for file and stage names.
@@ -153,6 +183,30 @@ mod tests {
     }
 
     #[test]
+    fn parts_are_cut_at_batch_boundaries_and_covered_once() {
+        // Parts of 48, 48, 64 and 80 images in batches of 32: units of 2, 2, 2 and 3.
+        let lens = [48, 48, 64, 80];
+        let ranges = |i| Shard::new(i, 3).unwrap().part_ranges(&lens, 32);
+        assert_eq!(ranges(0), (vec![0..48, 0..32, 0..0, 0..0], 9));
+        assert_eq!(ranges(1).0, vec![48..48, 32..48, 0..64, 0..0]);
+        assert_eq!(ranges(2).0, vec![48..48, 48..48, 64..64, 0..80]);
+        for lens in [vec![0, 5, 1000, 37], vec![1], vec![513, 0, 0, 512], vec![0, 0]] {
+            for align in [1, 7, 32, 512] {
+                for count in 1..=9 {
+                    let mut seen: Vec<Vec<u8>> = lens.iter().map(|&l| vec![0; l]).collect();
+                    for shard in Shard::all(count) {
+                        for (part, r) in shard.part_ranges(&lens, align).0.into_iter().enumerate() {
+                            assert!(r.start % align == 0 || r.start == lens[part], "{lens:?} {align} {count}: {r:?}");
+                            r.for_each(|i| seen[part][i] += 1);
+                        }
+                    }
+                    assert!(seen.iter().flatten().all(|&s| s == 1), "{lens:?}, align {align}, {count} shards");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn shards_parse_from_text_and_from_a_scheduler() {
         assert_eq!(Shard::parse("2/5").unwrap(), Shard { index: 2, count: 5 });
         assert_eq!(Shard::parse(" 0 / 1 ").unwrap(), Shard { index: 0, count: 1 });
@@ -171,6 +225,14 @@ mod tests {
         assert_eq!(Shard::from_env(env(&k8s)).unwrap(), Some(Shard { index: 0, count: 2 }));
         assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err(), "no count");
         assert!(Shard::from_env(env(&[("SLURM_ARRAY_TASK_ID", "9"), ("SLURM_ARRAY_TASK_COUNT", "4")])).is_err());
+        // A task resubmitted alone (`sbatch --array=3`): its array is one task, FD_SHARD_COUNT says the job's size.
+        let again = [("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_COUNT", "1"), ("SLURM_ARRAY_TASK_MIN", "3")];
+        assert_eq!(Shard::from_env(env(&again)).unwrap(), Some(Shard { index: 0, count: 1 }), "without the count");
+        let again = [again.as_slice(), &[("FD_SHARD_COUNT", "8")]].concat();
+        assert_eq!(Shard::from_env(env(&again)).unwrap(), Some(Shard { index: 3, count: 8 }));
+        let stepped = [("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "4"), ("SLURM_ARRAY_TASK_STEP", "2")];
+        assert!(Shard::from_env(env(&stepped)).is_err(), "a stepped array needs the count");
+        assert!(Shard::from_env(env(&[("SLURM_ARRAY_TASK_ID", "2")])).is_err(), "an array of unknown size");
     }
 
     #[test]

@@ -36,9 +36,9 @@ pub use preprocess::{Preprocessing, fit_preprocessing};
 
 use error::check_finite;
 
-/// The `[svm]` section of an experiment config.
+/// The `[svm]` section of an experiment config; a key left out takes the paper's value ([`SvmConfig::paper`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SvmConfig {
     /// The values of C to search, in order (ties keep the earlier one).
     pub c_grid: Vec<f64>,
@@ -64,6 +64,12 @@ fn default_kernel_cache_mib() -> usize {
 
 fn is_default_kernel_cache_mib(mib: &usize) -> bool {
     *mib == default_kernel_cache_mib()
+}
+
+impl Default for SvmConfig {
+    fn default() -> SvmConfig {
+        SvmConfig::paper()
+    }
 }
 
 impl SvmConfig {

@@ -12,7 +12,7 @@ use crate::run::Run;
 
 /// Fits the directions.
 pub(super) fn fit(run: &Run) -> Result<()> {
-    let svm = fd_svm::SvmConfig::paper();
+    let svm = run.experiment.svm.clone().unwrap_or_else(fd_svm::SvmConfig::paper);
     let wanted = |n: &str| ["train", "val", "test"].iter().any(|p| n.ends_with(&format!("_{p}.safetensors")));
     let inputs = run.engine.inputs(&["evaluate", "embed"], wanted)?;
     let classes = run.num_classes()?;

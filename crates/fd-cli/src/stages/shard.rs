@@ -56,18 +56,18 @@ pub(super) struct Finished {
 /// Each part's slice of `shard` (every part, empty slices too) in units of `align` images, and the job's units in all.
 pub(super) fn slices(run: &Run, shard: Shard, align: usize) -> Result<(Vec<Slice<'_>>, usize)> {
     let prepared = run.prepared()?;
-    let align = align.max(1);
-    let total: usize = SplitPart::ALL.iter().map(|&p| prepared.images(p).1.len().div_ceil(align)).sum();
-    let range = shard.range(total);
-    let (mut unit, mut position) = (0, 0);
+    let lens: Vec<usize> = SplitPart::ALL.iter().map(|&p| prepared.images(p).1.len()).collect();
+    let (ranges, total) = shard.part_ranges(&lens, align);
+    let mut position = 0;
     let mut out = Vec::new();
-    for part in SplitPart::ALL {
+    for (part, range) in SplitPart::ALL.into_iter().zip(ranges) {
         let (set, indices) = prepared.images(part);
-        let units = indices.len().div_ceil(align);
-        let local = |u: usize| ((u.clamp(unit, unit + units) - unit) * align).min(indices.len());
-        let (start, end) = (local(range.start), local(range.end));
-        out.push(Slice { part, set, indices: &indices[start..end], positions: position + start..position + end });
-        unit += units;
+        out.push(Slice {
+            part,
+            set,
+            indices: &indices[range.clone()],
+            positions: position + range.start..position + range.end,
+        });
         position += indices.len();
     }
     Ok((out, total))
@@ -130,18 +130,25 @@ impl Sharded {
         let mut seconds = 0.0;
         for &shard in &found {
             let stage = self.stage_of(shard);
-            let stamp = run.engine.finished(&stage)?;
+            let stamp = run.engine.finished(&stage).map_err(|e| anyhow::anyhow!("{e:#}; {}", self.redo(run, shard)))?;
             if stamp.key != run.engine.key(&stage, &self.config_of(shard), &self.inputs)? {
                 bail!(
-                    "{}: shard {shard} was made with another config, dataset, inputs or fd-cli version than this run's; \
-                     remove it and run `fd-cli {} --shard {shard}` again",
-                    stages.join(format!("{stage}.json")).display(),
-                    self.stage
+                    "shard {shard} was made with another config, dataset or inputs than this run's (or another embedder \
+                     version); {}",
+                    self.redo(run, shard)
                 );
             }
             seconds += stamp.seconds;
-            // Its files on disk as its stage wrote them.
-            run.engine.inputs(&[&stage], |_| true)?;
+            for (rel, sha) in &stamp.outputs {
+                let path = run.engine.dir().join(rel);
+                if !path.is_file() || run.engine.sha256(&path)? != *sha {
+                    bail!(
+                        "{}: missing or changed since shard {shard} wrote it; {}",
+                        path.display(),
+                        self.redo(run, shard)
+                    );
+                }
+            }
         }
         let (_, total) = slices(run, found[0], self.align)?;
         let cover: Vec<(String, Range<usize>)> = found
@@ -152,6 +159,12 @@ impl Sharded {
             .collect();
         let order = check_cover(total, &cover, count).with_context(|| format!("merging the {} shards", self.stage))?;
         Ok(Finished { shards: order.into_iter().map(|k| found[k]).collect(), count, seconds })
+    }
+
+    /// What to do about a shard that cannot be merged: remove its stamp (else a rerun is skipped as finished) and run it.
+    pub(super) fn redo(&self, run: &Run, shard: Shard) -> String {
+        let stamp = run.engine.dir().join("stages").join(format!("{}.json", self.stage_of(shard)));
+        format!("remove {} and run `fd-cli {} --shard {shard}` again", stamp.display(), self.stage)
     }
 
     /// The shards whose stamps are in `stages`, by their names.

@@ -45,19 +45,21 @@ pub(super) fn embed_merge(run: &Run, sharded: Sharded) -> Result<()> {
         let expected: Vec<usize> = slices.iter().flat_map(|s| s.positions.clone()).collect();
         if e.indices != expected {
             bail!(
-                "{}: holds {} rows, not the {} images of shard {shard}; run it again",
+                "{}: holds {} rows, not the {} images of shard {shard}; {}",
                 path.display(),
                 e.indices.len(),
-                expected.len()
+                expected.len(),
+                sharded.redo(run, shard)
             );
         }
         if *dim.get_or_insert(e.dim) != e.dim {
-            bail!("{}: rows of {} values, other shards' of {}; run it again", path.display(), e.dim, dim.unwrap_or(0));
+            let redo = sharded.redo(run, shard);
+            bail!("{}: rows of {} values, other shards' of {}; {redo}", path.display(), e.dim, dim.unwrap_or(0));
         }
         rows.extend(e.rows);
     }
     let dim = dim.expect("a finished shard");
-    let (count, seconds) = (finished.count, finished.seconds);
+    let (merged, count, seconds) = (finished.shards.len(), finished.count, finished.seconds);
     let Sharded { config, inputs, .. } = sharded;
     run.engine.run("embed", config, inputs, |out| {
         let prepared = run.prepared()?;
@@ -76,7 +78,7 @@ pub(super) fn embed_merge(run: &Run, sharded: Sharded) -> Result<()> {
             summary.push(EmbedPart { part, images: indices.len(), seconds: share, cached: false });
             written.push(name);
         }
-        println!("embed: merged {count} shards of {count} ({total} images)");
+        println!("embed: merged {merged} shards of {count} ({total} images)");
         written.push(Run::write(out, &EmbedSummary { format_version: Version, dim, parts: summary })?);
         Ok(written)
     })?;

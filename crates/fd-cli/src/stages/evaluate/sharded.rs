@@ -59,11 +59,12 @@ pub(super) fn merge(run: &Run, sharded: Sharded, onnx: bool) -> Result<()> {
             let eval = run.read_eval(&rel)?;
             if eval.indices != slice.indices {
                 bail!(
-                    "{}: evaluates {} images, not the {} {} images of shard {shard}; run it again",
+                    "{}: evaluates {} images, not the {} {} images of shard {shard}; {}",
                     run.engine.dir().join(&rel).display(),
                     eval.indices.len(),
                     slice.indices.len(),
-                    slice.part
+                    slice.part,
+                    sharded.redo(run, shard)
                 );
             }
             match slot {
@@ -80,10 +81,11 @@ pub(super) fn merge(run: &Run, sharded: Sharded, onnx: bool) -> Result<()> {
             *e = rescored;
         }
     }
-    println!("evaluate: merged {} shards of {}", finished.shards.len(), finished.count);
+    let (shards, count) = (finished.shards.len(), finished.count);
     let Sharded { config, inputs, .. } = sharded;
     let mut parts = merged.into_iter();
     run.engine.run("evaluate", config, inputs, |out| {
+        println!("evaluate: merged {shards} shards of {count}");
         super::write_parts(out, |_| Ok(parts.next().expect("one evaluation a part")))
     })?;
     Ok(())
