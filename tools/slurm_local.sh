@@ -76,8 +76,19 @@ EOF
     ;;
   stop)
     dir="$(realpath -m "${2:?usage: slurm_local.sh stop DIR}")"
+    pids=()
     for pid in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munge/munged.pid"; do
-      if [[ -s "$pid" ]]; then kill "$(cat "$pid")" 2>/dev/null || true; fi
+      if [[ -s "$pid" ]]; then
+        pids+=("$(cat "$pid")")
+        kill "${pids[-1]}" 2>/dev/null || true
+      fi
+    done
+    # Gone before returning, so that the next start finds its ports free.
+    for _ in $(seq 1 50); do
+      alive=0
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [[ $alive == 0 ]] && break
+      sleep 0.2
     done
     ;;
   *)
