@@ -341,7 +341,7 @@ fn bench_pool(args: &[&str]) -> Result<()> {
     let r: serde_json::Value = serde_json::from_str(&line)?;
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     println!(
-        "pool of {} x {}: read in {:.1} s, scored and picked in {:.1} s in all; peak RSS {:.0} MiB, the rows {:.0} MiB ({:.2}x)",
+        "select on a pool of {} x {}: read in {:.1} s, scored and picked in {:.1} s in all; peak RSS {:.0} MiB, the rows {:.0} MiB ({:.2}x)",
         r["rows"],
         r["dim"],
         f("read_s"),
@@ -349,6 +349,16 @@ fn bench_pool(args: &[&str]) -> Result<()> {
         f("peak_rss_mib"),
         f("rows_mib"),
         f("peak_rss_mib") / f("rows_mib")
+    );
+    let line = fd_cli_output(&bin, &["bench", "pool", "--file", file_str, "--fit"])?;
+    let r: serde_json::Value = serde_json::from_str(&line)?;
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "fit on the same rows as val (solves stopped at once): {:.1} s; peak RSS {:.0} MiB ({:.2}x the rows), besides the kernel cache of at most {} MiB a class fitted at a time (2 at once)",
+        f("seconds"),
+        f("peak_rss_mib"),
+        f("peak_rss_mib") / f("rows_mib"),
+        r["kernel_cache_mib"]
     );
     Ok(())
 }

@@ -77,6 +77,10 @@ pub enum BenchCommand {
         /// Images picked a class.
         #[arg(long, default_value_t = 100)]
         k: usize,
+        /// The fit stage's data instead: the pool as val rows, its SVMs stopped at once (a huge tolerance), so that the
+        /// peak is what fit holds besides its bounded kernel cache.
+        #[arg(long)]
+        fit: bool,
     },
     /// One Stable Diffusion v1 UNet step at 64x64 latents, batch 2, on random inputs, as seconds per step
     /// (`cargo xtask bench diffusion`).
@@ -107,7 +111,8 @@ pub fn bench(command: BenchCommand, data_dir: &Path) -> Result<()> {
         }
         BenchCommand::Model { architecture, batch, steps } => model(&architecture, batch, steps),
         BenchCommand::Pool { file, rows, dim, write: true, .. } => pool::write(&file, rows, dim),
-        BenchCommand::Pool { file, k, write: false, .. } => pool::select(&file, k),
+        BenchCommand::Pool { file, fit: true, .. } => pool::fit(&file),
+        BenchCommand::Pool { file, k, .. } => pool::select(&file, k),
         BenchCommand::Svm { data, threads, reps, kernel_cache_mib } => svm(&data, threads, reps, kernel_cache_mib),
         BenchCommand::Data { layout, dir } => data(data_dir, &layout, dir),
         BenchCommand::Unet { weights, steps } => unet(&weights, steps),

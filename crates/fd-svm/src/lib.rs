@@ -189,16 +189,17 @@ pub fn fit_directions(input: &FitInput<'_>, config: &SvmConfig, threads: usize) 
     }
     check_finite("embeddings", rows, dim)?;
     let preprocessing = fit_preprocessing(train, dim, config.normalize)?;
-    let z = preprocessing.apply(rows);
+    // Each class's rows preprocessed straight into its own copy: no preprocessed copy of every row besides.
     let jobs: Vec<(u16, Vec<f32>, Vec<bool>)> = (0..num_classes as u16)
         .map(|class| {
             let members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-            let zc = members.iter().flat_map(|&i| z[i * dim..(i + 1) * dim].iter().copied()).collect();
+            let mut zc = vec![0f32; members.len() * dim];
+            for (&i, z) in members.iter().zip(zc.chunks_exact_mut(dim)) {
+                preprocessing.apply_row(&rows[i * dim..(i + 1) * dim], z);
+            }
             (class, zc, members.iter().map(|&i| correct[i]).collect())
         })
         .collect();
-    // The classes' rows are copies: the preprocessed whole goes before the fits.
-    drop(z);
     let classes = par_map(&jobs, threads, |(class, zc, flags)| match fit::unfit_reason(flags, config.folds) {
         Some(reason) => {
             tracing::warn!(class, %reason, "class skipped");

@@ -1,5 +1,5 @@
-//! `fd-cli bench pool`: the select stage's core (read the pool's embeddings, score them, pick) on a synthetic pool, for its
-//! time and peak memory at a million rows.
+//! `fd-cli bench pool`: the select stage's core (read the pool's embeddings, score them, pick) and the fit stage's data on
+//! a synthetic pool, for their time and peak memory at a million rows.
 
 #![allow(clippy::print_stdout)]
 
@@ -75,6 +75,40 @@ pub(super) fn select(path: &Path, k: usize) -> Result<()> {
         "read_s": read_s,
         "seconds": start.elapsed().as_secs_f64(),
         "rows_mib": (n * dim * 4) as f64 / (1 << 20) as f64,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("{json}");
+    Ok(())
+}
+
+/// Reads the pool as the fit stage reads val and fits its SVMs (the preprocessing on its first 10,000 rows, every fifth
+/// row wrong) with a tolerance that stops each solve at once: the peak is the fit's data (rows, their preprocessed
+/// copies, each class's rows in f64 and a fold's packed), the kernel rows aside, which `kernel_cache_mib` bounds.
+pub(super) fn fit(path: &Path) -> Result<()> {
+    let start = Instant::now();
+    let e = crate::artifacts::Embeddings::read_file(path).with_context(|| format!("reading {}", path.display()))?;
+    let (dim, n) = (e.dim, e.indices.len());
+    let labels: Vec<u16> = (0..n).map(|i| (i % POOL_CLASSES) as u16).collect();
+    let correct: Vec<bool> = (0..n).map(|i| !(i / POOL_CLASSES).is_multiple_of(5)).collect();
+    let train = e.rows[..n.min(10_000) * dim].to_vec();
+    let input = fd_svm::FitInput {
+        train: &train,
+        rows: &e.rows,
+        dim,
+        labels: &labels,
+        correct: &correct,
+        num_classes: POOL_CLASSES,
+    };
+    let config = fd_svm::SvmConfig { tolerance: 1e9, ..fd_svm::SvmConfig::paper() };
+    let directions = fd_svm::fit_directions(&input, &config, 2)?;
+    let fitted = directions.classes.iter().filter(|c| matches!(c, fd_svm::ClassOutcome::Fitted(_))).count();
+    let json = serde_json::json!({
+        "rows": n,
+        "dim": dim,
+        "fitted": fitted,
+        "seconds": start.elapsed().as_secs_f64(),
+        "rows_mib": (n * dim * 4) as f64 / (1 << 20) as f64,
+        "kernel_cache_mib": config.kernel_cache_mib,
         "peak_rss_mib": peak_rss_mib(),
     });
     println!("{json}");
