@@ -135,7 +135,7 @@ impl Engine {
     }
 
     /// The first output of `stamp` whose file is missing or no longer has the hash the stamp recorded.
-    fn changed_output(&self, stamp: &Stamp) -> Result<Option<(String, &'static str)>> {
+    pub fn changed_output(&self, stamp: &Stamp) -> Result<Option<(String, &'static str)>> {
         for (rel, sha) in &stamp.outputs {
             match self.mismatch(rel, sha)? {
                 Some(Mismatch::Missing) => return Ok(Some((rel.clone(), "is missing"))),

@@ -91,7 +91,7 @@ struct Binary<'a> {
     y: Vec<i8>,
     w_incorrect: f64,
     w_correct: f64,
-    cache: Option<RowCache>,
+    cache: Option<RowCache<'a>>,
 }
 
 impl<'a> Binary<'a> {

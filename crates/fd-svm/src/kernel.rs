@@ -26,6 +26,18 @@ enum Store {
     Rows { x: Vec<f64>, dim: usize, budget: usize },
 }
 
+/// `n` rows of `dim` values packed in panels: panel p holds rows p*16..p*16+16 transposed, dimension-major, zero-padded.
+fn pack<'r>(rows: impl Iterator<Item = &'r [f64]>, n: usize, dim: usize) -> Vec<f64> {
+    let mut packed = vec![0f64; n.div_ceil(TILE_J) * dim * TILE_J];
+    for (j, row) in rows.enumerate() {
+        let (p, lane) = (j / TILE_J, j % TILE_J);
+        for (k, &v) in row.iter().enumerate() {
+            packed[(p * dim + k) * TILE_J + lane] = v;
+        }
+    }
+    packed
+}
+
 /// Rows per register tile.
 const TILE_I: usize = 4;
 /// Columns per register tile.
@@ -52,15 +64,8 @@ impl Gram {
     pub(crate) fn full(rows: &[f32], dim: usize) -> Gram {
         let n = rows.len() / dim;
         let panels = n.div_ceil(TILE_J);
-        // Panel p holds columns p*16..p*16+16 of the transposed input, dimension-major, zero-padded.
-        let mut packed = vec![0f64; panels * dim * TILE_J];
-        for (j, row) in rows.chunks_exact(dim).enumerate() {
-            let (p, lane) = (j / TILE_J, j % TILE_J);
-            for (k, &v) in row.iter().enumerate() {
-                packed[(p * dim + k) * TILE_J + lane] = f64::from(v);
-            }
-        }
         let x: Vec<f64> = rows.iter().map(|&v| f64::from(v)).collect();
+        let packed = pack(x.chunks_exact(dim), n, dim);
         let mut values = vec![0f32; n * n];
         let mut diagonal = vec![0f64; n];
         for i0 in (0..n).step_by(TILE_I) {
@@ -144,13 +149,13 @@ impl Deref for Row<'_> {
 /// used evicted first once `capacity` rows are held (at least two: the working pair). libsvm computes a row over the
 /// active rows only and starts a cache per solve; this one computes whole rows and serves all seven values of C.
 #[derive(Debug)]
-pub(crate) struct RowCache {
-    /// The problem's rows, packed in panels of 16 rows, dimension-major, zero-padded (as [`Gram::full`] packs them).
+pub(crate) struct RowCache<'a> {
+    /// The problem's rows, packed in panels (as [`Gram::full`] packs them).
     packed: Vec<f64>,
-    /// The problem's rows, row-major.
-    x: Vec<f64>,
+    /// The class's rows (f64, row-major), which the problem's `rows` index.
+    x: &'a [f64],
+    rows: Vec<usize>,
     dim: usize,
-    l: usize,
     capacity: usize,
     lru: RefCell<Lru>,
 }
@@ -164,46 +169,39 @@ struct Lru {
     held: usize,
 }
 
-impl RowCache {
+impl<'a> RowCache<'a> {
     /// The cache of the problem over `rows` (indices into the class's rows), if `gram` keeps rows rather than the matrix.
-    pub(crate) fn new(gram: &Gram, rows: &[usize]) -> Option<RowCache> {
+    pub(crate) fn new(gram: &'a Gram, rows: &[usize]) -> Option<RowCache<'a>> {
         let Store::Rows { x, dim, budget } = &gram.store else { return None };
         let (dim, l) = (*dim, rows.len());
-        let mut packed = vec![0f64; l.div_ceil(TILE_J) * dim * TILE_J];
-        let mut mine = Vec::with_capacity(l * dim);
-        for (j, &r) in rows.iter().enumerate() {
-            let row = &x[r * dim..(r + 1) * dim];
-            let (p, lane) = (j / TILE_J, j % TILE_J);
-            for (k, &v) in row.iter().enumerate() {
-                packed[(p * dim + k) * TILE_J + lane] = v;
-            }
-            mine.extend_from_slice(row);
-        }
+        let packed = pack(rows.iter().map(|&r| &x[r * dim..(r + 1) * dim]), l, dim);
         let capacity = (budget / (l.max(1) * size_of::<f32>())).clamp(2, l.max(2));
         let lru = Lru { rows: vec![None; l], prev: vec![l; l + 1], next: vec![l; l + 1], held: 0 };
-        Some(RowCache { packed, x: mine, dim, l, capacity, lru: RefCell::new(lru) })
+        Some(RowCache { packed, x, rows: rows.to_vec(), dim, capacity, lru: RefCell::new(lru) })
     }
 
     /// Kernel row `i` (problem position) over every problem position.
     pub(crate) fn row(&self, i: usize) -> Rc<[f32]> {
+        let l = self.rows.len();
         let mut lru = self.lru.borrow_mut();
         if let Some(row) = lru.rows[i].clone() {
             lru.unlink(i);
-            lru.push_front(i, self.l);
+            lru.push_front(i, l);
             return row;
         }
         if lru.held == self.capacity {
-            let oldest = lru.prev[self.l];
+            let oldest = lru.prev[l];
             lru.unlink(oldest);
             lru.rows[oldest] = None;
             lru.held -= 1;
         }
-        let mut values = vec![0f32; self.l];
-        row_dots(&self.x[i * self.dim..(i + 1) * self.dim], &self.packed, self.dim, &mut values);
+        let mut values = vec![0f32; l];
+        let r = self.rows[i];
+        row_dots(&self.x[r * self.dim..(r + 1) * self.dim], &self.packed, self.dim, &mut values);
         let row: Rc<[f32]> = values.into();
         lru.rows[i] = Some(row.clone());
         lru.held += 1;
-        lru.push_front(i, self.l);
+        lru.push_front(i, l);
         row
     }
 }
@@ -235,22 +233,11 @@ fn row_dots(x: &[f64], packed: &[f64], dim: usize, out: &mut [f32]) {
     for (group, out) in packed.chunks(panel * PANELS).zip(out.chunks_mut(TILE_J * PANELS)) {
         let mut acc = [[0f64; TILE_J]; PANELS];
         let used = group.len() / panel;
-        if used == PANELS {
-            for (k, &a) in x.iter().enumerate() {
-                for (p, acc) in acc.iter_mut().enumerate() {
-                    let column = &group[p * panel + k * TILE_J..p * panel + (k + 1) * TILE_J];
-                    for lane in 0..TILE_J {
-                        acc[lane] += a * column[lane];
-                    }
-                }
-            }
-        } else {
+        for (k, &a) in x.iter().enumerate() {
             for (p, acc) in acc.iter_mut().enumerate().take(used) {
-                for (k, &a) in x.iter().enumerate() {
-                    let column = &group[p * panel + k * TILE_J..p * panel + (k + 1) * TILE_J];
-                    for lane in 0..TILE_J {
-                        acc[lane] += a * column[lane];
-                    }
+                let column = &group[p * panel + k * TILE_J..p * panel + (k + 1) * TILE_J];
+                for lane in 0..TILE_J {
+                    acc[lane] += a * column[lane];
                 }
             }
         }

@@ -25,7 +25,7 @@ enum Status {
 pub(crate) struct Problem<'a> {
     pub(crate) gram: &'a Gram,
     /// The kernel rows of this problem's rows, where the Gram matrix is not kept whole.
-    pub(crate) cache: Option<&'a RowCache>,
+    pub(crate) cache: Option<&'a RowCache<'a>>,
     pub(crate) rows: Vec<usize>,
     pub(crate) y: Vec<i8>,
     pub(crate) c: Vec<f64>,
@@ -44,7 +44,7 @@ pub(crate) struct Solution {
 
 struct Solver<'a> {
     gram: &'a Gram,
-    cache: Option<&'a RowCache>,
+    cache: Option<&'a RowCache<'a>>,
     l: usize,
     active_size: usize,
     /// The kernel row of each solver position (libsvm swaps the kernel's `x` along with everything else): a row of the

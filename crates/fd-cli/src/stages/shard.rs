@@ -139,32 +139,30 @@ impl Sharded {
                 );
             }
             seconds += stamp.seconds;
-            for (rel, sha) in &stamp.outputs {
+            if let Some((rel, how)) = run.engine.changed_output(&stamp)? {
                 let path = run.engine.dir().join(rel);
-                if !path.is_file() || run.engine.sha256(&path)? != *sha {
-                    bail!(
-                        "{}: missing or changed since shard {shard} wrote it; {}",
-                        path.display(),
-                        self.redo(run, shard)
-                    );
-                }
+                bail!("{}: {how} (shard {shard}); {}", path.display(), self.redo(run, shard));
             }
         }
         let (_, total) = slices(run, found[0], self.align)?;
-        let cover: Vec<(String, Range<usize>)> = found
-            .iter()
-            .map(|&s| {
-                (format!("{} ({s})", stages.join(format!("{}.json", self.stage_of(s))).display()), s.range(total))
-            })
-            .collect();
+        let cover: Vec<(String, Range<usize>)> =
+            found.iter().map(|&s| (format!("{} ({s})", self.stamp_path(run, s).display()), s.range(total))).collect();
         let order = check_cover(total, &cover, count).with_context(|| format!("merging the {} shards", self.stage))?;
         Ok(Finished { shards: order.into_iter().map(|k| found[k]).collect(), count, seconds })
     }
 
     /// What to do about a shard that cannot be merged: remove its stamp (else a rerun is skipped as finished) and run it.
     pub(super) fn redo(&self, run: &Run, shard: Shard) -> String {
-        let stamp = run.engine.dir().join("stages").join(format!("{}.json", self.stage_of(shard)));
-        format!("remove {} and run `fd-cli {} --shard {shard}` again", stamp.display(), self.stage)
+        format!(
+            "remove {} and run `fd-cli {} --shard {shard}` again",
+            self.stamp_path(run, shard).display(),
+            self.stage
+        )
+    }
+
+    /// A shard's stamp.
+    fn stamp_path(&self, run: &Run, shard: Shard) -> std::path::PathBuf {
+        run.engine.dir().join("stages").join(format!("{}.json", self.stage_of(shard)))
     }
 
     /// The shards whose stamps are in `stages`, by their names.

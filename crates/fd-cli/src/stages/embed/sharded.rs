@@ -39,8 +39,7 @@ pub(super) fn embed_merge(run: &Run, sharded: Sharded) -> Result<()> {
     let mut dim = None;
     for &shard in &finished.shards {
         let path = run.engine.dir().join(sharded.dir(shard)).join(FILE);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let e = Embeddings::from_safetensors(&bytes).with_context(|| format!("reading {}", path.display()))?;
+        let e = Embeddings::read_file(&path).with_context(|| format!("reading {}", path.display()))?;
         let (slices, _) = slices(run, shard, sharded.align)?;
         let expected: Vec<usize> = slices.iter().flat_map(|s| s.positions.clone()).collect();
         if e.indices != expected {
