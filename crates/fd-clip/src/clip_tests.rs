@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 use crate::clip::ClipConfig;
+use crate::fused_vit::FusedVit;
 use crate::tests::{fixture, max_err, read};
 use crate::tokenize::ClipTokenizer;
 use crate::{Error, Preprocess, load, preprocess};
@@ -39,14 +40,15 @@ fn tokenizer_matches_open_clip_on_every_reference_caption() {
 }
 
 /// Image and text embeddings of the model at `weights` against the reference file, through the paper's preprocessing and the tokenizer.
-/// Returns the largest errors seen: image (paper preprocessing), image (canonical), text.
+/// Returns the largest errors seen: image (paper preprocessing), image (canonical), text, then both images through the
+/// fused inference path ([`FusedVit`]).
 fn check(
     model: &crate::clip::Clip,
     config: &ClipConfig,
     io: &[u8],
     map: impl Fn(usize) -> usize,
     tolerance: f32,
-) -> [f32; 3] {
+) -> [f32; 5] {
     let device = Device::flex();
     let size = config.vision.as_ref().unwrap().image_size;
     // Preprocessing: the paper's bilinear resize and CLIP's normalisation, against torch.
@@ -64,19 +66,27 @@ fn check(
     let pixels = preprocessed(Preprocess::clip_paper(size));
     assert!(max_err(&pixels, &paper) < 1e-5, "pixels differ by {}", max_err(&pixels, &paper));
     let x = Tensor::<4>::from_data(TensorData::new(pixels, [s[0], 3, size, size]), &device);
-    let got: Vec<f32> = model.image_embeds(x).unwrap().into_data().try_to_vec().unwrap();
+    let got: Vec<f32> = model.image_embeds(x.clone()).unwrap().into_data().try_to_vec().unwrap();
     let (expected, _) = read(io, "image_embeds");
     let image_err = max_err(&got, &expected);
     assert!(image_err <= tolerance, "image embeddings differ by {image_err}");
+    // The inference path the embedder runs on the flex device, to the same reference.
+    let fused = FusedVit::new(model.vision_model.as_ref().unwrap(), model.visual_projection.as_ref().unwrap());
+    let got: Vec<f32> = fused.image_embeds(x).into_data().try_to_vec().unwrap();
+    let fused_err = max_err(&got, &expected);
+    assert!(fused_err <= tolerance, "the fused tower's image embeddings differ by {fused_err}");
     // CLIP's canonical preprocessing (Pillow's bicubic, centre crop), against torchvision on PIL images.
     let (canonical, _) = read(io, "canonical_pixels");
     let pixels = preprocessed(Preprocess::clip_canonical(size));
     assert!(max_err(&pixels, &canonical) < 1e-5, "canonical pixels differ by {}", max_err(&pixels, &canonical));
     let x = Tensor::<4>::from_data(TensorData::new(pixels, [s[0], 3, size, size]), &device);
-    let got: Vec<f32> = model.image_embeds(x).unwrap().into_data().try_to_vec().unwrap();
+    let got: Vec<f32> = model.image_embeds(x.clone()).unwrap().into_data().try_to_vec().unwrap();
     let (expected, _) = read(io, "canonical_image_embeds");
     let canonical_err = max_err(&got, &expected);
     assert!(canonical_err <= tolerance, "canonical image embeddings differ by {canonical_err}");
+    let got: Vec<f32> = fused.image_embeds(x).into_data().try_to_vec().unwrap();
+    let fused_canonical_err = max_err(&got, &expected);
+    assert!(fused_canonical_err <= tolerance, "the fused tower's canonical embeddings differ by {fused_canonical_err}");
     // Text: the tokenizer's ids (mapped for the tiny vocabulary) are the reference's, and the embeddings match.
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture("tokenizer_reference.json")).unwrap()).unwrap();
@@ -93,7 +103,7 @@ fn check(
     let (expected, _) = read(io, "text_embeds");
     let text_err = max_err(&got, &expected);
     assert!(text_err <= tolerance, "text embeddings differ by {text_err}");
-    [image_err, canonical_err, text_err]
+    [image_err, canonical_err, text_err, fused_err, fused_canonical_err]
 }
 
 /// The model in `dir` named `name`, loaded from its Hugging Face safetensors and from its two ONNX exports, checked both ways.
@@ -111,7 +121,8 @@ fn check_both_loaders(
     let (vision, text) = (dir.join(format!("{name}_vision.onnx")), dir.join(format!("{name}_text.onnx")));
     let model = load::load_clip_onnx(config, Some(&vision), Some(&text), &device).unwrap();
     let onnx = check(&model, config, &io, map, 1e-4);
-    serde_json::json!({"max_abs_error": {"safetensors": safetensors, "onnx": onnx}, "order": ["image", "image (canonical)", "text"]})
+    let order = ["image", "image (canonical)", "text", "image (fused)", "image (canonical, fused)"];
+    serde_json::json!({"max_abs_error": {"safetensors": safetensors, "onnx": onnx}, "order": order})
 }
 
 #[test]
@@ -189,4 +200,32 @@ fn vit_l14_text_tower_matches_transformers_when_asked() {
     )
     .unwrap();
     assert!(embeds_err <= 1e-4 && hidden_err <= 1e-4, "text embeddings {embeds_err}, hidden states {hidden_err}");
+}
+
+/// The embedder runs the fused tower on the flex device (revision 2), in batches of any size, to transformers' embeddings.
+#[test]
+fn the_clip_embedder_runs_the_fused_tower_to_the_reference() {
+    let config = ClipConfig::tiny();
+    let size = config.vision.as_ref().unwrap().image_size;
+    let io = std::fs::read(fixture("tiny_clip_io.safetensors")).unwrap();
+    let (images, s) = read(&io, "images");
+    let n = s[1] * s[2] * 3;
+    let images: Vec<fd_data::Image> = (0..s[0])
+        .map(|k| fd_data::Image::new(s[1], s[2], images[k * n..(k + 1) * n].iter().map(|&v| v as u8).collect()))
+        .collect();
+    let embed = crate::EmbedConfig {
+        embedder: crate::EmbedderKind::ClipTiny,
+        image_size: size,
+        batch_size: 2,
+        weights: None,
+        text_weights: None,
+        resize: preprocess::Resize::Paper,
+    };
+    let embedder = crate::Embedder::clip(&config, &fixture("tiny_clip.safetensors"), &embed, &Device::flex()).unwrap();
+    assert_eq!(embedder.revision(), 2, "the flex device runs the fused tower");
+    let (expected, _) = read(&io, "image_embeds");
+    let whole = embedder.embed_batch(&images);
+    assert!(max_err(&whole, &expected) <= 1e-4, "embeddings differ by {}", max_err(&whole, &expected));
+    let one: Vec<f32> = images.iter().flat_map(|i| embedder.embed_batch(std::slice::from_ref(i))).collect();
+    assert!(max_err(&one, &whole) <= 1e-6, "an image alone and in a batch differ by {}", max_err(&one, &whole));
 }

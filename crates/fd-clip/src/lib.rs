@@ -13,6 +13,7 @@ mod depthwise;
 pub mod effnet;
 mod error;
 mod fused;
+mod fused_vit;
 pub mod imagenet;
 pub mod load;
 pub use fd_data::preprocess;
@@ -142,12 +143,11 @@ fn is_onnx(path: &Path) -> bool {
 #[derive(Debug)]
 enum Backbone {
     /// `fused` is the inference path, built on the flex CPU device only (it reads activations as host memory).
-    EffNet {
-        model: Box<effnet::EfficientNet>,
-        fused: Option<Box<fused::FusedEffNet>>,
-    },
+    EffNet { model: Box<effnet::EfficientNet>, fused: Option<Box<fused::FusedEffNet>> },
+    /// `fused` is the vision tower's inference path, on the flex CPU device only.
     Clip {
         model: Box<clip::Clip>,
+        fused: Option<Box<fused_vit::FusedVit>>,
         tokenizer: tokenize::ClipTokenizer,
         dim: usize,
     },
@@ -219,6 +219,10 @@ impl Embedder {
         preprocess.resize = config.resize;
         Ok(Embedder {
             backbone: Backbone::Clip {
+                fused: is_flex(device)
+                    .then(|| model.vision_model.as_ref().zip(model.visual_projection.as_ref()))
+                    .flatten()
+                    .map(|(tower, projection)| Box::new(fused_vit::FusedVit::new(tower, projection))),
                 model: Box::new(model),
                 tokenizer: tokenize::ClipTokenizer::new(text.context_length),
                 dim: shape.embed_dim,
@@ -231,10 +235,11 @@ impl Embedder {
 
     /// The revision of this embedder's image path, for caches of its embeddings: a cache of another revision was
     /// computed by other code whose sums round differently, and mixing the two breaks bit-for-bit agreement between runs.
-    /// EfficientNet on the flex device: 2 since fd-clip's own inference path (`fused.rs`); elsewhere, and CLIP: 1.
+    /// On the flex device 2, since fd-clip's own inference paths (`fused.rs` for EfficientNet, `fused_vit.rs` for CLIP's
+    /// vision tower); elsewhere 1.
     pub fn revision(&self) -> u32 {
         match &self.backbone {
-            Backbone::EffNet { fused: Some(_), .. } => 2,
+            Backbone::EffNet { fused: Some(_), .. } | Backbone::Clip { fused: Some(_), .. } => 2,
             _ => 1,
         }
     }
@@ -281,6 +286,7 @@ impl Embedder {
         let features = match &self.backbone {
             Backbone::EffNet { fused: Some(fused), .. } => fused.features(x),
             Backbone::EffNet { model, .. } => model.features(x),
+            Backbone::Clip { fused: Some(fused), .. } => fused.image_embeds(x),
             Backbone::Clip { model, .. } => model.image_embeds(x).expect("an embedder's CLIP has a vision tower"),
         };
         features.into_data().try_to_vec::<f32>().expect("f32 features")
@@ -299,7 +305,7 @@ impl Embedder {
     pub fn embed_texts(&self, captions: &[&str]) -> Result<Vec<f32>> {
         let model = match &self.backbone {
             Backbone::EffNet { model, .. } => model,
-            Backbone::Clip { model, tokenizer, dim } => {
+            Backbone::Clip { model, tokenizer, dim, .. } => {
                 let _s = tracing::info_span!("embed_texts", captions = captions.len()).entered();
                 let mut out = Vec::with_capacity(captions.len() * dim);
                 let vocab =
