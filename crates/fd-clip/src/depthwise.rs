@@ -6,7 +6,9 @@
 //! column `x` live in phase `(y % s, x % s)` at row `y / s`, column `x / s`). An output row is then computed over `cols`
 //! columns (those past `out_w` are discarded), so the input of every tap is contiguous: each output vector is a sum of
 //! whole-vector fused multiply-adds with no bounds logic at the borders. Planes run in parallel; a plane's sums run in a
-//! fixed order, so the result does not depend on the thread count.
+//! fixed order, so the result does not depend on the thread count. Output planes of at most [`SMALL_OUT`] pixels (the
+//! last blocks: 3 × 3 at 96 pixels) are vectorised across channels instead ([`across_channels`]), with the same sums in
+//! the same order.
 
 use rayon::prelude::*;
 
@@ -70,6 +72,16 @@ pub(crate) fn depthwise_relu6(
     assert_eq!(weight.len(), g.channels * g.k * g.k, "depthwise: one k×k filter per channel");
     assert_eq!(bias.len(), g.channels, "depthwise: one bias per channel");
     assert!(before.is_none_or(|b| b.len() == g.channels), "depthwise: one input bias per channel");
+    if plane_out <= SMALL_OUT && x.len().is_multiple_of((g.channels * plane_in).max(1)) {
+        across_channels(g, x, weight, bias, before)
+    } else {
+        along_rows(g, x, weight, bias, before)
+    }
+}
+
+/// [`depthwise_relu6`] a plane at a time, vectorised along its rows (see the module's docs).
+fn along_rows(g: &Depthwise, x: &[f32], weight: &[f32], bias: &[f32], before: Option<&[f32]>) -> Vec<f32> {
+    let (plane_in, plane_out) = (g.h * g.w, g.out_h * g.out_w);
     let planes = x.len() / plane_in.max(1);
     let mut out = vec![0f32; planes * plane_out];
     // Planes go to the threads in groups of at least PER_TASK outputs: a 4 × 4 plane alone is too little work to send.
@@ -87,6 +99,106 @@ pub(crate) fn depthwise_relu6(
 
 /// Outputs per parallel task, at least.
 const PER_TASK: usize = 4096;
+
+/// Output planes of at most this many pixels go through [`across_channels`]: a row of a 3 × 3 output fills 3 of a
+/// vector's 16 lanes in [`plane`].
+const SMALL_OUT: usize = 64;
+
+/// [`depthwise_relu6`] for small planes, vectorised across channels instead of along rows: a vector's lanes are
+/// neighbouring channels of one pixel. Per image and group of lanes, the group's planes are interleaved into one
+/// zero-padded buffer (`[row][column][lane]`), then each output pixel is the bias and every tap's fused multiply-add, in
+/// the order [`plane`] adds them, so the two paths give the same values bit for bit.
+fn across_channels(g: &Depthwise, x: &[f32], weight: &[f32], bias: &[f32], before: Option<&[f32]>) -> Vec<f32> {
+    let (plane_in, plane_out) = (g.h * g.w, g.out_h * g.out_w);
+    let per_image = g.channels * plane_in;
+    let mut out = vec![0f32; x.len() / plane_in.max(1) * plane_out];
+    let (rows, cols) = ((g.out_h - 1) * g.stride + g.k, (g.out_w - 1) * g.stride + g.k);
+    out.par_chunks_mut((g.channels * plane_out).max(1)).zip(x.par_chunks(per_image.max(1))).for_each_init(
+        || (vec![0f32; rows * cols * MAX_LANES], vec![0f32; plane_out * MAX_LANES], vec![0f32; g.k * g.k * MAX_LANES]),
+        |(padded, pixels, taps), (out, x)| {
+            let task = Across { g, x, weight, bias, before, padded, pixels, taps, out };
+            pulp::Arch::new().dispatch(task);
+        },
+    );
+    out
+}
+
+/// One image of [`across_channels`], compiled like [`Planes`].
+struct Across<'a> {
+    g: &'a Depthwise,
+    x: &'a [f32],
+    weight: &'a [f32],
+    bias: &'a [f32],
+    before: Option<&'a [f32]>,
+    /// The group's padded input, `[row][column][lane]`.
+    padded: &'a mut [f32],
+    /// The group's outputs, `[pixel][lane]`.
+    pixels: &'a mut [f32],
+    /// The group's filters, `[tap][lane]`.
+    taps: &'a mut [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for Across<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let (g, lanes, kk) = (self.g, S::F32_LANES, self.g.k * self.g.k);
+        let (plane_in, plane_out) = (g.h * g.w, g.out_h * g.out_w);
+        let cols = (g.out_w - 1) * g.stride + g.k;
+        let rows = (g.out_h - 1) * g.stride + g.k;
+        let (zero, six) = (simd.splat_f32s(0.0), simd.splat_f32s(6.0));
+        for c0 in (0..g.channels).step_by(lanes) {
+            let n = lanes.min(g.channels - c0);
+            let padded = &mut self.padded[..rows * cols * lanes];
+            padded.fill(0.0);
+            self.taps[..kk * lanes].fill(0.0);
+            let mut b = [0f32; MAX_LANES];
+            for l in 0..n {
+                let c = c0 + l;
+                b[l] = self.bias[c];
+                let act = |v: f32| match self.before {
+                    Some(before) => (v + before[c]).clamp(0.0, 6.0),
+                    None => v,
+                };
+                let src = &self.x[c * plane_in..(c + 1) * plane_in];
+                for (y, row) in src.chunks_exact(g.w).enumerate().filter(|(y, _)| y + g.top < rows) {
+                    let at = (y + g.top) * cols;
+                    for (xi, &v) in row.iter().enumerate().take(cols.saturating_sub(g.left)) {
+                        padded[(at + xi + g.left) * lanes + l] = act(v);
+                    }
+                }
+                for (t, &w) in self.weight[c * kk..(c + 1) * kk].iter().enumerate() {
+                    self.taps[t * lanes + l] = w;
+                }
+            }
+            let b = simd.partial_load_f32s(&b[..lanes]);
+            let taps = S::as_simd_f32s(&self.taps[..kk * lanes]).0;
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    let mut acc = b;
+                    for ky in 0..g.k {
+                        let at = ((oy * g.stride + ky) * cols + ox * g.stride) * lanes;
+                        let inputs = S::as_simd_f32s(&padded[at..at + g.k * lanes]).0;
+                        for (&v, &w) in inputs.iter().zip(&taps[ky * g.k..(ky + 1) * g.k]) {
+                            acc = simd.mul_add_f32s(w, v, acc);
+                        }
+                    }
+                    let p = oy * g.out_w + ox;
+                    let dst = &mut S::as_mut_simd_f32s(&mut self.pixels[p * lanes..(p + 1) * lanes]).0[0];
+                    *dst = simd.min_f32s(simd.max_f32s(acc, zero), six);
+                }
+            }
+            for l in 0..n {
+                let dst = &mut self.out[(c0 + l) * plane_out..(c0 + l + 1) * plane_out];
+                for (p, d) in dst.iter_mut().enumerate() {
+                    *d = self.pixels[p * lanes + l];
+                }
+            }
+        }
+    }
+}
 
 /// A run of planes, compiled for the CPU's widest vectors (AVX-512 or AVX2, picked at run time by `pulp`): everything
 /// it calls is inlined into it, so the loops are vectorised for that instruction set.
@@ -288,6 +400,8 @@ mod tests {
         let device = Device::flex();
         for (k, stride, h, w, with_before) in [
             (3usize, 1usize, 7usize, 9usize, false),
+            (3, 1, 16, 12, true),
+            (5, 2, 17, 16, true),
             (5, 1, 8, 8, true),
             (3, 2, 8, 10, true),
             (5, 2, 9, 7, false),
@@ -296,8 +410,9 @@ mod tests {
             (5, 2, 1, 1, true),
             (3, 1, 1, 1, false),
         ] {
-            // Enough planes of the small sizes that they go to several parallel tasks (PER_TASK outputs each).
-            let (batch, channels) = if h * w <= 4 { (300, 5) } else { (2, 5) };
+            // Enough planes of the small sizes that they go to several parallel tasks (PER_TASK outputs each); and more
+            // channels than a vector has lanes, for the path across channels (37: two whole groups and a part).
+            let (batch, channels) = if h * w <= 4 { (300, 5) } else { (2, 37) };
             let (out_h, out_w) = if stride == 1 { (h, w) } else { (h.div_ceil(2), w.div_ceil(2)) };
             let pad = |size: usize, out: usize| {
                 let total = ((out - 1) * stride + k).saturating_sub(size);
@@ -310,7 +425,12 @@ mod tests {
             let bias: Vec<f32> = (0..channels).map(|i| i as f32 * 0.3 - 0.5).collect();
             let g = Depthwise { channels, h, w, k, stride, top: ph.0, left: pw.0, out_h, out_w };
             let before: Vec<f32> = (0..channels).map(|i| 1.5 - i as f32 * 0.7).collect();
-            let got = depthwise_relu6(&g, &x, &weight, &bias, with_before.then_some(before.as_slice()));
+            let before_of = with_before.then_some(before.as_slice());
+            let got = depthwise_relu6(&g, &x, &weight, &bias, before_of);
+            // Both paths, whatever the size picks: the same values bit for bit.
+            let rows = along_rows(&g, &x, &weight, &bias, before_of);
+            let across = across_channels(&g, &x, &weight, &bias, before_of);
+            assert!(rows == across && got == rows, "k {k} stride {stride} {h}×{w}: the two paths differ");
 
             let input = Tensor::<4>::from_data(TensorData::new(x, [batch, channels, h, w]), &device);
             let input = if with_before {
