@@ -74,7 +74,8 @@ impl Stage {
             // 4: sharpness, noise and object share relative to the contrast; each piece of evidence named by its largest effect.
             // 5: saturation and colourfulness at a standard contrast.
             // 6: names ranked by the classifier's errors on val too; 7: ranked by the direction again, val's check kept.
-            Stage::Describe => 7,
+            // 8: names distinct in their class, then names shared by most classes, lead.
+            Stage::Describe => 8,
             _ => 0,
         }
     }

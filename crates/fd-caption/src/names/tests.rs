@@ -248,3 +248,71 @@ fn given_labelled_images_each_name_carries_their_check_and_the_order_stays_the_d
     assert!(plain.hard.iter().all(|n| n.errors.is_none()));
     assert!(!serde_json::to_string(&plain.hard[0]).unwrap().contains("errors"));
 }
+
+#[test]
+fn a_distinct_name_leads_a_more_significant_mild_one() {
+    // 1000 images, the 100 hardest first. "mild" holds for half the class and 95 of the hardest (p about 1e-23, a rise
+    // of 0.9 binomial standard deviations); "distinct" for 15 images, all among the hardest (p about 1e-15, a rise of 1.1).
+    let mild: Vec<bool> = (0..1000).map(|i| i < 95 || (100..505).contains(&i)).collect();
+    let distinct: Vec<bool> = (0..1000).map(|i| i < 15).collect();
+    let decisions: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+    let correct: Vec<bool> = (0..40).map(|i| i >= 10).collect();
+    let held: Vec<bool> = (0..40).map(|i| i < 10).collect();
+    let candidate = |phrase, discovery| Candidate {
+        phrase,
+        family: phrase,
+        discovery,
+        held_out: &held,
+        values: None,
+        labelled: None,
+    };
+    let candidates = [candidate("mild", &mild), candidate("distinct", &distinct)];
+    let names = name_class(&candidates, &decisions, &correct, None, &NameConfig::default());
+    let phrases: Vec<&str> = names.hard.iter().map(|n| n.phrase.as_str()).collect();
+    assert_eq!(phrases, ["distinct", "mild"]);
+    assert!(names.hard[1].p_value < names.hard[0].p_value, "the mild name is the more significant");
+    assert!(names.hard[0].effect >= DISTINCT_EFFECT && names.hard[1].effect < DISTINCT_EFFECT);
+}
+
+#[test]
+fn a_name_shared_by_most_classes_leads_each_of_them() {
+    let check = CaptionCheck { k: 10, accuracy: 0.5, class_accuracy: 0.8, p_value: 0.01, supported: true };
+    let name = |family: &str, p_value: f64| AttributeName {
+        phrase: format!("{family} (threshold)"),
+        family: family.into(),
+        share_top: 0.5,
+        share_class: 0.3,
+        lift: 5.0 / 3.0,
+        p_value,
+        effect: 0.5,
+        check: check.clone(),
+        errors: None,
+    };
+    // Five classes, each led by a failure of its own; "cue" is over-represented among the hardest of all five (p 1e-5),
+    // "pair" of two only, "weak" of all five but not significantly (p 0.01).
+    let mut classes: Vec<ClassNames> = (0..5)
+        .map(|k| {
+            let mut hard = vec![name(&format!("own {k}"), 1e-20), name("weak", 1e-2)];
+            if k < 2 {
+                hard.push(name("pair", 1e-8));
+            }
+            hard.extend((0..6).map(|j| name(&format!("filler {k} {j}"), 1e-4)));
+            hard.push(name("cue", 1e-5));
+            ClassNames { top: 10, hard, easy: Vec::new() }
+        })
+        .collect();
+    // A mode of class 0 is reordered by the classes' own names.
+    let mode = ClassNames { top: 10, hard: vec![name("mode's own", 1e-9), name("cue", 1e-4)], easy: Vec::new() };
+    let mut modes = vec![vec![mode], Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let config = NameConfig::default();
+    lead_with_shared(&mut classes, &mut modes, &config);
+    for (k, class) in classes.iter().enumerate() {
+        let families: Vec<&str> = class.hard.iter().map(|n| n.family.as_str()).collect();
+        assert_eq!(families[..2], ["cue", &format!("own {k}")], "class {k}: {families:?}");
+        assert_eq!(class.hard.len(), config.names, "cut to the names kept");
+        // "weak" stays where its p-value put it; "pair" is shared by one other class of four: not enough to lead.
+        let rest = if k < 2 { ["weak", "pair"] } else { ["weak", &format!("filler {k} 0")] };
+        assert_eq!(families[2..4], rest, "class {k}: {families:?}");
+    }
+    assert_eq!(modes[0][0].hard[0].family, "cue");
+}

@@ -3,7 +3,7 @@
 //! (where the direction was fit) and on test (fd-caption's `names`), `names.json`. It needs no text encoder, so it names failures in any latent space.
 
 use anyhow::{Context, Result};
-use fd_caption::names::{Candidate, NameConfig, name_class};
+use fd_caption::names::{Candidate, NameConfig, rank_class};
 use fd_data::attributes::{Attributes, BACKGROUNDS, HUES, Measure, attributes};
 use fd_data::{Images, SplitPart};
 use serde_json::json;
@@ -47,7 +47,7 @@ pub(super) fn describe(run: &Run) -> Result<()> {
         }
         let nouns = tagger.map(|t| t.nouns).unwrap_or_default();
         let names = prepared.train.class_names();
-        let classes = (0..names.len())
+        let ranked = (0..names.len())
             .map(|k| {
                 let class = k as u16;
                 let split = modes.as_ref().and_then(|m| m.classes.iter().find(|c| c.class == class && c.split));
@@ -58,11 +58,10 @@ pub(super) fn describe(run: &Run) -> Result<()> {
                     Split { scored: &labelled, described: &described[1] },
                     Split { scored: &test, described: &described[2] },
                 ];
-                let (outcome, modes) = describe_class((&directions, &mode_svms), class, splits, &nouns, &config)?;
-                print_class(&names[k], &outcome);
-                Ok(ClassNamesEntry { class, name: names[k].clone(), outcome, modes })
+                describe_class((&directions, &mode_svms), class, splits, &nouns, &config)
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?;
+        let classes = finish(ranked, names, &config);
         Ok(vec![Run::write(out, &NamesFile { format_version: Version, config, discovery, classes })?])
     })?;
     Ok(())
@@ -204,14 +203,55 @@ struct Split<'a> {
     described: &'a [Described],
 }
 
-/// One class's names, and each of its modes' names, from the discovery, labelled and held-out splits.
+/// One class's names before the step across classes, or why it has none.
+enum Ranked {
+    Skipped(String),
+    Named {
+        names: fd_caption::names::ClassNames,
+        modes: Vec<fd_caption::names::ClassNames>,
+        /// Per predicate phrase, the first [`SHOWN`] test images (dataset indices) that have it.
+        shown: std::collections::BTreeMap<String, Vec<usize>>,
+    },
+}
+
+/// Every class's names in their final order (fd-caption's `lead_with_shared` over the named classes), each with the test
+/// images of its first hard name, printed.
+fn finish(ranked: Vec<Ranked>, class_names: &[String], config: &NameConfig) -> Vec<ClassNamesEntry> {
+    let (mut named, mut modes) = (Vec::new(), Vec::new());
+    for r in &ranked {
+        if let Ranked::Named { names, modes: m, .. } = r {
+            named.push(names.clone());
+            modes.push(m.clone());
+        }
+    }
+    fd_caption::names::lead_with_shared(&mut named, &mut modes, config);
+    let (mut named, mut modes) = (named.into_iter(), modes.into_iter());
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let (outcome, modes) = match r {
+                Ranked::Skipped(reason) => (NamesOutcome::Skipped { reason }, Vec::new()),
+                Ranked::Named { shown, .. } => {
+                    let (names, modes) = (named.next().expect("one per named class"), modes.next().expect("one"));
+                    let first = names.hard.first().and_then(|n| shown.get(&n.phrase)).cloned().unwrap_or_default();
+                    (NamesOutcome::Named { names, top_name_images: first }, modes)
+                }
+            };
+            print_class(&class_names[k], &outcome);
+            ClassNamesEntry { class: k as u16, name: class_names[k].clone(), outcome, modes }
+        })
+        .collect()
+}
+
+/// One class's names, and each of its modes' names, from the discovery, labelled and held-out splits, uncut.
 fn describe_class(
     (directions, modes): (&fd_svm::Directions, &[&fd_svm::LinearSvm]),
     class: u16,
     [found, labelled, test]: [Split<'_>; 3],
     nouns: &[String],
     config: &NameConfig,
-) -> Result<(NamesOutcome, Vec<fd_caption::names::ClassNames>)> {
+) -> Result<Ranked> {
     let (found, found_attributes) = (found.scored, found.described);
     let (test, test_attributes) = (test.scored, test.described);
     let members = found.class_rows(class);
@@ -220,11 +260,11 @@ fn describe_class(
     let dim = found.dim;
     let rows: Vec<f32> = members.iter().flat_map(|&i| found.rows[i * dim..(i + 1) * dim].iter().copied()).collect();
     let Some(decisions) = directions.class_decisions(class, &rows)? else {
-        return Ok((NamesOutcome::Skipped { reason: "no SVM for this class (see fit.json)".into() }, Vec::new()));
+        return Ok(Ranked::Skipped("no SVM for this class (see fit.json)".into()));
     };
     if members.len() < 2 * config.min_top || test_members.is_empty() {
         let reason = format!("{} discovery and {} test images: too few to contrast", members.len(), test_members.len());
-        return Ok((NamesOutcome::Skipped { reason }, Vec::new()));
+        return Ok(Ranked::Skipped(reason));
     }
     let class_found: Vec<&Described> = members.iter().map(|&i| &found_attributes[i]).collect();
     let class_test: Vec<&Described> = test_members.iter().map(|&i| &test_attributes[i]).collect();
@@ -255,26 +295,25 @@ fn describe_class(
     let correct: Vec<bool> = test_members.iter().map(|&i| test.correct[i]).collect();
     let right: Vec<bool> = labelled_members.iter().map(|&i| labelled.scored.correct[i]).collect();
     let right = (!right.is_empty()).then_some(right.as_slice());
-    let names = name_class(&candidates, &decisions, &correct, right, config);
-    let top_name_images = names
-        .hard
-        .first()
-        .and_then(|first| predicates.iter().position(|(phrase, ..)| *phrase == first.phrase))
-        .map(|p| {
-            let with = test_members.iter().zip(&flags[p].1).filter(|(_, has)| **has);
-            with.map(|(&i, _)| test.indices[i]).take(SHOWN).collect()
+    let names = rank_class(&candidates, &decisions, &correct, right, config);
+    let shown = predicates
+        .iter()
+        .zip(&flags)
+        .map(|((phrase, ..), (_, held_out, _))| {
+            let with = test_members.iter().zip(held_out).filter(|(_, has)| **has);
+            (phrase.clone(), with.map(|(&i, _)| test.indices[i]).take(SHOWN).collect())
         })
-        .unwrap_or_default();
+        .collect();
     // A mode ranks the discovery images by its own decision, through the class's preprocessing.
     let z = directions.preprocessing.apply(&rows);
     let mode_names = modes
         .iter()
         .map(|svm| {
             let d: Vec<f32> = z.chunks_exact(dim).map(|r| svm.decision(r) as f32).collect();
-            name_class(&candidates, &d, &correct, right, config)
+            rank_class(&candidates, &d, &correct, right, config)
         })
         .collect();
-    Ok((NamesOutcome::Named { names, top_name_images }, mode_names))
+    Ok(Ranked::Named { names, modes: mode_names, shown })
 }
 
 #[allow(clippy::print_stdout)]
