@@ -247,10 +247,10 @@ fn lead_with(names: &mut Vec<AttributeName>, leads: impl Fn(&AttributeName) -> b
 }
 
 /// The names of several classes, each [`rank_class`]'s with its modes', put in their final order and cut to
-/// [`NameConfig::names`]: on each hard side, the names distinct in their class ([`DISTINCT_EFFECT`]) first, then the
-/// names whose family is shared, over-represented among the hardest ([`LEAD_P`]) of this class and of at least
-/// [`SHARED_SHARE`] of the other classes (counted on the classes' own names, not their modes'), then the rest, each part
-/// in rank order. A failure of the model rather than of one class (a spurious cue planted in every class) reads as the
+/// [`NameConfig::names`]: on each hard side, the names distinct in their class ([`DISTINCT_EFFECT`]) first (those also
+/// shared ahead of the others), then the names whose family is shared, over-represented among the hardest ([`LEAD_P`]) of
+/// this class and of at least [`SHARED_SHARE`] of the other classes (counted on the classes' own names, not their
+/// modes'), then the rest, each part in rank order. A failure of the model rather than of one class (a spurious cue planted in every class) reads as the
 /// same name in most classes, where a class's own natural failure does not.
 pub fn lead_with_shared(classes: &mut [ClassNames], modes: &mut [Vec<ClassNames>], config: &NameConfig) {
     let significant = |names: &ClassNames| -> std::collections::BTreeSet<String> {

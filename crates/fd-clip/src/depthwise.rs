@@ -72,7 +72,7 @@ pub(crate) fn depthwise_relu6(
     assert_eq!(weight.len(), g.channels * g.k * g.k, "depthwise: one k×k filter per channel");
     assert_eq!(bias.len(), g.channels, "depthwise: one bias per channel");
     assert!(before.is_none_or(|b| b.len() == g.channels), "depthwise: one input bias per channel");
-    if plane_out <= SMALL_OUT && x.len().is_multiple_of((g.channels * plane_in).max(1)) {
+    if plane_out > 0 && plane_out <= SMALL_OUT && x.len().is_multiple_of((g.channels * plane_in).max(1)) {
         across_channels(g, x, weight, bias, before)
     } else {
         along_rows(g, x, weight, bias, before)
