@@ -118,7 +118,7 @@ pub struct AttributeName {
 }
 
 /// A class's names: the hard side (what the failures look like) and the easy side.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassNames {
     /// Images taken as the hardest and as the easiest.

@@ -216,12 +216,12 @@ enum Ranked {
 
 /// Every class's names in their final order (fd-caption's `lead_with_shared` over the named classes), each with the test
 /// images of its first hard name, printed.
-fn finish(ranked: Vec<Ranked>, class_names: &[String], config: &NameConfig) -> Vec<ClassNamesEntry> {
+fn finish(mut ranked: Vec<Ranked>, class_names: &[String], config: &NameConfig) -> Vec<ClassNamesEntry> {
     let (mut named, mut modes) = (Vec::new(), Vec::new());
-    for r in &ranked {
+    for r in &mut ranked {
         if let Ranked::Named { names, modes: m, .. } = r {
-            named.push(names.clone());
-            modes.push(m.clone());
+            named.push(std::mem::take(names));
+            modes.push(std::mem::take(m));
         }
     }
     fd_caption::names::lead_with_shared(&mut named, &mut modes, config);
