@@ -76,7 +76,7 @@ fn sharded_embedding_merges_into_the_unsharded_result_and_rejects_bad_shards() {
     // A stage that does not shard says so.
     let err =
         stderr_of_failure(&fd_cli(tmp.path(), &["fit", "--config", config, "--run", sharded_s, "--shard", "0/2"]));
-    assert!(err.contains("only evaluate, embed take --shard"), "{err}");
+    assert!(err.contains("only evaluate, embed, select take --shard"), "{err}");
 }
 
 #[test]
@@ -113,4 +113,59 @@ fn sharded_evaluation_merges_into_the_unsharded_evaluation() {
     }
     assert_eq!(key(&run), whole_key, "the merge is the evaluate stage, under its own key");
     assert_eq!(stage_lines(&stage("evaluate", &[])), ["evaluate: unchanged, skipped"]);
+}
+
+#[test]
+fn sharded_pool_scoring_picks_what_the_whole_select_stage_picks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, config) = (tmp.path().join("run"), tmp.path().join("select.toml"));
+    let (run_s, config_s) = (run.to_str().unwrap(), config.to_str().unwrap());
+    // Every rule: the modes' scores come from the shards too, and the coreset reads the pool's rows at the merge.
+    let smoke = std::fs::read_to_string(root().join("configs/smoke.toml")).unwrap();
+    let rules = r#"rules = ["none", "svm", "confidence", "random", "margin", "entropy", "coreset", "modes"]"#;
+    std::fs::write(&config, smoke.replace("[intervene]\nk = [4]", &format!("[intervene]\nk = [4]\n{rules}"))).unwrap();
+    let stage = |extra: &[&str]| {
+        let mut args = vec!["select", "--config", config_s, "--run", run_s];
+        args.extend_from_slice(extra);
+        fd_cli(tmp.path(), &args)
+    };
+    let skip = "select,retrain,generate,report";
+    stdout(&fd_cli(tmp.path(), &["reproduce", "--config", config_s, "--run", run_s, "--skip", skip]));
+    stdout(&stage(&[]));
+    let whole = std::fs::read(run.join("selections.json")).unwrap();
+    let key = |run: &std::path::Path| -> serde_json::Value {
+        let stamp: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("stages/select.json")).unwrap()).unwrap();
+        stamp["key"].clone()
+    };
+    let whole_key = key(&run);
+    std::fs::remove_file(run.join("stages/select.json")).unwrap();
+    std::fs::remove_file(run.join("selections.json")).unwrap();
+
+    // Shards 0 and 1 of 3 (1 from the scheduler's environment); the merge names the missing one.
+    let out = stdout(&stage(&["--shard", "0/3"]));
+    assert!(out.contains("select: shard 0/3: scored"), "{out}");
+    let out = stdout(&as_array_task(tmp.path(), &["select", "--config", config_s, "--run", run_s], "1", "3"));
+    assert!(out.contains("shard 1/3, from the scheduler's environment"), "{out}");
+    let err = stderr_of_failure(&stage(&["--merge"]));
+    assert!(err.contains("shard 2/3 is missing"), "{err}");
+    assert!(!run.join("selections.json").exists(), "no picks without every shard");
+    stdout(&stage(&["--shard", "2/3"]));
+    // A damaged shard is named, with what to do.
+    let scores = run.join("shards/select-1-of-3/scores.safetensors");
+    let bytes = std::fs::read(&scores).unwrap();
+    std::fs::write(&scores, &bytes[..bytes.len() - 8]).unwrap();
+    let err = stderr_of_failure(&stage(&["--merge"]));
+    assert!(err.contains("select-1-of-3/scores.safetensors") && err.contains("select --shard 1/3"), "{err}");
+    std::fs::write(&scores, &bytes).unwrap();
+
+    // The merge picks exactly what the whole stage picked, under its key.
+    let out = stdout(&stage(&["--merge"]));
+    assert!(out.contains("select: merged 3 shards of 3"), "{out}");
+    assert!(
+        std::fs::read(run.join("selections.json")).unwrap() == whole,
+        "the merged picks differ from the whole stage's"
+    );
+    assert_eq!(key(&run), whole_key, "the merge is the select stage, under its own key");
+    assert_eq!(stage_lines(&stdout(&stage(&[]))), ["select: unchanged, skipped"]);
 }

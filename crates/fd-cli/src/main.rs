@@ -79,11 +79,11 @@ struct StageArgs {
     /// The run directory.
     #[arg(long, alias = "out")]
     run: PathBuf,
-    /// Run only shard I of a job of N (`embed`, `evaluate`): default, the scheduler's (a Slurm array task's
+    /// Run only shard I of a job of N (`embed`, `evaluate`, `select`): default, the scheduler's (a Slurm array task's
     /// SLURM_ARRAY_TASK_ID or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX, of FD_SHARD_COUNT).
     #[arg(long, value_name = "I/N", value_parser = |s: &str| fd_data::shard::Shard::parse(s))]
     shard: Option<fd_data::shard::Shard>,
-    /// Merge the job's finished shards into the stage's artifacts (`embed`, `evaluate`).
+    /// Merge the job's finished shards into the stage's artifacts (`embed`, `evaluate`, `select`).
     #[arg(long, conflicts_with = "shard")]
     merge: bool,
 }

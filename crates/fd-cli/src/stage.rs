@@ -124,7 +124,7 @@ impl Stage {
 
     /// Whether the stage runs as shards of a job on a scheduler (`--shard I/N`, then `--merge`).
     pub fn shards(self) -> bool {
-        matches!(self, Stage::Embed | Stage::Evaluate)
+        matches!(self, Stage::Embed | Stage::Evaluate | Stage::Select)
     }
 
     /// The names of the stages that shard, for messages.

@@ -29,6 +29,7 @@ pub fn run_stage_sharded(run: &Run, stage: Stage, sharding: Sharding) -> Result<
         (_, Sharding::Whole) => run_stage(run, stage),
         (Stage::Embed, _) => embed::embed(run, sharding),
         (Stage::Evaluate, _) => evaluate::evaluate(run, sharding),
+        (Stage::Select, _) => select::select(run, sharding),
         _ => bail!("stage {stage} runs whole: only {} take --shard and --merge", Stage::sharded_names()),
     }
 }
@@ -45,7 +46,7 @@ pub fn run_stage(run: &Run, stage: Stage) -> Result<()> {
         Stage::Caption => caption::caption(run),
         Stage::Describe => describe::describe(run),
         Stage::Generate => generate::generate(run),
-        Stage::Select => select::select(run),
+        Stage::Select => select::select(run, Sharding::Whole),
         Stage::Retrain => retrain::retrain(run),
         Stage::Report => report::report(run),
     }

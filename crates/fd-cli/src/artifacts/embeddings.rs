@@ -90,6 +90,13 @@ impl Embeddings {
     /// Reads what [`Embeddings::to_safetensors`] wrote from `path`, in one pass: the header, then each tensor's values
     /// decoded a block at a time into the rows. A truncated or foreign file says what was expected.
     pub fn read_file(path: &Path) -> Result<Embeddings> {
+        Embeddings::read_rows(path, None)
+    }
+
+    /// Reads rows `rows` (every row for `None`) of what [`Embeddings::to_safetensors`] wrote from `path`, and only
+    /// those: a shard of a million-row part reads its slice. The whole file's size is checked against its header; a
+    /// range past the file's rows is an error.
+    pub fn read_rows(path: &Path, wanted: Option<std::ops::Range<usize>>) -> Result<Embeddings> {
         let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
         let length = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
         let mut n = [0u8; 8];
@@ -124,13 +131,18 @@ impl Embeddings {
                 data + end
             );
         }
-        let mut values = Vec::with_capacity(rows * dim);
-        read_blocks(&mut file, data + e.offsets.0 as u64, rows * dim, 4, |b| {
+        let range = wanted.unwrap_or(0..rows);
+        if range.start > range.end || range.end > rows {
+            bail!("rows {}..{} asked of a file of {rows} rows", range.start, range.end);
+        }
+        let (first, count) = (range.start as u64, range.len());
+        let mut values = Vec::with_capacity(count * dim);
+        read_blocks(&mut file, data + e.offsets.0 as u64 + first * dim as u64 * 4, count * dim, 4, |b| {
             values.push(f32::from_le_bytes(b.try_into().expect("4 bytes")));
         })?;
-        let mut indices = Vec::with_capacity(rows);
+        let mut indices = Vec::with_capacity(count);
         let mut negative = false;
-        read_blocks(&mut file, data + i.offsets.0 as u64, rows, 8, |b| {
+        read_blocks(&mut file, data + i.offsets.0 as u64 + first * 8, count, 8, |b| {
             let v = i64::from_le_bytes(b.try_into().expect("8 bytes"));
             negative |= v < 0;
             indices.push(v.max(0) as usize);

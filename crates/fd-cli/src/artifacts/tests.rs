@@ -41,6 +41,18 @@ fn embeddings_read_from_a_file_in_one_pass_as_from_its_bytes() {
     let bytes = e.to_safetensors();
     std::fs::write(&path, &bytes).unwrap();
     assert_eq!(Embeddings::read_file(&path).unwrap(), e);
+    // A slice reads its rows and only them: across a block boundary, at either end, and empty.
+    for range in [0..1, 700..1400, 1499..1500, 0..n, 800..800] {
+        let part = Embeddings::read_rows(&path, Some(range.clone())).unwrap();
+        let want = Embeddings {
+            rows: e.rows[range.start * dim..range.end * dim].to_vec(),
+            dim,
+            indices: e.indices[range.clone()].to_vec(),
+        };
+        assert_eq!(part, want, "{range:?}");
+    }
+    let err = format!("{:#}", Embeddings::read_rows(&path, Some(1400..1501)).unwrap_err());
+    assert!(err.contains("rows 1400..1501 asked of a file of 1500 rows"), "{err}");
     for cut in [bytes.len() - 5, 100, 6] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let err = format!("{:#}", Embeddings::read_file(&path).unwrap_err());

@@ -45,7 +45,8 @@ pub(super) fn embed(run: &Run, sharding: Sharding) -> Result<()> {
         // In the embedder's batches, as the whole stage embeds a part with an empty cache: EfficientNet's rows do not
         // depend on the batch, but a matrix product's last bits can (CLIP's towers).
         let (revision, align) = (embedder.revision(), embedder.batch_size());
-        let sharded = Sharded { stage: "embed", config, inputs, extra: json!({"revision": revision}), align };
+        let extra = json!({"revision": revision});
+        let sharded = Sharded { stage: "embed", config, inputs, extra, align, parts: &SplitPart::ALL };
         return match sharding {
             Sharding::Shard(s) => sharded::embed_shard(run, &embedder, &sharded, s),
             _ => sharded::embed_merge(run, sharded),

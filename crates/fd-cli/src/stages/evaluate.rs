@@ -31,7 +31,8 @@ pub(super) fn evaluate(run: &Run, sharding: Sharding) -> Result<()> {
     let inputs = run.engine.inputs(&["train"], |_| true)?;
     let (model_config, _) = run.model_sections()?;
     let config = json!({"data": run.data_key()?, "model": model_config});
-    let sharded = Sharded { stage: "evaluate", config, inputs, extra: Value::Null, align: BATCH };
+    let sharded =
+        Sharded { stage: "evaluate", config, inputs, extra: Value::Null, align: BATCH, parts: &SplitPart::ALL };
     match sharding {
         Sharding::Whole => {}
         Sharding::Shard(shard) => return sharded::shard_trained(run, &sharded, shard),
@@ -94,7 +95,7 @@ fn evaluate_external(run: &Run, classifier: &ClassifierConfig, sharding: Shardin
         }
         _ => 1,
     };
-    let sharded = Sharded { stage: "evaluate", config, inputs, extra: Value::Null, align };
+    let sharded = Sharded { stage: "evaluate", config, inputs, extra: Value::Null, align, parts: &SplitPart::ALL };
     match sharding {
         Sharding::Whole => {}
         Sharding::Shard(shard) => return sharded::shard_onnx(run, &sharded, shard, classifier),

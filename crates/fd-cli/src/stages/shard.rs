@@ -1,5 +1,5 @@
-//! Stages run as shards of a job: shard `I` of `N` works on a contiguous slice of the run's images (every part, in
-//! [`SplitPart::ALL`] order, then by index, as [`fd_data::shard::Shard::range`] slices them, in units of the stage's
+//! Stages run as shards of a job: shard `I` of `N` works on a contiguous slice of the run's images (every part of the
+//! job's, in [`SplitPart::ALL`] order, then by index, as [`fd_data::shard::Shard::range`] slices them, in units of the stage's
 //! batch within each part, so that a shard runs the very batches the whole stage runs) and writes into
 //! `shards/<stage>-I-of-N/`, as a stage of its own (`<stage>-shard-I-of-N`: written through `.partial/`, stamped,
 //! skipped when rerun unchanged, so a preempted or failed shard is simply run again). Before a merge, [`Sharded::finished`]
@@ -32,6 +32,9 @@ pub(super) struct Sharded {
     /// Images per unit of work within a part: the whole stage's batch, since a batch's composition can change the last
     /// bits of its results (the classifier's do change).
     pub(super) align: usize,
+    /// The parts whose images the job shares out ([`SplitPart::ALL`] for embed and evaluate, the extra pool for
+    /// select's scoring).
+    pub(super) parts: &'static [SplitPart],
 }
 
 /// One part's share of a shard.
@@ -53,27 +56,28 @@ pub(super) struct Finished {
     pub(super) seconds: f64,
 }
 
-/// Each part's slice of `shard` (every part, empty slices too) in units of `align` images, and the job's units in all.
-pub(super) fn slices(run: &Run, shard: Shard, align: usize) -> Result<(Vec<Slice<'_>>, usize)> {
-    let prepared = run.prepared()?;
-    let lens: Vec<usize> = SplitPart::ALL.iter().map(|&p| prepared.images(p).1.len()).collect();
-    let (ranges, total) = shard.part_ranges(&lens, align);
-    let mut position = 0;
-    let mut out = Vec::new();
-    for (part, range) in SplitPart::ALL.into_iter().zip(ranges) {
-        let (set, indices) = prepared.images(part);
-        out.push(Slice {
-            part,
-            set,
-            indices: &indices[range.clone()],
-            positions: position + range.start..position + range.end,
-        });
-        position += indices.len();
-    }
-    Ok((out, total))
-}
-
 impl Sharded {
+    /// Each part's slice of `shard` (every part of the job, empty slices too) in units of [`Sharded::align`] images, and
+    /// the job's units in all.
+    pub(super) fn slices<'r>(&self, run: &'r Run, shard: Shard) -> Result<(Vec<Slice<'r>>, usize)> {
+        let prepared = run.prepared()?;
+        let lens: Vec<usize> = self.parts.iter().map(|&p| prepared.images(p).1.len()).collect();
+        let (ranges, total) = shard.part_ranges(&lens, self.align);
+        let mut position = 0;
+        let mut out = Vec::new();
+        for (&part, range) in self.parts.iter().zip(ranges) {
+            let (set, indices) = prepared.images(part);
+            out.push(Slice {
+                part,
+                set,
+                indices: &indices[range.clone()],
+                positions: position + range.start..position + range.end,
+            });
+            position += indices.len();
+        }
+        Ok((out, total))
+    }
+
     /// The stage of one shard.
     fn stage_of(&self, shard: Shard) -> String {
         format!("{}-shard-{}", self.stage, shard.slug())
@@ -101,7 +105,7 @@ impl Sharded {
         work: impl FnOnce(&Path, &str, Vec<Slice<'_>>) -> Result<Vec<String>>,
     ) -> Result<()> {
         run.engine.run(&self.stage_of(shard), self.config_of(shard), self.inputs.clone(), |out| {
-            let (slices, _) = slices(run, shard, self.align)?;
+            let (slices, _) = self.slices(run, shard)?;
             let dir = self.dir(shard);
             std::fs::create_dir_all(out.join(&dir))
                 .with_context(|| format!("creating {}", out.join(&dir).display()))?;
@@ -144,7 +148,7 @@ impl Sharded {
                 bail!("{}: {how} (shard {shard}); {}", path.display(), self.redo(run, shard));
             }
         }
-        let (_, total) = slices(run, found[0], self.align)?;
+        let (_, total) = self.slices(run, found[0])?;
         let cover: Vec<(String, Range<usize>)> =
             found.iter().map(|&s| (format!("{} ({s})", self.stamp_path(run, s).display()), s.range(total))).collect();
         let order = check_cover(total, &cover, count).with_context(|| format!("merging the {} shards", self.stage))?;

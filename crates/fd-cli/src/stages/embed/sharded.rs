@@ -7,7 +7,7 @@ use fd_data::shard::Shard;
 
 use crate::artifacts::{EmbedPart, EmbedSummary, Embeddings, Version, embeddings_file};
 use crate::run::Run;
-use crate::stages::shard::{Sharded, slices};
+use crate::stages::shard::Sharded;
 
 /// A shard's file in its directory.
 const FILE: &str = "embeddings.safetensors";
@@ -40,7 +40,7 @@ pub(super) fn embed_merge(run: &Run, sharded: Sharded) -> Result<()> {
     for &shard in &finished.shards {
         let path = run.engine.dir().join(sharded.dir(shard)).join(FILE);
         let e = Embeddings::read_file(&path).with_context(|| format!("reading {}", path.display()))?;
-        let (slices, _) = slices(run, shard, sharded.align)?;
+        let (slices, _) = sharded.slices(run, shard)?;
         let expected: Vec<usize> = slices.iter().flat_map(|s| s.positions.clone()).collect();
         if e.indices != expected {
             bail!(

@@ -10,7 +10,7 @@ use fd_model::external::{ClassifierConfig, are_probabilities, empty_evaluation, 
 
 use crate::artifacts::eval_file;
 use crate::run::Run;
-use crate::stages::shard::{Sharded, slices};
+use crate::stages::shard::Sharded;
 
 /// Evaluates shard `shard` with the classifier the train stage trained.
 pub(super) fn shard_trained(run: &Run, sharded: &Sharded, shard: Shard) -> Result<()> {
@@ -53,7 +53,7 @@ pub(super) fn merge(run: &Run, sharded: Sharded, onnx: bool) -> Result<()> {
     let finished = sharded.finished(run)?;
     let mut merged: Vec<Option<Evaluation>> = vec![None; SplitPart::ALL.len()];
     for &shard in &finished.shards {
-        let (slices, _) = slices(run, shard, sharded.align)?;
+        let (slices, _) = sharded.slices(run, shard)?;
         for (slot, slice) in merged.iter_mut().zip(&slices) {
             let rel = format!("{}/{}", sharded.dir(shard), eval_file(slice.part));
             let eval = run.read_eval(&rel)?;
