@@ -1,127 +1,124 @@
 //! EfficientNet-Lite for inference: every BatchNorm folded into the convolution before it (`w γ/σ`, bias `β − μ γ/σ`,
-//! `σ = √(var + ε)`), the depthwise convolutions in [`crate::depthwise`] with the ReLU6 before and after them fused in,
-//! and batches cut into chunks of [`CHUNK`] images so a block's activations stay in cache. The embedder runs this;
+//! `σ = √(var + ε)`), activations channels-last ([`crate::channels_last`]), so each 1 × 1 convolution is one matrix
+//! product over every pixel of a chunk (burn's matmul) and the depthwise convolutions and the stem run in
+//! [`crate::channels_last`]'s kernels with the expansion's bias and ReLU6 fused into the depthwise layer that reads it;
+//! batches are cut into chunks of [`CHUNK`] images so a block's activations stay in cache. The embedder runs this;
 //! [`crate::effnet::EfficientNet`] stays the loaded, parameter-for-parameter copy of timm's, and the tests hold the two
 //! to the same reference.
 
 use burn::nn::BatchNorm;
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
 
-use crate::depthwise::{Depthwise, dense_relu6, depthwise_relu6};
+use crate::channels_last::{Spatial, add_bias, dense_relu6, depthwise_relu6, pointwise, relu6_mean};
 use crate::effnet::{EfficientNet, SameConv};
 
 /// Images per pass through the network: the largest activation of EfficientNet-Lite0 at 128 pixels (96 channels of 64 ×
 /// 64) is 25 MB for 16 images, 100 MB for a batch of 64; of 4, 8, 16 and 64, 16 was fastest (BENCHMARKS.md).
 pub(crate) const CHUNK: usize = 16;
 
-/// The most input channels of a dense convolution run by [`crate::depthwise::dense_relu6`].
+/// The most input channels of the stem's dense convolution in [`crate::channels_last::dense_relu6`].
 const SMALL_INPUT: usize = 4;
+
+/// A convolution with its BatchNorm folded in, in the layout its kernel reads.
+#[derive(Debug, Clone)]
+enum Weights {
+    /// A 1 × 1 convolution: `[in, out]`, the right-hand side of `[pixels, in] · [in, out]`.
+    Pointwise(Vec<f32>),
+    /// A depthwise convolution: `[k, k, channels]`.
+    Depthwise(Vec<f32>),
+    /// A dense convolution of few input channels (the stem): `[k, k, in, out]`.
+    Dense(Vec<f32>),
+}
 
 /// A convolution with its BatchNorm folded in.
 #[derive(Debug, Clone)]
 struct Folded {
+    /// The shape and padding of the convolution (its weight unused here).
     conv: SameConv,
-    bias: Tensor<1>,
-    /// The filters as plain values, for the convolutions run by [`crate::depthwise`]: depthwise ones (`[channels, k,
-    /// k]`) and dense ones of at most [`SMALL_INPUT`] input channels (`[out, in, k, k]`).
-    plain: Option<Vec<f32>>,
-    /// The bias as plain values.
-    bias_values: Vec<f32>,
+    weights: Weights,
+    bias: Vec<f32>,
 }
 
 impl Folded {
-    fn new(conv: &SameConv, bn: &BatchNorm) -> Folded {
+    /// The folded layer, or `None` for a convolution none of the channels-last kernels runs.
+    fn new(conv: &SameConv, bn: &BatchNorm) -> Option<Folded> {
         let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
         let bias = bn.beta.val() - bn.running_mean.value() * scale.clone();
-        let [out, per_group, _, _] = conv.weight.dims();
+        let [out, per_group, k, kw] = conv.weight.dims();
         let weight = conv.weight.val() * scale.reshape([out, 1, 1, 1]);
-        let depthwise = conv.groups > 1 && conv.groups == out && per_group == 1;
-        // A dense convolution of few input channels (the stem) runs in the same kernel as the depthwise ones.
-        let small = conv.groups == 1 && per_group <= SMALL_INPUT && conv.weight.dims()[2] > 1;
-        let plain =
-            (depthwise || small).then(|| weight.clone().into_data().try_into_vec::<f32>().expect("f32 weights"));
-        let bias_values = bias.clone().into_data().try_into_vec::<f32>().expect("f32 bias");
-        let conv =
-            SameConv { weight: burn::module::Param::from_tensor(weight), stride: conv.stride, groups: conv.groups };
-        Folded { conv, bias, plain, bias_values }
-    }
-
-    /// The convolution plus its bias, no activation.
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [_, _, h, w] = x.dims();
-        conv2d(x, self.conv.weight.val(), Some(self.bias.clone()), self.conv.options(h, w))
-    }
-
-    /// `relu6(conv(x) + bias)` for a dense convolution of few input channels, in [`crate::depthwise::dense_relu6`]
-    /// (burn's general convolution path is the slowest of the network's layers for EfficientNet's 3-channel stem).
-    fn dense(&self, x: Tensor<4>) -> Tensor<4> {
-        let Some(weight) = self.plain.as_ref().filter(|_| self.conv.groups == 1) else {
-            return self.forward(x).clamp(0.0, 6.0);
+        let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32 weights");
+        let weights = if conv.groups == 1 && k == 1 && kw == 1 && conv.stride == 1 {
+            Weights::Pointwise(
+                weight.reshape([out, per_group]).transpose().into_data().try_into_vec().expect("f32 weights"),
+            )
+        } else if conv.groups == out && per_group == 1 && k == kw {
+            Weights::Depthwise(values(weight.permute([2, 3, 1, 0])))
+        } else if conv.groups == 1 && per_group <= SMALL_INPUT && k == kw {
+            Weights::Dense(values(weight.permute([2, 3, 1, 0])))
+        } else {
+            return None;
         };
-        let [batch, channels, h, w] = x.dims();
-        let g = self.geometry(channels, h, w);
-        let cout = self.conv.weight.dims()[0];
-        let device = x.device();
-        let data = x.into_data();
-        let y = dense_relu6(&g, cout, data.as_slice::<f32>().expect("f32 activations"), weight, &self.bias_values);
-        Tensor::from_data(TensorData::new(y, [batch, cout, g.out_h, g.out_w]), &device)
+        let bias = bias.into_data().try_into_vec::<f32>().expect("f32 bias");
+        Some(Folded { conv: conv.clone(), weights, bias })
     }
 
     /// The kernel geometry of this convolution over `channels` planes of `h × w`.
-    fn geometry(&self, channels: usize, h: usize, w: usize) -> Depthwise {
+    fn geometry(&self, channels: usize, h: usize, w: usize) -> Spatial {
         let [(top, bottom), (left, right)] = self.conv.padding(h, w);
         let k = self.conv.weight.dims()[2];
         let out = |size: usize, before: usize, after: usize| (size + before + after - k) / self.conv.stride + 1;
         let (out_h, out_w) = (out(h, top, bottom), out(w, left, right));
-        Depthwise { channels, h, w, k, stride: self.conv.stride, top, left, out_h, out_w }
+        Spatial { channels, h, w, k, stride: self.conv.stride, top, left, out_h, out_w }
     }
 
-    /// The convolution plus its bias and, when given, `residual`, added in one pass over the output.
-    fn forward_plus(&self, x: Tensor<4>, residual: Option<Tensor<4>>) -> Tensor<4> {
-        let y = self.forward_unbiased(x);
-        let [batch, channels, h, w] = y.dims();
-        let device = y.device();
-        let mut values = y.into_data().try_into_vec::<f32>().expect("f32 activations");
-        let residual = residual.map(|r| r.into_data());
-        let residual = residual.as_ref().map(|r| r.as_slice::<f32>().expect("f32 activations"));
-        let plane = h * w;
-        for (i, out) in values.chunks_exact_mut(plane).enumerate() {
-            let b = self.bias_values[i % channels];
-            match residual {
-                Some(r) => out.iter_mut().zip(&r[i * plane..(i + 1) * plane]).for_each(|(o, r)| *o += b + r),
-                None => out.iter_mut().for_each(|o| *o += b),
-            }
-        }
-        Tensor::from_data(TensorData::new(values, [batch, channels, h, w]), &device)
+    /// The channels-last product `x [pixels, in] · w [in, out]` of a 1 × 1 convolution into `out`, each block of rows
+    /// then handed to `finish(block, first_row)`.
+    fn pointwise(&self, x: &[f32], out: &mut [f32], finish: impl Fn(&mut [f32], usize) + Sync) {
+        let Weights::Pointwise(w) = &self.weights else { unreachable!("checked when the network was folded") };
+        let n = self.out_channels();
+        pointwise(x, w, (w.len() / n.max(1), n), out, finish);
     }
 
-    /// The convolution without its bias (the layer that reads the output adds it).
-    fn forward_unbiased(&self, x: Tensor<4>) -> Tensor<4> {
-        let [_, _, h, w] = x.dims();
-        conv2d(x, self.conv.weight.val(), None, self.conv.options(h, w))
+    /// The output channels.
+    fn out_channels(&self) -> usize {
+        self.bias.len()
     }
+}
 
-    /// `relu6(conv(act(x)) + bias)` for a depthwise convolution, where `act` is the identity, or with `before =
-    /// Some(b)`, ReLU6 of `x` plus the per-channel bias `b` (the expansion's, fused here).
-    fn depthwise(&self, x: Tensor<4>, before: Option<&[f32]>) -> Tensor<4> {
-        let Some(weight) = self.plain.as_ref().filter(|_| self.conv.groups > 1) else {
-            let x = match before {
-                Some(b) => {
-                    let b = Tensor::<1>::from_data(TensorData::new(b.to_vec(), [b.len()]), &x.device());
-                    (x + b.reshape([1, -1, 1, 1])).clamp(0.0, 6.0)
-                }
-                None => x,
-            };
-            return self.forward(x).clamp(0.0, 6.0);
-        };
-        let [batch, channels, h, w] = x.dims();
-        let g = self.geometry(channels, h, w);
-        let device = x.device();
-        let data = x.into_data();
-        let activations = data.as_slice::<f32>().expect("f32 activations");
-        let y = depthwise_relu6(&g, activations, weight, &self.bias_values, before);
-        Tensor::from_data(TensorData::new(y, [batch, channels, g.out_h, g.out_w]), &device)
+/// A chunk's activation buffers, reused layer after layer and chunk after chunk (fresh buffers cost their pages'
+/// zeroing, a tenth of an embedding's time): each grows to the largest activation it holds and is then sliced.
+#[derive(Default)]
+struct Buffers {
+    /// The block's input (the stem's output, then each block's).
+    input: Vec<f32>,
+    /// The expansion's output.
+    expanded: Vec<f32>,
+    /// The depthwise layer's output.
+    filtered: Vec<f32>,
+    /// The projection's output, the next block's input.
+    output: Vec<f32>,
+}
+
+/// `v`'s first `len` values, grown (with zeros) to hold them.
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// The shape of a chunk's channels-last activations: `[images, h, w, channels]`.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    images: usize,
+    h: usize,
+    w: usize,
+    channels: usize,
+}
+
+impl Shape {
+    fn len(&self) -> usize {
+        self.images * self.h * self.w * self.channels
     }
 }
 
@@ -142,50 +139,91 @@ pub(crate) struct FusedEffNet {
 }
 
 impl FusedEffNet {
-    pub(crate) fn new(model: &EfficientNet) -> FusedEffNet {
+    /// The network folded for inference, or `None` when one of its convolutions is of a shape the channels-last
+    /// kernels do not run (then the embedder runs [`EfficientNet`] itself).
+    pub(crate) fn new(model: &EfficientNet) -> Option<FusedEffNet> {
         let blocks = model
             .blocks
             .iter()
-            .map(|b| Block {
-                expand: b.expand_conv.as_ref().zip(b.bn0.as_ref()).map(|(c, bn)| Folded::new(c, bn)),
-                depthwise: Folded::new(&b.depthwise_conv, &b.bn1),
-                project: Folded::new(&b.project_conv, &b.bn2),
-                residual: b.residual,
+            .map(|b| {
+                let expand = match b.expand_conv.as_ref().zip(b.bn0.as_ref()) {
+                    Some((c, bn)) => Some(Folded::new(c, bn).filter(|f| matches!(f.weights, Weights::Pointwise(_)))?),
+                    None => None,
+                };
+                let depthwise = Folded::new(&b.depthwise_conv, &b.bn1)?;
+                let project = Folded::new(&b.project_conv, &b.bn2)?;
+                let fits = matches!(depthwise.weights, Weights::Depthwise(_))
+                    && matches!(project.weights, Weights::Pointwise(_));
+                fits.then_some(Block { expand, depthwise, project, residual: b.residual })
             })
-            .collect();
-        FusedEffNet {
-            stem: Folded::new(&model.conv_stem, &model.bn0),
-            blocks,
-            head: Folded::new(&model.conv_head, &model.bn1),
-        }
+            .collect::<Option<Vec<_>>>()?;
+        let stem = Folded::new(&model.conv_stem, &model.bn0).filter(|f| matches!(f.weights, Weights::Dense(_)))?;
+        let head = Folded::new(&model.conv_head, &model.bn1).filter(|f| matches!(f.weights, Weights::Pointwise(_)))?;
+        Some(FusedEffNet { stem, blocks, head })
     }
 
     /// Pooled penultimate features, `[batch, head]`: [`EfficientNet::features`] up to rounding, [`CHUNK`] images at a time.
     pub(crate) fn features(&self, x: Tensor<4>) -> Tensor<2> {
-        let n = x.dims()[0];
-        let parts: Vec<Tensor<2>> =
-            (0..n).step_by(CHUNK).map(|i| self.chunk(x.clone().narrow(0, i, CHUNK.min(n - i)))).collect();
-        Tensor::cat(parts, 0)
+        let [n, channels, h, w] = x.dims();
+        let device = x.device();
+        let data = x.into_data();
+        let pixels = data.as_slice::<f32>().expect("f32 images");
+        let per_image = channels * h * w;
+        let mut out = Vec::with_capacity(n * self.head.out_channels());
+        let mut buffers = Buffers::default();
+        for chunk in pixels.chunks(CHUNK * per_image.max(1)) {
+            out.extend(self.chunk(chunk, channels, h, w, &mut buffers));
+        }
+        Tensor::from_data(TensorData::new(out, [n, self.head.out_channels()]), &device)
     }
 
-    fn chunk(&self, x: Tensor<4>) -> Tensor<2> {
-        // The stem's output is activated; an expansion's is not: the depthwise convolution that reads it adds the
-        // expansion's bias and ReLU6 as it copies its input.
-        let mut h = self.stem.dense(x);
+    /// The pooled features of a chunk of images (`[images, channels, h, w]`, channels first).
+    fn chunk(&self, x: &[f32], channels: usize, h: usize, w: usize, buffers: &mut Buffers) -> Vec<f32> {
+        let g = self.stem.geometry(channels, h, w);
+        let Weights::Dense(stem) = &self.stem.weights else { unreachable!("checked when the network was folded") };
+        let images = x.len() / (channels * h * w).max(1);
+        let mut shape = Shape { images, h: g.out_h, w: g.out_w, channels: self.stem.out_channels() };
+        dense_relu6(&g, shape.channels, x, stem, &self.stem.bias, sized(&mut buffers.input, shape.len()));
         for block in &self.blocks {
-            let input = block.residual.then(|| h.clone());
-            let owed = match &block.expand {
-                Some(expand) => {
-                    h = expand.forward_unbiased(h);
-                    Some(expand.bias_values.as_slice())
-                }
-                None => None,
-            };
-            let h_dw = block.depthwise.depthwise(h, owed);
-            h = block.project.forward_plus(h_dw, input);
+            shape = block.forward(shape, buffers);
+            std::mem::swap(&mut buffers.input, &mut buffers.output);
         }
-        h = self.head.forward(h).clamp(0.0, 6.0);
-        let [b, c, _, _] = h.dims();
-        h.mean_dim(3).mean_dim(2).reshape([b, c])
+        let head = Shape { channels: self.head.out_channels(), ..shape };
+        let y = sized(&mut buffers.output, head.len());
+        self.head.pointwise(&buffers.input[..shape.len()], y, |_, _| {});
+        relu6_mean(y, shape.h * shape.w, &self.head.bias)
+    }
+}
+
+impl Block {
+    /// The block from `buffers.input` into `buffers.output`: expansion (its bias and ReLU6 left to the depthwise layer),
+    /// depthwise, projection plus its bias and the residual. Returns the output's shape.
+    fn forward(&self, shape: Shape, buffers: &mut Buffers) -> Shape {
+        let Buffers { input, expanded, filtered, output } = buffers;
+        let input = &input[..shape.len()];
+        let (x, owed, channels) = match &self.expand {
+            Some(e) => {
+                let wide = Shape { channels: e.out_channels(), ..shape };
+                let y = sized(expanded, wide.len());
+                e.pointwise(input, y, |_, _| {});
+                (&*y, Some(e.bias.as_slice()), wide.channels)
+            }
+            None => (input, None, shape.channels),
+        };
+        let Weights::Depthwise(taps) = &self.depthwise.weights else {
+            unreachable!("checked when the network was folded")
+        };
+        let g = self.depthwise.geometry(channels, shape.h, shape.w);
+        let out = Shape { images: shape.images, h: g.out_h, w: g.out_w, channels };
+        let f = sized(filtered, out.len());
+        depthwise_relu6(&g, x, taps, &self.depthwise.bias, owed, f);
+        let projected = Shape { channels: self.project.out_channels(), ..out };
+        let y = sized(output, projected.len());
+        let (bias, n) = (&self.project.bias, projected.channels);
+        let residual = self.residual.then_some(input);
+        self.project.pointwise(f, y, |block, first| {
+            add_bias(block, bias, residual.map(|r| &r[first * n..first * n + block.len()]));
+        });
+        projected
     }
 }

@@ -8,14 +8,15 @@
 //!
 //! Invariants: depends on fd-data only; reads weights through [`load`] alone; never reads datasets or prints; tensors never cross its boundary.
 
+mod channels_last;
 pub mod clip;
-mod depthwise;
 pub mod effnet;
 mod error;
 mod fused;
 mod fused_vit;
 pub mod imagenet;
 pub mod load;
+mod matmul;
 pub use fd_data::preprocess;
 pub mod tokenize;
 
@@ -195,7 +196,7 @@ impl Embedder {
         preprocess.resize = config.resize;
         Ok(Embedder {
             backbone: Backbone::EffNet {
-                fused: is_flex(device).then(|| Box::new(fused::FusedEffNet::new(&model))),
+                fused: is_flex(device).then(|| fused::FusedEffNet::new(&model)).flatten().map(Box::new),
                 model: Box::new(model),
             },
             preprocess,
@@ -235,11 +236,12 @@ impl Embedder {
 
     /// The revision of this embedder's image path, for caches of its embeddings: a cache of another revision was
     /// computed by other code whose sums round differently, and mixing the two breaks bit-for-bit agreement between runs.
-    /// On the flex device 2, since fd-clip's own inference paths (`fused.rs` for EfficientNet, `fused_vit.rs` for CLIP's
-    /// vision tower); elsewhere 1.
+    /// On the flex device fd-clip's own inference paths: 3 for EfficientNet (`fused.rs` on channels-last activations;
+    /// 2 was its channels-first path), 2 for CLIP's vision tower (`fused_vit.rs`); elsewhere 1.
     pub fn revision(&self) -> u32 {
         match &self.backbone {
-            Backbone::EffNet { fused: Some(_), .. } | Backbone::Clip { fused: Some(_), .. } => 2,
+            Backbone::EffNet { fused: Some(_), .. } => 3,
+            Backbone::Clip { fused: Some(_), .. } => 2,
             _ => 1,
         }
     }

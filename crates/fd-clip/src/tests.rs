@@ -42,7 +42,12 @@ fn check_against(shape: &EffNetConfig, weights: &Path, reference: &[u8], toleran
     let x = Tensor::<4>::from_data(TensorData::new(input, [s[0], s[1], s[2], s[3]]), &device);
     let features: Vec<f32> = model.features(x.clone()).into_data().try_to_vec().unwrap();
     // The embedder's path: every BatchNorm folded into its convolution.
-    let fused: Vec<f32> = crate::fused::FusedEffNet::new(&model).features(x.clone()).into_data().try_to_vec().unwrap();
+    let fused: Vec<f32> = crate::fused::FusedEffNet::new(&model)
+        .expect("EfficientNet-Lite folds")
+        .features(x.clone())
+        .into_data()
+        .try_to_vec()
+        .unwrap();
     let logits: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
     let (f_ref, l_ref) = (read(reference, "features").0, read(reference, "logits").0);
     let scale = l_ref.iter().fold(1f32, |m, v| m.max(v.abs()));
@@ -52,7 +57,12 @@ fn check_against(shape: &EffNetConfig, weights: &Path, reference: &[u8], toleran
     let n = s[0];
     let repeats = crate::fused::CHUNK / n + 2;
     let many = Tensor::cat(vec![x.clone(); repeats], 0);
-    let many: Vec<f32> = crate::fused::FusedEffNet::new(&model).features(many).into_data().try_to_vec().unwrap();
+    let many: Vec<f32> = crate::fused::FusedEffNet::new(&model)
+        .expect("EfficientNet-Lite folds")
+        .features(many)
+        .into_data()
+        .try_to_vec()
+        .unwrap();
     for copy in many.chunks(fused.len()) {
         assert!(max_err(copy, &fused) <= 1e-6 * scale, "chunked features differ by {}", max_err(copy, &fused));
     }
