@@ -180,10 +180,10 @@ impl<L: Fn(&[f32], usize, &mut [f32])> pulp::WithSimd for Band<'_, L> {
                 let slot = (oy * s + ky) % k;
                 &ring[slot * ring_row..(slot + 1) * ring_row]
             };
-            for (ox, out) in out_row.chunks_exact_mut(cout).enumerate() {
-                if layer.depthwise {
-                    depthwise_pixel(simd, layer, &rows_of, ox, out);
-                } else {
+            if layer.depthwise {
+                depthwise_row(simd, layer, &rows_of, out_row);
+            } else {
+                for (ox, out) in out_row.chunks_exact_mut(cout).enumerate() {
                     dense_pixel(simd, layer, &rows_of, ox, out);
                 }
             }
@@ -191,56 +191,98 @@ impl<L: Fn(&[f32], usize, &mut [f32])> pulp::WithSimd for Band<'_, L> {
     }
 }
 
-/// Channel vectors summed together in [`depthwise_pixel`] and [`dense_pixel`].
+/// Channel vectors summed together in [`depthwise_block`] and [`dense_pixel`].
 const BLOCK: usize = 4;
 
-/// One output pixel of a depthwise layer: per channel, the bias, then tap `(ky, kx)` of every row in order.
+/// One output row of a depthwise layer: per channel, the bias, then tap `(ky, kx)` of every row in order. Pixels go in
+/// pairs, each tap's weights loaded once for both; a pair's channels in blocks of [`BLOCK`] vectors, then single ones,
+/// then the channels past the last whole vector, one at a time.
 #[inline(always)]
-fn depthwise_pixel<'r, S: pulp::Simd>(
+fn depthwise_row<'r, S: pulp::Simd>(
+    simd: S,
+    layer: &Layer<'_>,
+    rows_of: &impl Fn(usize) -> &'r [f32],
+    out: &mut [f32],
+) {
+    let (g, c, lanes) = (layer.g, layer.cin, S::F32_LANES);
+    let whole = c / lanes * lanes;
+    let mut ox = 0;
+    while ox + 2 <= g.out_w {
+        depthwise_tile::<S, 2>(simd, layer, rows_of, ox, whole, out);
+        ox += 2;
+    }
+    if ox < g.out_w {
+        depthwise_tile::<S, 1>(simd, layer, rows_of, ox, whole, out);
+    }
+    for ox in 0..g.out_w {
+        for ch in whole..c {
+            let mut acc = layer.bias[ch];
+            for ky in 0..g.k {
+                let row = rows_of(ky);
+                for kx in 0..g.k {
+                    acc = layer.weight[(ky * g.k + kx) * c + ch].mul_add(row[(ox * g.stride + kx) * c + ch], acc);
+                }
+            }
+            out[ox * c + ch] = acc.clamp(0.0, 6.0);
+        }
+    }
+}
+
+/// Pixels `ox..ox + P` of an output row, channels `0..whole` (whole vectors).
+#[inline(always)]
+fn depthwise_tile<'r, S: pulp::Simd, const P: usize>(
     simd: S,
     layer: &Layer<'_>,
     rows_of: &impl Fn(usize) -> &'r [f32],
     ox: usize,
+    whole: usize,
+    out: &mut [f32],
+) {
+    let lanes = S::F32_LANES;
+    let mut c0 = 0;
+    while c0 + BLOCK * lanes <= whole {
+        depthwise_block::<S, P, BLOCK>(simd, layer, rows_of, ox, c0, out);
+        c0 += BLOCK * lanes;
+    }
+    while c0 + lanes <= whole {
+        depthwise_block::<S, P, 1>(simd, layer, rows_of, ox, c0, out);
+        c0 += lanes;
+    }
+}
+
+/// `V` channel vectors from `c0` of pixels `ox..ox + P`: their sums in registers across the taps.
+#[inline(always)]
+fn depthwise_block<'r, S: pulp::Simd, const P: usize, const V: usize>(
+    simd: S,
+    layer: &Layer<'_>,
+    rows_of: &impl Fn(usize) -> &'r [f32],
+    ox: usize,
+    c0: usize,
     out: &mut [f32],
 ) {
     let (g, c, lanes) = (layer.g, layer.cin, S::F32_LANES);
-    let (zero, six) = (simd.splat_f32s(0.0), simd.splat_f32s(6.0));
-    let vectors = c / lanes;
-    let mut c0 = 0;
-    while c0 < vectors * lanes {
-        let n = BLOCK.min(vectors - c0 / lanes);
-        let mut acc = [zero; BLOCK];
-        for (v, a) in acc.iter_mut().enumerate().take(n) {
-            *a = S::as_simd_f32s(&layer.bias[c0 + v * lanes..c0 + (v + 1) * lanes]).0[0];
-        }
-        for ky in 0..g.k {
-            let row = rows_of(ky);
-            for kx in 0..g.k {
-                let at = (ox * g.stride + kx) * c + c0;
-                let w_at = (ky * g.k + kx) * c + c0;
-                let inputs = S::as_simd_f32s(&row[at..at + n * lanes]).0;
-                let weights = S::as_simd_f32s(&layer.weight[w_at..w_at + n * lanes]).0;
-                for ((a, &x), &w) in acc.iter_mut().zip(inputs).zip(weights) {
-                    *a = simd.mul_add_f32s(w, x, *a);
+    let load = |v: &[f32], at: usize| S::as_simd_f32s(&v[at..at + lanes]).0[0];
+    let bias: [S::f32s; V] = std::array::from_fn(|v| load(layer.bias, c0 + v * lanes));
+    let mut acc = [bias; P];
+    for ky in 0..g.k {
+        let row = rows_of(ky);
+        for kx in 0..g.k {
+            let w_at = (ky * g.k + kx) * c + c0;
+            let w: [S::f32s; V] = std::array::from_fn(|v| load(layer.weight, w_at + v * lanes));
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let at = ((ox + p) * g.stride + kx) * c + c0;
+                for (v, a) in acc.iter_mut().enumerate() {
+                    *a = simd.mul_add_f32s(w[v], load(row, at + v * lanes), *a);
                 }
             }
         }
-        let dst = S::as_mut_simd_f32s(&mut out[c0..c0 + n * lanes]).0;
-        for (d, a) in dst.iter_mut().zip(acc) {
-            *d = simd.min_f32s(simd.max_f32s(a, zero), six);
-        }
-        c0 += n * lanes;
     }
-    // The channels past the last whole vector, in the same order.
-    for ch in c0..c {
-        let mut acc = layer.bias[ch];
-        for ky in 0..g.k {
-            let row = rows_of(ky);
-            for kx in 0..g.k {
-                acc = layer.weight[(ky * g.k + kx) * c + ch].mul_add(row[(ox * g.stride + kx) * c + ch], acc);
-            }
+    let (zero, six) = (simd.splat_f32s(0.0), simd.splat_f32s(6.0));
+    for (p, acc) in acc.iter().enumerate() {
+        for (v, &a) in acc.iter().enumerate() {
+            let at = (ox + p) * c + c0 + v * lanes;
+            S::as_mut_simd_f32s(&mut out[at..at + lanes]).0[0] = simd.min_f32s(simd.max_f32s(a, zero), six);
         }
-        out[ch] = acc.clamp(0.0, 6.0);
     }
 }
 

@@ -99,6 +99,13 @@ struct Buffers {
     output: Vec<f32>,
 }
 
+impl std::fmt::Debug for Buffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lens = [&self.input, &self.expanded, &self.filtered, &self.output].map(Vec::len);
+        f.debug_struct("Buffers").field("lengths", &lens).finish()
+    }
+}
+
 /// `v`'s first `len` values, grown (with zeros) to hold them.
 fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len {
@@ -131,11 +138,13 @@ struct Block {
 }
 
 /// EfficientNet-Lite's features with its BatchNorms folded (inference only).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct FusedEffNet {
     stem: Folded,
     blocks: Vec<Block>,
     head: Folded,
+    /// Kept from batch to batch (a call that finds them in use, from another thread, takes fresh ones).
+    buffers: std::sync::Mutex<Buffers>,
 }
 
 impl FusedEffNet {
@@ -159,7 +168,7 @@ impl FusedEffNet {
             .collect::<Option<Vec<_>>>()?;
         let stem = Folded::new(&model.conv_stem, &model.bn0).filter(|f| matches!(f.weights, Weights::Dense(_)))?;
         let head = Folded::new(&model.conv_head, &model.bn1).filter(|f| matches!(f.weights, Weights::Pointwise(_)))?;
-        Some(FusedEffNet { stem, blocks, head })
+        Some(FusedEffNet { stem, blocks, head, buffers: Default::default() })
     }
 
     /// Pooled penultimate features, `[batch, head]`: [`EfficientNet::features`] up to rounding, [`CHUNK`] images at a time.
@@ -170,9 +179,14 @@ impl FusedEffNet {
         let pixels = data.as_slice::<f32>().expect("f32 images");
         let per_image = channels * h * w;
         let mut out = Vec::with_capacity(n * self.head.out_channels());
-        let mut buffers = Buffers::default();
+        let mut fresh = Buffers::default();
+        let mut kept = self.buffers.try_lock();
+        let buffers = match kept.as_deref_mut() {
+            Ok(kept) => kept,
+            Err(_) => &mut fresh,
+        };
         for chunk in pixels.chunks(CHUNK * per_image.max(1)) {
-            out.extend(self.chunk(chunk, channels, h, w, &mut buffers));
+            out.extend(self.chunk(chunk, channels, h, w, buffers));
         }
         Tensor::from_data(TensorData::new(out, [n, self.head.out_channels()]), &device)
     }
