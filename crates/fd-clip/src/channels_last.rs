@@ -340,25 +340,6 @@ fn dense_pixel<'r, S: pulp::Simd>(
     }
 }
 
-/// `out [pixels, n] = x [pixels, k] · w [k, n]` (a 1 × 1 convolution over channels-last pixels) a block of rows per
-/// task, each block then handed to `finish(block, first_row)` while still in cache.
-pub(crate) fn pointwise(
-    x: &[f32],
-    w: &[f32],
-    (k, n): (usize, usize),
-    out: &mut [f32],
-    finish: impl Fn(&mut [f32], usize) + Sync,
-) {
-    let pixels = x.len() / k.max(1);
-    assert_eq!(out.len(), pixels * n, "pointwise: the output is not [pixels, n]");
-    // Enough tasks for every thread to take several, each wide enough for gemm's kernels.
-    let rows = pixels.div_ceil(4 * rayon::current_num_threads()).clamp(32, 1024);
-    out.par_chunks_mut(rows * n).zip(x.par_chunks(rows * k)).enumerate().for_each(|(i, (out, x))| {
-        crate::matmul::matmul(out, x, w, x.len() / k.max(1), k, n);
-        finish(out, i * rows);
-    });
-}
-
 /// Adds `bias` (`[channels]`) and, when given, `residual` (the same rows) to channels-last rows `y`.
 pub(crate) fn add_bias(y: &mut [f32], bias: &[f32], residual: Option<&[f32]>) {
     let c = bias.len().max(1);
@@ -511,7 +492,9 @@ mod tests {
         let res: Vec<f32> = (0..pixels * n).map(|i| i as f32 * 1e-3).collect();
         let b = [0.1, 0.2, 0.3, 0.4, 0.5];
         let mut out = vec![f32::NAN; pixels * n];
-        pointwise(&x, &w, (k, n), &mut out, |block, first| add_bias(block, &b, Some(&res[first * n..][..block.len()])));
+        crate::matmul::by_rows(&x, &w, (k, n), &mut out, |block, first| {
+            add_bias(block, &b, Some(&res[first * n..][..block.len()]))
+        });
         for (p, row) in out.chunks_exact(n).enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 let sum: f32 = (0..k).map(|t| x[p * k + t] * w[t * n + j]).sum();

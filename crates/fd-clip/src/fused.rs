@@ -9,7 +9,7 @@
 use burn::nn::BatchNorm;
 use burn::prelude::*;
 
-use crate::channels_last::{Spatial, add_bias, dense_relu6, depthwise_relu6, pointwise, relu6_mean};
+use crate::channels_last::{Spatial, add_bias, dense_relu6, depthwise_relu6, relu6_mean};
 use crate::effnet::{EfficientNet, SameConv};
 
 /// Images per pass through the network: the largest activation of EfficientNet-Lite0 at 128 pixels (96 channels of 64 ×
@@ -76,7 +76,7 @@ impl Folded {
     fn pointwise(&self, x: &[f32], out: &mut [f32], finish: impl Fn(&mut [f32], usize) + Sync) {
         let Weights::Pointwise(w) = &self.weights else { unreachable!("checked when the network was folded") };
         let n = self.out_channels();
-        pointwise(x, w, (w.len() / n.max(1), n), out, finish);
+        crate::matmul::by_rows(x, w, (w.len() / n.max(1), n), out, finish);
     }
 
     /// The output channels.

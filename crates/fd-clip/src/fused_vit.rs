@@ -1,6 +1,7 @@
 //! CLIP's vision tower for inference, on the flex CPU device: the residual stream kept as plain rows (`[images × tokens,
 //! width]`), the four large products per layer (queries, keys and values at once; the attention's output; the MLP's two)
-//! through burn's matmul, and everything between them in fd-clip's own passes: LayerNorm in one read and one write, the
+//! through fd-clip's gemm wrapper a block of rows per task (the bias, QuickGELU or the residual applied to each block while
+//! in cache, into buffers kept from batch to batch), and everything between them in fd-clip's own passes: LayerNorm in one read and one write, the
 //! projections' biases added where their outputs are read (the attention adds the query, key and value biases as it copies
 //! a head; the residual adds the output's and the MLP's), QuickGELU with its bias and a vectorised `exp`, and attention a head
 //! at a time in cache (scores, softmax and the weighted sum of values, no transposed copies). burn's operations on
@@ -48,19 +49,59 @@ impl Norm {
     }
 }
 
-/// A linear layer: its weight `[in, out]` as burn holds it and its bias as plain values.
+/// A linear layer: its weight `[in, out]` and its bias as plain values.
 #[derive(Debug, Clone)]
 struct Dense {
-    weight: Tensor<2>,
+    weight: Vec<f32>,
     bias: Vec<f32>,
 }
 
 impl Dense {
-    /// `x · weight` for `x` of `rows` rows, bias not added.
-    fn product(&self, x: Vec<f32>, rows: usize) -> Vec<f32> {
-        let [inputs, _] = self.weight.dims();
-        let x = Tensor::<2>::from_data(TensorData::new(x, [rows, inputs]), &self.weight.device());
-        x.matmul(self.weight.clone()).into_data().try_into_vec::<f32>().expect("f32 activations")
+    fn new(weight: Tensor<2>, bias: Vec<f32>) -> Dense {
+        Dense { weight: weight.into_data().try_into_vec::<f32>().expect("f32 weights"), bias }
+    }
+
+    /// `out = x · weight` (bias not added), a block of rows per task, each block then handed to `finish(block,
+    /// first_row)` while in cache.
+    fn product(&self, x: &[f32], out: &mut [f32], finish: impl Fn(&mut [f32], usize) + Sync) {
+        let n = self.bias.len();
+        crate::matmul::by_rows(x, &self.weight, (self.weight.len() / n.max(1), n), out, finish);
+    }
+}
+
+/// A pass's buffers, reused layer after layer (each grows to the largest it holds).
+#[derive(Default)]
+struct Buffers {
+    /// The residual stream's next value.
+    next: Vec<f32>,
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    hidden: Vec<f32>,
+}
+
+impl std::fmt::Debug for Buffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lens = [&self.next, &self.normed, &self.qkv, &self.attended, &self.hidden].map(Vec::len);
+        f.debug_struct("Buffers").field("lengths", &lens).finish()
+    }
+}
+
+/// `v`'s first `len` values, grown (with zeros) to hold them.
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// `out = y + bias + residual` row by row (`residual` the rows from `first` of the stream).
+fn biased_sum(out: &mut [f32], bias: &[f32], residual: &[f32]) {
+    let d = bias.len();
+    for (o, r) in out.chunks_exact_mut(d).zip(residual.chunks_exact(d)) {
+        for ((o, &r), &b) in o.iter_mut().zip(r).zip(bias) {
+            *o += b + r;
+        }
     }
 }
 
@@ -84,7 +125,7 @@ impl Layer {
             let b = l.bias.as_ref().expect("CLIP's projections have biases").val();
             b.into_data().try_into_vec::<f32>().expect("f32 biases")
         };
-        let dense = |l: &burn::nn::Linear| Dense { weight: l.weight.val(), bias: bias(l) };
+        let dense = |l: &burn::nn::Linear| Dense::new(l.weight.val(), bias(l));
         let weight =
             Tensor::cat(vec![a.q_proj.weight.val().mul_scalar(scale), a.k_proj.weight.val(), a.v_proj.weight.val()], 1);
         let mut qkv_bias: Vec<f32> = bias(&a.q_proj).iter().map(|&b| (f64::from(b) * scale) as f32).collect();
@@ -92,7 +133,7 @@ impl Layer {
         qkv_bias.extend(bias(&a.v_proj));
         Layer {
             norm1: Norm::new(&layer.layer_norm1),
-            qkv: Dense { weight, bias: qkv_bias },
+            qkv: Dense::new(weight, qkv_bias),
             out: dense(&a.out_proj),
             norm2: Norm::new(&layer.layer_norm2),
             fc1: dense(&layer.mlp.fc1),
@@ -100,30 +141,41 @@ impl Layer {
         }
     }
 
-    /// One pre-LayerNorm encoder layer on the residual stream `x` (`images × tokens` rows), in place; `h` is scratch of
-    /// the same size.
-    fn forward(&self, x: &mut [f32], h: &mut Vec<f32>, images: usize, heads: usize) {
+    /// One pre-LayerNorm encoder layer on the residual stream `x` (`images × tokens` rows), in place (through
+    /// `buffers.next`, swapped in).
+    fn forward(&self, x: &mut Vec<f32>, buffers: &mut Buffers, images: usize, heads: usize) {
         let d = self.norm1.gamma.len();
         let rows = x.len() / d;
-        self.norm1.apply(x, h);
-        let qkv = self.qkv.product(std::mem::take(h), rows);
-        let mut attended = vec![0f32; rows * d];
-        attention(&qkv, &self.qkv.bias, images, heads, &mut attended);
-        add_biased(x, &self.out.product(attended, rows), &self.out.bias);
-        let mut normed = qkv;
-        normed.truncate(rows * d);
-        self.norm2.apply(x, &mut normed);
-        let mut hidden = self.fc1.product(normed, rows);
-        quick_gelu(&mut hidden, &self.fc1.bias);
-        let y = self.fc2.product(hidden, rows);
-        add_biased(x, &y, &self.fc2.bias);
-        *h = y;
+        let Buffers { next, normed, qkv, attended, hidden } = buffers;
+        let normed = sized(normed, rows * d);
+        self.norm1.apply(x, normed);
+        let qkv = sized(qkv, rows * 3 * d);
+        self.qkv.product(normed, qkv, |_, _| {});
+        let attended = sized(attended, rows * d);
+        attention(qkv, &self.qkv.bias, images, heads, attended);
+        // The attention's output plus its bias plus the stream, into the next stream.
+        let (stream, bias) = (&x[..], &self.out.bias);
+        self.out.product(attended, sized(next, rows * d), |block, first| {
+            biased_sum(block, bias, &stream[first * d..first * d + block.len()]);
+        });
+        std::mem::swap(x, next);
+        self.norm2.apply(x, normed);
+        let hidden = sized(hidden, rows * self.fc1.bias.len());
+        let fc1_bias = &self.fc1.bias;
+        self.fc1.product(normed, hidden, |block, _| pulp::Arch::new().dispatch(QuickGelu { h: block, bias: fc1_bias }));
+        let (stream, bias) = (&x[..], &self.fc2.bias);
+        self.fc2.product(hidden, sized(next, rows * d), |block, first| {
+            biased_sum(block, bias, &stream[first * d..first * d + block.len()]);
+        });
+        std::mem::swap(x, next);
     }
 }
 
 /// CLIP's vision tower and its projection, for inference.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct FusedVit {
+    /// Kept from batch to batch (a call that finds them in use, from another thread, takes fresh ones).
+    buffers: std::sync::Mutex<Buffers>,
     patch: burn::nn::conv::Conv2d,
     /// The class token plus the first position's embedding, then each patch position's: `[tokens, width]`.
     class: Vec<f32>,
@@ -141,6 +193,7 @@ impl FusedVit {
         let positions = values(tower.embeddings.position_embedding.weight.val());
         let class: Vec<f32> = tower.embeddings.class_embedding.val().into_data().try_into_vec::<f32>().expect("f32");
         FusedVit {
+            buffers: Default::default(),
             patch: tower.embeddings.patch_embedding.clone(),
             class,
             positions,
@@ -172,9 +225,14 @@ impl FusedVit {
         });
         let mut x = vec![0f32; stream.len()];
         self.pre.apply(&stream, &mut x);
-        let mut h = stream;
+        let mut fresh = Buffers { next: stream, ..Buffers::default() };
+        let mut kept = self.buffers.try_lock();
+        let buffers = match kept.as_deref_mut() {
+            Ok(kept) => kept,
+            Err(_) => &mut fresh,
+        };
         for layer in &self.layers {
-            layer.forward(&mut x, &mut h, images, self.heads);
+            layer.forward(&mut x, buffers, images, self.heads);
         }
         let pooled: Vec<f32> = x.chunks_exact(tokens * d).flat_map(|image| image[..d].iter().copied()).collect();
         let mut normed = vec![0f32; pooled.len()];
@@ -182,24 +240,6 @@ impl FusedVit {
         let normed = Tensor::<2>::from_data(TensorData::new(normed, [images, d]), &device);
         normed.matmul(self.projection.clone())
     }
-}
-
-/// `x += y + bias` row by row.
-fn add_biased(x: &mut [f32], y: &[f32], bias: &[f32]) {
-    let d = bias.len();
-    x.par_chunks_mut(d * ROWS).zip(y.par_chunks(d * ROWS)).for_each(|(x, y)| {
-        for (x, y) in x.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
-            for ((x, y), b) in x.iter_mut().zip(y).zip(bias) {
-                *x += y + b;
-            }
-        }
-    });
-}
-
-/// `h = v · sigmoid(1.702 v)` with `v = h + bias`, row by row (CLIP's QuickGELU after `fc1`).
-fn quick_gelu(h: &mut [f32], bias: &[f32]) {
-    let d = bias.len();
-    h.par_chunks_mut(d * ROWS).for_each(|h| pulp::Arch::new().dispatch(QuickGelu { h, bias }));
 }
 
 /// Self-attention over `qkv` (per row: scaled queries, keys, values, biases not yet added), writing each head's output into

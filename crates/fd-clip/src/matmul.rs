@@ -50,6 +50,28 @@ pub(crate) fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usi
     }
 }
 
+/// `out [rows, n] = x [rows, k] · w [k, n]` a block of rows per parallel task (each task packs `w` itself, so blocks are
+/// as large as an even share allows), each block then handed to `finish(block, first_row)` while still in cache.
+pub(crate) fn by_rows(
+    x: &[f32],
+    w: &[f32],
+    (k, n): (usize, usize),
+    out: &mut [f32],
+    finish: impl Fn(&mut [f32], usize) + Sync,
+) {
+    use rayon::prelude::*;
+    let rows = x.len() / k.max(1);
+    assert_eq!(out.len(), rows * n, "by_rows: the output is not [rows, n]");
+    // Two blocks a thread, of at least 32 rows (gemm's kernels want width) and at most 2048 (the block stays in cache).
+    let block = rows.div_ceil(2 * rayon::current_num_threads()).clamp(32, 2048);
+    out.par_chunks_mut((block * n).max(1)).zip(x.par_chunks((block * k).max(1))).enumerate().for_each(
+        |(i, (out, x))| {
+            matmul(out, x, w, x.len() / k.max(1), k, n);
+            finish(out, i * block);
+        },
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
