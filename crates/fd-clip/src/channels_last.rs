@@ -1,6 +1,6 @@
 //! EfficientNet-Lite's inference kernels on channels-last activations (`[images, h, w, channels]`: a pixel's channels
 //! are contiguous), as ONNX Runtime's CPU kernels lay them out. A 1 × 1 convolution is then one matrix product over
-//! every pixel of a chunk of images (in [`crate::fused`], through burn's matmul), and a depthwise convolution is
+//! every pixel of a chunk of images (in [`crate::fused`], through [`crate::matmul::by_rows`]), and a depthwise convolution is
 //! vectorised across channels whatever the size of its planes.
 //!
 //! The spatial kernels here ([`depthwise_relu6`], [`dense_relu6`]) run a task per image (or band of output rows): the

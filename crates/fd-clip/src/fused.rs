@@ -1,6 +1,6 @@
 //! EfficientNet-Lite for inference: every BatchNorm folded into the convolution before it (`w γ/σ`, bias `β − μ γ/σ`,
 //! `σ = √(var + ε)`), activations channels-last ([`crate::channels_last`]), so each 1 × 1 convolution is one matrix
-//! product over every pixel of a chunk (burn's matmul) and the depthwise convolutions and the stem run in
+//! product over every pixel of a chunk ([`crate::matmul::by_rows`]) and the depthwise convolutions and the stem run in
 //! [`crate::channels_last`]'s kernels with the expansion's bias and ReLU6 fused into the depthwise layer that reads it;
 //! batches are cut into chunks of [`CHUNK`] images so a block's activations stay in cache. The embedder runs this;
 //! [`crate::effnet::EfficientNet`] stays the loaded, parameter-for-parameter copy of timm's, and the tests hold the two
@@ -180,11 +180,14 @@ impl FusedEffNet {
         let per_image = channels * h * w;
         let mut out = Vec::with_capacity(n * self.head.out_channels());
         let mut fresh = Buffers::default();
-        let mut kept = self.buffers.try_lock();
-        let buffers = match kept.as_deref_mut() {
-            Ok(kept) => kept,
-            Err(_) => &mut fresh,
+        // A panic while they were held left nothing the next pass relies on (it writes before it reads), so a poisoned
+        // lock is taken as it is.
+        let mut kept = match self.buffers.try_lock() {
+            Ok(kept) => Some(kept),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
         };
+        let buffers = kept.as_deref_mut().unwrap_or(&mut fresh);
         for chunk in pixels.chunks(CHUNK * per_image.max(1)) {
             out.extend(self.chunk(chunk, channels, h, w, buffers));
         }

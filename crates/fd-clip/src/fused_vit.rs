@@ -1,17 +1,16 @@
-//! CLIP's vision tower for inference, on the flex CPU device: the residual stream kept as plain rows (`[images × tokens,
-//! width]`), the four large products per layer (queries, keys and values at once; the attention's output; the MLP's two)
-//! through fd-clip's gemm wrapper a block of rows per task (the bias, QuickGELU or the residual applied to each block while
-//! in cache, into buffers kept from batch to batch), and everything between them in fd-clip's own passes: LayerNorm in one read and one write, the
-//! projections' biases added where their outputs are read (the attention adds the query, key and value biases as it copies
-//! a head; the residual adds the output's and the MLP's), QuickGELU with its bias and a vectorised `exp`, and attention a head
-//! at a time in cache (scores, softmax and the weighted sum of values, no transposed copies). burn's operations on
-//! tensors took 46% of the tower's time (`perf`: copies of reshaped tensors, fresh pages, scalar `expf`; BENCHMARKS.md).
-//! [`crate::clip::VisionTransformer`] stays the loaded module, name for name as transformers has it; the tests hold both
-//! to the same reference.
+//! CLIP's vision tower for inference, on the flex CPU device: the residual stream kept as plain rows (`[images ×
+//! tokens, width]`), the four large products per layer (queries, keys and values at once; the attention's output; the
+//! MLP's two) through fd-clip's gemm wrapper a block of rows per task (the bias, QuickGELU or the residual applied to
+//! each block while in cache, into buffers kept from batch to batch), and everything between them in fd-clip's own
+//! passes: LayerNorm in one read and one write, the query, key and value biases added as the attention copies a head,
+//! QuickGELU with a vectorised `exp`, and attention a head at a time in cache (scores, softmax and the weighted sum of
+//! values, no transposed copies). burn's operations on tensors took 46% of the tower's time (`perf`: copies of reshaped
+//! tensors, fresh pages, scalar `expf`; BENCHMARKS.md). [`crate::clip::VisionTransformer`] stays the loaded module,
+//! name for name as transformers has it; the tests hold both to the same reference.
 //!
-//! The query's scale `1/√head_dim` is folded into the query weights and bias (exactly the reference's products when the
-//! head width is a power of 4, as ViT-B/32's 64 is: a scale of 1/8). Rows and images run in parallel; each row's and head's sums run in a fixed order,
-//! so the result does not depend on the thread count.
+//! The query's scale `1/√head_dim` is folded into the query weights and bias (exactly the reference's products when
+//! the head width is a power of 4, as ViT-B/32's 64 is: a scale of 1/8). Rows and images run in parallel; each row's
+//! and head's sums run in a fixed order, so the result does not depend on the thread count.
 
 use burn::nn::LayerNorm;
 use burn::prelude::*;
@@ -226,11 +225,14 @@ impl FusedVit {
         let mut x = vec![0f32; stream.len()];
         self.pre.apply(&stream, &mut x);
         let mut fresh = Buffers { next: stream, ..Buffers::default() };
-        let mut kept = self.buffers.try_lock();
-        let buffers = match kept.as_deref_mut() {
-            Ok(kept) => kept,
-            Err(_) => &mut fresh,
+        // A panic while they were held left nothing the next pass relies on (it writes before it reads), so a poisoned
+        // lock is taken as it is.
+        let mut kept = match self.buffers.try_lock() {
+            Ok(kept) => Some(kept),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
         };
+        let buffers = kept.as_deref_mut().unwrap_or(&mut fresh);
         for layer in &self.layers {
             layer.forward(&mut x, buffers, images, self.heads);
         }

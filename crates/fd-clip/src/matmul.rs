@@ -1,7 +1,8 @@
 //! The one place fd-clip calls `gemm`: a dense row-major product into a slice the caller owns, through a safe wrapper
-//! that checks every length the multiplication touches. EfficientNet's 1 × 1 convolutions run through it a block of
-//! pixel rows per task, so a layer's output is written once, in place, with its bias added while still in cache (burn's
-//! matmul allocated, zeroed and copied each output, a third of an embedding's time; BENCHMARKS.md).
+//! that checks every length the multiplication touches. EfficientNet's 1 × 1 convolutions and CLIP's vision tower's
+//! products run through it a block of rows per task ([`by_rows`]), so a layer's output is written once, in place, with
+//! its bias (and activation, and residual) added while still in cache (burn's matmul allocated, zeroed and copied each
+//! output, a third of an embedding's time; BENCHMARKS.md).
 #![allow(unsafe_code)]
 
 /// `dst [m, n] = lhs [m, k] · rhs [k, n]`, every matrix dense and row-major; single-threaded (callers parallelise over
@@ -9,8 +10,9 @@
 ///
 /// Panics when a slice is shorter than its matrix.
 pub(crate) fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize) {
+    let fits = |len: usize, a: usize, b: usize| a.checked_mul(b).is_some_and(|need| len >= need);
     assert!(
-        lhs.len() >= m * k && rhs.len() >= k * n && dst.len() >= m * n,
+        fits(lhs.len(), m, k) && fits(rhs.len(), k, n) && fits(dst.len(), m, n),
         "matmul: a slice is shorter than its matrix"
     );
     if m == 0 || n == 0 {
@@ -50,6 +52,9 @@ pub(crate) fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usi
     }
 }
 
+/// Blocks a product is cut into, whatever the thread count (enough for 8 threads).
+const BLOCKS: usize = 8;
+
 /// `out [rows, n] = x [rows, k] · w [k, n]` a block of rows per parallel task (each task packs `w` itself, so blocks are
 /// as large as an even share allows), each block then handed to `finish(block, first_row)` while still in cache.
 pub(crate) fn by_rows(
@@ -61,9 +66,11 @@ pub(crate) fn by_rows(
 ) {
     use rayon::prelude::*;
     let rows = x.len() / k.max(1);
-    assert_eq!(out.len(), rows * n, "by_rows: the output is not [rows, n]");
-    // Two blocks a thread, of at least 32 rows (gemm's kernels want width) and at most 2048 (the block stays in cache).
-    let block = rows.div_ceil(2 * rayon::current_num_threads()).clamp(32, 2048);
+    assert!(x.len() == rows * k && out.len() == rows * n, "by_rows: the operands are not [rows, k] and [rows, n]");
+    // BLOCKS blocks (or fewer of at least 32 rows: gemm's kernels want width; at most 2048: the block stays in cache),
+    // whatever the thread count: gemm's summation order depends on a product's shape, so a row's values depend on the
+    // rows multiplied with it, but never on the threads.
+    let block = rows.div_ceil(BLOCKS).clamp(32, 2048);
     out.par_chunks_mut((block * n).max(1)).zip(x.par_chunks((block * k).max(1))).enumerate().for_each(
         |(i, (out, x))| {
             matmul(out, x, w, x.len() / k.max(1), k, n);

@@ -93,7 +93,7 @@ impl Embeddings {
         Embeddings::read_rows(path, None)
     }
 
-    /// Reads rows `rows` (every row for `None`) of what [`Embeddings::to_safetensors`] wrote from `path`, and only
+    /// Reads rows `wanted` (every row for `None`) of what [`Embeddings::to_safetensors`] wrote from `path`, and only
     /// those: a shard of a million-row part reads its slice. The whole file's size is checked against its header; a
     /// range past the file's rows is an error.
     pub fn read_rows(path: &Path, wanted: Option<std::ops::Range<usize>>) -> Result<Embeddings> {

@@ -42,8 +42,8 @@ pub(super) fn embed(run: &Run, sharding: Sharding) -> Result<()> {
     let (config, inputs) = key(run)?;
     if sharding != Sharding::Whole {
         let embedder = run.embedder()?;
-        // In the embedder's batches, as the whole stage embeds a part with an empty cache: EfficientNet's rows do not
-        // depend on the batch, but a matrix product's last bits can (CLIP's towers).
+        // In the embedder's batches, as the whole stage embeds a part with an empty cache: a matrix product's last bits
+        // can depend on the rows multiplied with a row (gemm's blocking follows a product's shape).
         let (revision, align) = (embedder.revision(), embedder.batch_size());
         let extra = json!({"revision": revision});
         let sharded = Sharded { stage: "embed", config, inputs, extra, align, parts: &SplitPart::ALL };

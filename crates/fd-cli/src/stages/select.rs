@@ -115,6 +115,10 @@ impl<'i> Plan<'i> {
                     "the extra pool's embeddings and evaluation disagree; run `fd-cli reproduce` to remake them",
                 )?
             } else {
+                // The shards scored the pool's images in the order the run lists them; so must the evaluation.
+                if eval.indices != run.prepared()?.images(SplitPart::Extra).1 {
+                    bail!("the extra pool's evaluation does not list the pool's images in order; run `fd-cli evaluate` to remake it");
+                }
                 let confidence = eval.confidence.iter().map(|&c| f64::from(c)).collect();
                 let (indices, labels, correct) = (eval.indices, eval.labels, eval.correct);
                 Scored { rows: Vec::new(), dim: p.dim(), indices, labels, correct, confidence }
@@ -126,7 +130,8 @@ impl<'i> Plan<'i> {
                     score(&directions, modes.as_ref(), &extra.rows, &extra.labels)?
                 }
             };
-            if scores.decisions.len() != extra.labels.len() {
+            let modes_scored = if with_modes { extra.labels.len() } else { 0 };
+            if scores.decisions.len() != extra.labels.len() || scores.modes.len() != modes_scored {
                 bail!("{} pool scores for {} pool images", scores.decisions.len(), extra.labels.len());
             }
             // The SVM's space (standardised, normalised) for the coreset, starting from the train split's embeddings.

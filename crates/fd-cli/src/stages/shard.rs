@@ -20,7 +20,7 @@ use crate::run::Run;
 
 /// A stage that shards, keyed as the whole stage is.
 pub(super) struct Sharded {
-    /// The stage (`embed`, `evaluate`).
+    /// The stage (`embed`, `evaluate`, `select`).
     pub(super) stage: &'static str,
     /// The whole stage's config sections.
     pub(super) config: Value,

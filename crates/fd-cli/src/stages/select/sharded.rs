@@ -1,7 +1,8 @@
 //! Scoring the pool as shards of a job ([`crate::stages::shard`]): each shard reads its slice of the pool's embeddings
 //! and writes the slice's scores to `shards/select-I-of-N/scores.safetensors` (`positions` I64 `[n]`, the rows' positions
-//! in the pool; `decisions` F64 `[n]`; `modes` F64 `[n, m]`, each row's mode decision values padded with NaN to the most
-//! modes a class has, `m` = 0 without the modes rule). The merge joins them in order for the select stage's picks.
+//! in the pool; `decisions` F64 `[n]`; `modes` F64 `[n, m]`, each row's mode decision values padded to the most modes a
+//! class has, and `mode_counts` I64 `[n]`, how many of them are the row's; both empty without the modes rule). The merge
+//! joins them in order for the select stage's picks.
 
 use anyhow::{Context, Result, bail};
 use fd_data::SplitPart;
@@ -75,16 +76,18 @@ fn to_safetensors(positions: &[usize], scores: &PoolScores) -> Vec<u8> {
     let modes: Vec<u8> = scores
         .modes
         .iter()
-        .flat_map(|row| (0..width).map(|k| row.get(k).copied().unwrap_or(f64::NAN)))
+        .flat_map(|row| (0..width).map(|k| row.get(k).copied().unwrap_or(0.0)))
         .flat_map(f64::to_le_bytes)
         .collect();
+    let counts: Vec<u8> = scores.modes.iter().flat_map(|row| (row.len() as i64).to_le_bytes()).collect();
     let view = |dtype, shape, bytes| {
         safetensors::tensor::TensorView::new(dtype, shape, bytes).expect("the shapes match the data by construction")
     };
     let views = [
         ("positions", view(Dtype::I64, vec![n], positions.as_slice())),
         ("decisions", view(Dtype::F64, vec![n], decisions.as_slice())),
-        ("modes", view(Dtype::F64, vec![if scores.modes.is_empty() { 0 } else { n }, width], modes.as_slice())),
+        ("modes", view(Dtype::F64, vec![scores.modes.len(), width], modes.as_slice())),
+        ("mode_counts", view(Dtype::I64, vec![scores.modes.len()], counts.as_slice())),
     ];
     safetensors::serialize(views, None).expect("serializing to memory cannot fail")
 }
@@ -93,16 +96,20 @@ fn to_safetensors(positions: &[usize], scores: &PoolScores) -> Vec<u8> {
 fn from_safetensors(bytes: &[u8]) -> Result<(Vec<usize>, PoolScores)> {
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("{e}; it may be truncated"))?;
     let (p, d, m) = (st.tensor("positions")?, st.tensor("decisions")?, st.tensor("modes")?);
+    let c = st.tensor("mode_counts")?;
     let n = p.shape().first().copied().unwrap_or(0);
+    let rows = m.shape().first().copied().unwrap_or(0);
     let fits = p.dtype() == Dtype::I64
         && p.shape() == [n]
         && d.dtype() == Dtype::F64
         && d.shape() == [n]
         && m.dtype() == Dtype::F64
         && m.shape().len() == 2
-        && (m.shape()[0] == n || m.shape()[0] == 0);
+        && (rows == n || rows == 0)
+        && c.dtype() == Dtype::I64
+        && c.shape() == [rows];
     if !fits {
-        bail!("expected positions I64 [n], decisions F64 [n], modes F64 [n or 0, m]");
+        bail!("expected positions I64 [n], decisions F64 [n], modes F64 [n or 0, m], mode_counts I64 [n or 0]");
     }
     let f64s = |data: &[u8]| -> Vec<f64> {
         data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect()
@@ -114,9 +121,14 @@ fn from_safetensors(bytes: &[u8]) -> Result<(Vec<usize>, PoolScores)> {
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| anyhow::anyhow!("a negative position"))?;
     let (values, width) = (f64s(m.data()), m.shape()[1]);
-    let modes = (0..m.shape()[0])
-        .map(|r| values[r * width..(r + 1) * width].iter().copied().take_while(|v| !v.is_nan()).collect())
-        .collect();
+    let counts = c.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let modes = counts
+        .enumerate()
+        .map(|(r, count)| match usize::try_from(count) {
+            Ok(count) if count <= width => Ok(values[r * width..r * width + count].to_vec()),
+            _ => bail!("row {r}: {count} modes in rows of {width}"),
+        })
+        .collect::<Result<_>>()?;
     Ok((positions, PoolScores { decisions: f64s(d.data()), modes }))
 }
 
@@ -126,12 +138,16 @@ mod tests {
 
     #[test]
     fn a_shards_scores_come_back_as_written() {
-        // Rows of a class with two modes, one with none, one with one: padded to two, trimmed back.
-        let scores = PoolScores { decisions: vec![0.5, -1.25, 3.0], modes: vec![vec![-0.5, 2.0], vec![], vec![1.5]] };
+        // Rows of a class with two modes, one with none, one with one: padded to two, cut back (a NaN is a value, not
+        // the padding).
+        let scores =
+            PoolScores { decisions: vec![0.5, -1.25, 3.0], modes: vec![vec![-0.5, f64::NAN], vec![], vec![1.5]] };
         let bytes = to_safetensors(&[7, 8, 9], &scores);
         let (positions, back) = from_safetensors(&bytes).unwrap();
         assert_eq!(positions, [7, 8, 9]);
-        assert_eq!((back.decisions, back.modes), (scores.decisions, scores.modes));
+        assert_eq!(back.decisions, scores.decisions);
+        assert_eq!(back.modes.iter().map(Vec::len).collect::<Vec<_>>(), [2, 0, 1]);
+        assert!(back.modes[0][0] == -0.5 && back.modes[0][1].is_nan() && back.modes[2] == [1.5]);
         // Without the modes rule: no modes at all, not a row of none each.
         let plain = PoolScores { decisions: vec![1.0, 2.0], modes: Vec::new() };
         let (positions, back) = from_safetensors(&to_safetensors(&[0, 1], &plain)).unwrap();
