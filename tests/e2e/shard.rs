@@ -18,6 +18,13 @@ fn as_array_task(tmp: &std::path::Path, args: &[&str], id: &str, count: &str) ->
         .expect("running fd-cli")
 }
 
+/// The key in a finished stage's stamp.
+fn stage_key(run: &std::path::Path, stage: &str) -> serde_json::Value {
+    let path = run.join(format!("stages/{stage}.json"));
+    let stamp: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    stamp["key"].clone()
+}
+
 #[test]
 fn sharded_embedding_merges_into_the_unsharded_result_and_rejects_bad_shards() {
     let tmp = tempfile::tempdir().unwrap();
@@ -67,10 +74,7 @@ fn sharded_embedding_merges_into_the_unsharded_result_and_rejects_bad_shards() {
         let (a, b) = (std::fs::read(whole.join(&name)).unwrap(), std::fs::read(sharded.join(&name)).unwrap());
         assert!(a == b, "{name}: the merged shards differ from the unsharded stage");
     }
-    let stamp = |dir: &std::path::Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(dir.join("stages/embed.json")).unwrap()).unwrap()
-    };
-    assert_eq!(stamp(&whole)["key"], stamp(&sharded)["key"]);
+    assert_eq!(stage_key(&whole, "embed"), stage_key(&sharded, "embed"));
     let rerun = stdout(&embed(&[]));
     assert_eq!(stage_lines(&rerun), ["embed: unchanged, skipped"], "{rerun}");
     // A stage that does not shard says so.
@@ -94,11 +98,7 @@ fn sharded_evaluation_merges_into_the_unsharded_evaluation() {
     let parts = ["train", "val", "extra", "test"];
     let read = |p: &str| std::fs::read(run.join(format!("eval_{p}.safetensors"))).unwrap();
     let whole: Vec<Vec<u8>> = parts.iter().map(|p| read(p)).collect();
-    let key = |run: &std::path::Path| -> serde_json::Value {
-        let stamp: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(run.join("stages/evaluate.json")).unwrap()).unwrap();
-        stamp["key"].clone()
-    };
+    let key = |run: &std::path::Path| stage_key(run, "evaluate");
     let whole_key = key(&run);
     std::fs::remove_file(run.join("stages/evaluate.json")).unwrap();
     parts.iter().for_each(|p| std::fs::remove_file(run.join(format!("eval_{p}.safetensors"))).unwrap());
@@ -133,11 +133,7 @@ fn sharded_pool_scoring_picks_what_the_whole_select_stage_picks() {
     stdout(&fd_cli(tmp.path(), &["reproduce", "--config", config_s, "--run", run_s, "--skip", skip]));
     stdout(&stage(&[]));
     let whole = std::fs::read(run.join("selections.json")).unwrap();
-    let key = |run: &std::path::Path| -> serde_json::Value {
-        let stamp: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(run.join("stages/select.json")).unwrap()).unwrap();
-        stamp["key"].clone()
-    };
+    let key = |run: &std::path::Path| stage_key(run, "select");
     let whole_key = key(&run);
     std::fs::remove_file(run.join("stages/select.json")).unwrap();
     std::fs::remove_file(run.join("selections.json")).unwrap();

@@ -11,6 +11,7 @@ use burn::prelude::*;
 
 use crate::channels_last::{Spatial, add_bias, dense_relu6, depthwise_relu6, relu6_mean};
 use crate::effnet::{EfficientNet, SameConv};
+use crate::scratch::{sized, with_kept};
 
 /// Images per pass through the network: the largest activation of EfficientNet-Lite0 at 128 pixels (96 channels of 64 ×
 /// 64) is 25 MB for 16 images, 100 MB for a batch of 64; of 4, 8, 16 and 64, 16 was fastest (BENCHMARKS.md).
@@ -106,14 +107,6 @@ impl std::fmt::Debug for Buffers {
     }
 }
 
-/// `v`'s first `len` values, grown (with zeros) to hold them.
-fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if v.len() < len {
-        v.resize(len, 0.0);
-    }
-    &mut v[..len]
-}
-
 /// The shape of a chunk's channels-last activations: `[images, h, w, channels]`.
 #[derive(Debug, Clone, Copy)]
 struct Shape {
@@ -179,18 +172,11 @@ impl FusedEffNet {
         let pixels = data.as_slice::<f32>().expect("f32 images");
         let per_image = channels * h * w;
         let mut out = Vec::with_capacity(n * self.head.out_channels());
-        let mut fresh = Buffers::default();
-        // A panic while they were held left nothing the next pass relies on (it writes before it reads), so a poisoned
-        // lock is taken as it is.
-        let mut kept = match self.buffers.try_lock() {
-            Ok(kept) => Some(kept),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        let buffers = kept.as_deref_mut().unwrap_or(&mut fresh);
-        for chunk in pixels.chunks(CHUNK * per_image.max(1)) {
-            out.extend(self.chunk(chunk, channels, h, w, buffers));
-        }
+        with_kept(&self.buffers, |buffers| {
+            for chunk in pixels.chunks(CHUNK * per_image.max(1)) {
+                out.extend(self.chunk(chunk, channels, h, w, buffers));
+            }
+        });
         Tensor::from_data(TensorData::new(out, [n, self.head.out_channels()]), &device)
     }
 

@@ -17,6 +17,7 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use crate::clip::{EncoderLayer, VisionTransformer};
+use crate::scratch::{sized, with_kept};
 
 /// CLIP's LayerNorm epsilon.
 const EPS: f32 = 1e-5;
@@ -84,14 +85,6 @@ impl std::fmt::Debug for Buffers {
         let lens = [&self.next, &self.normed, &self.qkv, &self.attended, &self.hidden].map(Vec::len);
         f.debug_struct("Buffers").field("lengths", &lens).finish()
     }
-}
-
-/// `v`'s first `len` values, grown (with zeros) to hold them.
-fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if v.len() < len {
-        v.resize(len, 0.0);
-    }
-    &mut v[..len]
 }
 
 /// `out = y + bias + residual` row by row (`residual` the rows from `first` of the stream).
@@ -224,18 +217,12 @@ impl FusedVit {
         });
         let mut x = vec![0f32; stream.len()];
         self.pre.apply(&stream, &mut x);
-        let mut fresh = Buffers { next: stream, ..Buffers::default() };
-        // A panic while they were held left nothing the next pass relies on (it writes before it reads), so a poisoned
-        // lock is taken as it is.
-        let mut kept = match self.buffers.try_lock() {
-            Ok(kept) => Some(kept),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        let buffers = kept.as_deref_mut().unwrap_or(&mut fresh);
-        for layer in &self.layers {
-            layer.forward(&mut x, buffers, images, self.heads);
-        }
+        drop(stream);
+        with_kept(&self.buffers, |buffers| {
+            for layer in &self.layers {
+                layer.forward(&mut x, buffers, images, self.heads);
+            }
+        });
         let pooled: Vec<f32> = x.chunks_exact(tokens * d).flat_map(|image| image[..d].iter().copied()).collect();
         let mut normed = vec![0f32; pooled.len()];
         self.post.apply(&pooled, &mut normed);

@@ -17,6 +17,7 @@ mod fused_vit;
 pub mod imagenet;
 pub mod load;
 mod matmul;
+mod scratch;
 pub use fd_data::preprocess;
 pub mod tokenize;
 
