@@ -222,3 +222,34 @@ fn pytorch_weights_load_and_give_pytorchs_logits() {
         .unwrap_err();
     assert!(e.to_string().starts_with("/nonexistent/w.safetensors: no such file"), "{e}");
 }
+
+/// A batch larger than one inference group runs as groups spread over threads (`ResNet::features`): every row is
+/// still its own image's features, in order; the first four are PyTorch's.
+#[test]
+fn grouped_inference_keeps_every_image_in_its_row() {
+    let device = device(DeviceKind::Flex).unwrap();
+    let model =
+        load::load_weights(ResNet::new(Architecture::Tiny, 10, &device), &fixture("tiny_resnet.safetensors")).unwrap();
+    let io = std::fs::read(fixture("tiny_io.safetensors")).unwrap();
+    let (input, _) = read_f32(&io, "input");
+    let image = 3 * 32 * 32;
+    // 37 images (two full groups and a short one): the fixture's four, then scaled copies of them.
+    let batch: Vec<f32> = (0..37)
+        .flat_map(|i| input[(i % 4) * image..][..image].iter().map(move |v| v * (1.0 + 0.05 * (i / 4) as f32)))
+        .collect();
+    let x = Tensor::<4>::from_data(TensorData::new(batch.clone(), [37, 3, 32, 32]), &device);
+    let grouped: Vec<f32> = model.features(x).into_data().try_to_vec().unwrap();
+    let dim = grouped.len() / 37;
+    let want = read_f32(&io, "features").0;
+    for (g, w) in grouped[..4 * dim].iter().zip(&want) {
+        assert!((g - w).abs() < 1e-4, "{g} vs PyTorch's {w}");
+    }
+    for i in 0..37 {
+        let one =
+            Tensor::<4>::from_data(TensorData::new(batch[i * image..][..image].to_vec(), [1, 3, 32, 32]), &device);
+        let alone: Vec<f32> = model.features(one).into_data().try_to_vec().unwrap();
+        for (g, a) in grouped[i * dim..][..dim].iter().zip(&alone) {
+            assert!((g - a).abs() <= 1e-5 * (1.0 + a.abs()), "image {i}: {g} in the batch, {a} alone");
+        }
+    }
+}

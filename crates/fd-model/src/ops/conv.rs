@@ -74,7 +74,7 @@ fn geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
 
 fn flex_forward(g: &Geometry, x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
     let [ho, wo] = g.out_hw().expect("checked by geometry()");
-    flex_tensor(kernel::forward(g, &dense(x), &dense(w)), [g.batch, g.c_out, ho, wo])
+    flex_tensor(kernel::forward(g, &dense(x), &dense(w), None), [g.batch, g.c_out, ho, wo])
 }
 
 #[derive(Debug)]

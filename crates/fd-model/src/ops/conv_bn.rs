@@ -1,16 +1,16 @@
-//! Inference through a convolution, its BatchNorm, an optional skip connection and an optional ReLU in one pass over the
-//! convolution's output: on the plain flex device with the layer out of training, the normalised value `y · scale[c] +
-//! shift[c]`, plus the skip, rectified, is written where `y` was. The figures are the three separate operations' (the
-//! same products and sums in the same order); elsewhere (training, autodiff, another backend) it is that composition.
+//! Inference through a convolution, its BatchNorm, an optional skip connection and an optional ReLU in one pass: on the
+//! plain flex device with the layer out of training, the convolution's kernel writes the normalised value
+//! `y · scale[c] + shift[c]`, plus the skip, rectified, as each task's output comes out of its product
+//! (`conv_kernel::Epilogue`). The figures are the three separate operations' (the same products and sums in the same
+//! order); elsewhere (training, autodiff, another backend) it is that composition.
 
+use super::conv_kernel::Epilogue;
+use super::{batch_norm, conv, conv2d, dense, flex_tensor};
 use burn::backend::Flex;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation;
-use rayon::prelude::*;
-
-use super::{batch_norm, conv, conv2d, dense, flex_tensor};
 
 /// `relu?(bn(conv(x)) + skip)`, the ReLU when `relu`.
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, skip: Option<Tensor<4>>, relu: bool) -> Tensor<4> {
@@ -44,28 +44,8 @@ fn fused(conv: &Conv2d, bn: &BatchNorm, x: &Tensor<4>, skip: Option<&Tensor<4>>,
         Some(_) => return None,
         None => None,
     };
-    let hw = ho * wo;
-    let mut y = super::conv_kernel::forward(&g, &dense(&xp), &dense(&wp));
     let skip = skip.as_ref().map(|s| dense(s));
-    y.par_chunks_mut(g.c_out * hw).enumerate().for_each(|(b, image)| {
-        for (c, plane) in image.chunks_exact_mut(hw).enumerate() {
-            let (s, t) = (scale[c], shift[c]);
-            let at = (b * g.c_out + c) * hw;
-            match &skip {
-                Some(skip) => {
-                    for (o, r) in plane.iter_mut().zip(&skip[at..at + hw]) {
-                        let v = *o * s + t + r;
-                        *o = if relu { v.max(0.0) } else { v };
-                    }
-                }
-                None => {
-                    for o in plane.iter_mut() {
-                        let v = *o * s + t;
-                        *o = if relu { v.max(0.0) } else { v };
-                    }
-                }
-            }
-        }
-    });
+    let epilogue = Epilogue { scale: &scale, shift: &shift, skip: skip.as_deref(), relu };
+    let y = super::conv_kernel::forward(&g, &dense(&xp), &dense(&wp), Some(&epilogue));
     Some(Tensor::from_primitive::<Flex>(flex_tensor(y, [g.batch, g.c_out, ho, wo])))
 }

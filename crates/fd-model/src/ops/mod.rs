@@ -25,6 +25,11 @@ pub(crate) use batch_norm::batch_norm;
 pub(crate) use conv::conv2d;
 pub(crate) use conv_bn::conv_bn;
 
+/// Whether `x` lives on the plain (non-autodiff) flex device, where our inference paths apply.
+pub(crate) fn is_plain_flex(x: &Tensor<4>) -> bool {
+    !x.device().is_autodiff() && x.clone().try_into_primitive::<burn::backend::Flex>().is_ok()
+}
+
 /// The autodiff flex backend's float tensor.
 type AdTensor = <burn::backend::Autodiff<burn::backend::Flex> as burn::backend::BackendTypes>::FloatTensorPrimitive;
 
