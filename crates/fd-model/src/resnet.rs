@@ -182,8 +182,9 @@ impl ResNet {
     /// In inference on the plain CPU device a large batch runs as groups of [`INFERENCE_GROUP`] images, the groups
     /// spread over rayon's threads: each thread carries its own images through the whole network while their
     /// activations stay in its cache (measured 1.4-1.5× faster at batch 64 on 2 cores than every layer over the whole
-    /// batch). The figures are the same: no image's value depends on another's outside training, and a group of
-    /// 16 splits each convolution into the same tasks as the whole batch.
+    /// batch). The figures are the same: no image's value depends on another's outside training, and on feature maps
+    /// of 4 × 4 pixels or more (every stage of a ResNet on 32 × 32 images) groups of 16 split each convolution into
+    /// the same tasks as the whole batch.
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let batch = x.dims()[0];
         if batch > INFERENCE_GROUP && crate::ops::is_plain_flex(&x) {

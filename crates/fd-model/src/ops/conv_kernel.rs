@@ -1,10 +1,8 @@
 //! A 2-D convolution and its two gradients on plain NCHW `f32` slices: im2col into a small per-task buffer, one
 //! single-threaded `gemm` per task, tasks spread over rayon's pool.
 //!
-//! - forward: `y [c_out, n] = w [c_out, k] · cols [k, n]` with the channel-major [`im2col`], or, with 8 or more input
-//!   channels where it costs little, one product per kernel tap read straight from the padded, stride-split image
-//!   ([`Wide`]); either way each task's output passes through an optional [`Epilogue`] (BatchNorm, skip, ReLU) while
-//!   it is still in cache;
+//! - forward: `y [c_out, n] = w [c_out, k] · cols [k, n]` with the channel-major [`im2col`], each task's output passed
+//!   through an optional [`Epilogue`] (BatchNorm, skip, ReLU) while it is still in cache;
 //! - input gradient: `dcols [k, n] = wᵀ · dy [c_out, n]`, then [`col2im`] adds it back onto the pixels;
 //! - weight gradient: `dw [c_out, k] += dy [c_out, n] · cols_t [n, k]` with the pixel-major [`im2col_t`].
 //!
@@ -314,13 +312,6 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], epilogue: Option<&Epil
     if g.y_len() == 0 {
         return vec![0f32; 0];
     }
-    match Wide::new(g) {
-        Some(wide) => wide.forward(x, w, epilogue),
-        None => forward_im2col(g, x, w, epilogue),
-    }
-}
-
-fn forward_im2col(g: &Geometry, x: &[f32], w: &[f32], epilogue: Option<&Epilogue<'_>>) -> Vec<f32> {
     let (k, hw, per) = (g.k(), g.hw_out(), g.images_per_task());
     let mut y = vec![0f32; g.y_len()];
     let weight = Mat::row_major(g.c_out, k);
@@ -352,123 +343,6 @@ fn forward_im2col(g: &Geometry, x: &[f32], w: &[f32], epilogue: Option<&Epilogue
         },
     );
     y
-}
-
-/// The [`Wide`] path needs this many input channels (its products have `k = c_in`; the first layer's three channels
-/// go through [`im2col`]).
-const WIDE_MIN_CHANNELS: usize = 8;
-/// ... and costs at most this many multiplications per hundred of the convolution's own (the padded width's and the
-/// stacked images' discarded outputs).
-const WIDE_MAX_COST_PERCENT: usize = 115;
-
-/// The forward pass without an im2col matrix. Each image is zero-padded once and split by the stride into `sh · sw`
-/// phase planes of `hq × wq` pixels (phase `(a, b)` holds the padded pixels `(r · sh + a, q · sw + b)`), and the product
-/// is computed at the phase planes' width `wq`: output `(oy, ox)` sits at column `oy · wq + ox` (the columns past `wo`
-/// in each row are discarded). At that width, kernel tap `(i, j)`'s im2col rows are the phase-`(i mod sh, j mod sw)`
-/// planes shifted by `(i / sh) · wq + j / sw` pixels, so the convolution is `kh · kw` products of the weight's tap slice
-/// `[c_out, c_in]` with those planes, read in place (gemm takes them without packing: contiguous along the output).
-/// A task's images are stacked, `hq · wq` columns each; their last `hq - ho` rows are discarded too.
-struct Wide<'g> {
-    g: &'g Geometry,
-    /// Images per task.
-    per: usize,
-    /// The phase planes' height and width.
-    hq: usize,
-    wq: usize,
-    /// The phases a tap reads, `[min(sh, kh), min(sw, kw)]` (a strided 1 × 1 kernel reads phase `(0, 0)` alone).
-    phases: [usize; 2],
-    /// One (channel, phase) buffer: `per` images' planes and the `(kw - 1) / sw` zeros the last tap's window reaches,
-    /// then padding.
-    stack: usize,
-}
-
-impl<'g> Wide<'g> {
-    fn new(g: &'g Geometry) -> Option<Wide<'g>> {
-        let [sh, sw] = g.stride;
-        let (hq, wq) = ((g.h + 2 * g.pad[0]).div_ceil(sh), (g.w + 2 * g.pad[1]).div_ceil(sw));
-        let per = g.images_per_task();
-        let columns = if per == 1 { g.ho() * wq } else { hq * wq };
-        let cheap = columns * 100 <= WIDE_MAX_COST_PERCENT * g.hw_out();
-        // An odd number of cache lines between buffers: gemm reads one column from each of `c_in` buffers in turn, and
-        // a stride of a whole number of pages would map them all to the same cache sets.
-        let stack = (per * hq * wq + (g.kw - 1) / sw).next_multiple_of(32) + 16;
-        let phases = [sh.min(g.kh), sw.min(g.kw)];
-        (g.c_in >= WIDE_MIN_CHANNELS && cheap).then_some(Wide { g, per, hq, wq, phases, stack })
-    }
-
-    /// Buffer `(ci, a, b)`: channel `ci`'s phase `(a, b)`.
-    fn buffer(&self, ci: usize, a: usize, b: usize) -> usize {
-        ((ci * self.phases[0] + a) * self.phases[1] + b) * self.stack
-    }
-
-    /// Copies image `slot` of the task into its phase planes (the padding stays as it was: zero).
-    fn split(&self, slot: usize, image: &[f32], phases: &mut [f32]) {
-        let g = self.g;
-        let ([sh, sw], [ph, pw]) = (g.stride, g.pad);
-        for (ci, src) in image.chunks_exact(g.h * g.w).enumerate() {
-            for (y, line) in src.chunks_exact(g.w).enumerate() {
-                let (a, r) = ((y + ph) % sh, (y + ph) / sh);
-                if a >= self.phases[0] {
-                    continue;
-                }
-                for b in 0..self.phases[1] {
-                    // Input columns x with (x + pw) mod sw == b, at phase column (x + pw) / sw.
-                    let x0 = (b + sw - pw % sw) % sw;
-                    if x0 >= g.w {
-                        continue;
-                    }
-                    let at = self.buffer(ci, a, b) + (slot * self.hq + r) * self.wq + (x0 + pw) / sw;
-                    let dst = &mut phases[at..][..(g.w - x0).div_ceil(sw)];
-                    if sw == 1 {
-                        dst.copy_from_slice(line);
-                    } else {
-                        for (d, v) in dst.iter_mut().zip(line[x0..].iter().step_by(sw)) {
-                            *d = *v;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn forward(&self, x: &[f32], w: &[f32], epilogue: Option<&Epilogue<'_>>) -> Vec<f32> {
-        let g = self.g;
-        let ([sh, sw], k, wo, hw) = (g.stride, g.k(), g.wo(), g.hw_out());
-        let per_image = self.hq * self.wq;
-        let mut y = vec![0f32; g.y_len()];
-        y.par_chunks_mut(self.per * g.out_image()).enumerate().for_each_init(
-            || (vec![0f32; self.buffer(g.c_in, 0, 0)], vec![0f32; g.c_out * self.per * per_image]),
-            |(phases, product), (task, y)| {
-                let images = y.len() / g.out_image();
-                let first = task * self.per;
-                for slot in 0..images {
-                    self.split(slot, &x[(first + slot) * g.in_image()..][..g.in_image()], phases);
-                }
-                let n = (images - 1) * per_image + g.ho() * self.wq;
-                let w_tap = Mat { rows: g.c_out, cols: g.c_in, row_stride: k, col_stride: g.kh * g.kw };
-                let x_tap = Mat { rows: g.c_in, cols: n, row_stride: self.buffer(1, 0, 0), col_stride: 1 };
-                for (tap, (i, j)) in (0..g.kh).flat_map(|i| (0..g.kw).map(move |j| (i, j))).enumerate() {
-                    // y += w[:, :, i, j] · the phase-(i mod sh, j mod sw) planes, shifted.
-                    let at = self.buffer(0, i % sh, j % sw) + (i / sh) * self.wq + j / sw;
-                    matmul(product, tap > 0, &w[tap..], w_tap, &phases[at..], x_tap);
-                }
-                // Each image's planes, cropped to ho × wo.
-                for (slot, image) in y.chunks_exact_mut(g.out_image()).enumerate() {
-                    for (c, plane) in image.chunks_exact_mut(hw).enumerate() {
-                        let wide = &product[c * n + slot * per_image..];
-                        for (oy, out) in plane.chunks_exact_mut(wo).enumerate() {
-                            let src = &wide[oy * self.wq..][..wo];
-                            match epilogue {
-                                Some(e) => e.write(g, first + slot, c, oy * wo, src, out),
-                                None => out.copy_from_slice(src),
-                            }
-                        }
-                    }
-                }
-            },
-        );
-        y
-    }
 }
 
 /// Scratch space of one group of tasks in the backward pass.
@@ -643,39 +517,9 @@ mod tests {
         ]
     }
 
-    /// Geometries the [`Wide`] path takes: 8 or more input channels, a stride, a padding and a size where it costs
-    /// little (too large for the gradient test's basis directions).
-    fn wide_geometries() -> Vec<Geometry> {
-        let g = |batch, c_in, h, w, c_out, k, s, p| Geometry {
-            batch,
-            c_in,
-            h,
-            w,
-            c_out,
-            kh: k,
-            kw: k,
-            stride: [s, s],
-            pad: [p, p],
-        };
-        vec![
-            g(3, 9, 16, 16, 5, 3, 1, 1),
-            Geometry { w: 40, kh: 3, kw: 5, pad: [1, 2], ..g(2, 8, 17, 40, 3, 3, 1, 1) },
-            g(2, 8, 16, 18, 3, 1, 1, 0),
-            g(1, 10, 18, 18, 2, 3, 1, 0), // no padding: 16 × 16 out
-            g(2, 8, 32, 32, 3, 3, 2, 1),  // stride 2, one image per task
-            g(5, 8, 16, 16, 3, 1, 2, 0),  // the 1 × 1 projection: stacked images
-            Geometry { h: 65, w: 31, stride: [2, 3], pad: [1, 2], ..g(2, 8, 65, 31, 2, 3, 2, 1) },
-        ]
-    }
-
     #[test]
     fn forward_matches_the_textbook_convolution() {
-        assert!(geometries().iter().all(|g| Wide::new(g).is_none()), "the small geometries take im2col");
-        let wide = wide_geometries();
-        let taken: Vec<_> = wide.iter().filter_map(Wide::new).map(|w| (w.g.stride, w.per)).collect();
-        assert_eq!(taken.len(), wide.len(), "the wide geometries take the wide path");
-        assert!(taken.iter().any(|&(s, per)| s == [2, 2] && per == 1) && taken.iter().any(|&(_, per)| per > 1));
-        for g in geometries().into_iter().chain(wide) {
+        for g in geometries() {
             let (x, w) = (values(g.x_len(), 0.7), values(g.w_len(), 1.3));
             close(&forward(&g, &x, &w, None), &naive(&g, &x, &w), 1e-5);
             // With the epilogue: the affine map per channel, the skip, the ReLU, against the same on the textbook output.
