@@ -237,12 +237,13 @@ impl Embedder {
 
     /// The revision of this embedder's image path, for caches of its embeddings: a cache of another revision was
     /// computed by other code whose sums round differently, and mixing the two breaks bit-for-bit agreement between runs.
-    /// On the flex device 3, fd-clip's own inference paths with their products through fd-clip's gemm wrapper
-    /// (`fused.rs` on channels-last activations for EfficientNet, `fused_vit.rs` for CLIP's vision tower; 2 was both
-    /// paths before); elsewhere 1.
+    /// On the flex device fd-clip's own inference paths with their products through fd-clip's gemm wrapper: 3 for
+    /// EfficientNet (`fused.rs` on channels-last activations; 2 before), 4 for CLIP's vision tower (`fused_vit.rs`,
+    /// with the patch embedding as one product; 3 with burn's convolution for it); elsewhere 1.
     pub fn revision(&self) -> u32 {
         match &self.backbone {
-            Backbone::EffNet { fused: Some(_), .. } | Backbone::Clip { fused: Some(_), .. } => 3,
+            Backbone::EffNet { fused: Some(_), .. } => 3,
+            Backbone::Clip { fused: Some(_), .. } => 4,
             _ => 1,
         }
     }
