@@ -222,7 +222,7 @@ fn the_clip_embedder_runs_the_fused_tower_to_the_reference() {
         resize: preprocess::Resize::Paper,
     };
     let embedder = crate::Embedder::clip(&config, &fixture("tiny_clip.safetensors"), &embed, &Device::flex()).unwrap();
-    assert_eq!(embedder.revision(), 4, "the flex device runs the fused tower");
+    assert_eq!(embedder.revision(), 4, "the flex device runs the fused tower, its patch embedding as one product");
     let (expected, _) = read(&io, "image_embeds");
     let whole = embedder.embed_batch(&images);
     assert!(max_err(&whole, &expected) <= 1e-4, "embeddings differ by {}", max_err(&whole, &expected));

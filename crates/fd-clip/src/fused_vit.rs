@@ -200,6 +200,11 @@ impl FusedVit {
         }
     }
 
+    /// Whether the patch embedding runs as one product ([`Patchify`]) rather than burn's convolution.
+    pub(crate) fn patchifies(&self) -> bool {
+        self.patchify.is_some()
+    }
+
     /// Image embeddings `[batch, embed_dim]` from normalised pixels: [`crate::clip::Clip::image_embeds`] up to rounding.
     pub(crate) fn image_embeds(&self, pixels: Tensor<4>) -> Tensor<2> {
         let device = pixels.device();

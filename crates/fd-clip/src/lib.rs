@@ -243,7 +243,8 @@ impl Embedder {
     pub fn revision(&self) -> u32 {
         match &self.backbone {
             Backbone::EffNet { fused: Some(_), .. } => 3,
-            Backbone::Clip { fused: Some(_), .. } => 4,
+            Backbone::Clip { fused: Some(fused), .. } if fused.patchifies() => 4,
+            Backbone::Clip { fused: Some(_), .. } => 3,
             _ => 1,
         }
     }

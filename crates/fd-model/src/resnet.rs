@@ -9,15 +9,15 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
-
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::ops::conv_bn;
 
-/// Images per group in batched inference (see [`ResNet::features`]): the most images one convolution task covers (a
-/// 4 × 4 map's 16 pixels times 16 images reach `conv_kernel`'s 256 columns), so grouping changes no task.
-const INFERENCE_GROUP: usize = 16;
+/// Images per group in batched inference (see [`ResNet::features`]): a multiple of the images one convolution task
+/// covers on every feature map of a ResNet on 32 × 32 images (1 at 32 × 32 and 16 × 16, 4 at 8 × 8, 16 at 4 × 4: a
+/// task has at least `conv_kernel`'s 256 columns), so there grouping changes no task.
+pub(crate) const INFERENCE_GROUP: usize = 16;
 
 /// The architecture, chosen by preset name in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,10 +181,10 @@ impl ResNet {
     ///
     /// In inference on the plain CPU device a large batch runs as groups of [`INFERENCE_GROUP`] images, the groups
     /// spread over rayon's threads: each thread carries its own images through the whole network while their
-    /// activations stay in its cache (measured 1.4-1.5× faster at batch 64 on 2 cores than every layer over the whole
-    /// batch). The figures are the same: no image's value depends on another's outside training, and on feature maps
-    /// of 4 × 4 pixels or more (every stage of a ResNet on 32 × 32 images) groups of 16 split each convolution into
-    /// the same tasks as the whole batch.
+    /// activations stay in its cache (at batch 64 on 2 cores the forward pass took 15.6 ms against 23.5 in a timing
+    /// harness; BENCHMARKS.md). No image's value depends on another's outside training, and on 32 × 32 images the
+    /// groups split each convolution into the same tasks as the whole batch, so the features are the same bit for
+    /// bit; on smaller images the last stages' tasks (and so their sums' rounding) can differ.
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let batch = x.dims()[0];
         if batch > INFERENCE_GROUP && crate::ops::is_plain_flex(&x) {
@@ -195,7 +195,8 @@ impl ResNet {
         self.features_of_group(x)
     }
 
-    fn features_of_group(&self, x: Tensor<4>) -> Tensor<2> {
+    /// [`ResNet::features`] over the whole batch at once.
+    pub(crate) fn features_of_group(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = conv_bn(&self.conv1, &self.bn1, x, None, true);
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
             x = block.forward(x);

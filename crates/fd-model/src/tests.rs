@@ -224,7 +224,7 @@ fn pytorch_weights_load_and_give_pytorchs_logits() {
 }
 
 /// A batch larger than one inference group runs as groups spread over threads (`ResNet::features`): every row is
-/// still its own image's features, in order; the first four are PyTorch's.
+/// still its own image's features, in order, equal bit for bit to the whole batch's; the first four are PyTorch's.
 #[test]
 fn grouped_inference_keeps_every_image_in_its_row() {
     let device = device(DeviceKind::Flex).unwrap();
@@ -238,7 +238,11 @@ fn grouped_inference_keeps_every_image_in_its_row() {
         .flat_map(|i| input[(i % 4) * image..][..image].iter().map(move |v| v * (1.0 + 0.05 * (i / 4) as f32)))
         .collect();
     let x = Tensor::<4>::from_data(TensorData::new(batch.clone(), [37, 3, 32, 32]), &device);
-    let grouped: Vec<f32> = model.features(x).into_data().try_to_vec().unwrap();
+    assert!(crate::ops::is_plain_flex(&x), "the grouped path applies");
+    let grouped: Vec<f32> = model.features(x.clone()).into_data().try_to_vec().unwrap();
+    // On 32 × 32 images, bit for bit the whole batch's features.
+    let whole: Vec<f32> = model.features_of_group(x).into_data().try_to_vec().unwrap();
+    assert!(grouped == whole, "grouped inference changed the features' rounding");
     let dim = grouped.len() / 37;
     let want = read_f32(&io, "features").0;
     for (g, w) in grouped[..4 * dim].iter().zip(&want) {

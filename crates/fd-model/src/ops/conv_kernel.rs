@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::matmul::{Mat, matmul};
 
 /// The fewest output columns (images × output pixels) one task multiplies at once.
-const MIN_COLUMNS: usize = 256;
+pub(crate) const MIN_COLUMNS: usize = 256;
 /// The weight gradient is summed over this many groups of tasks, whatever the thread count.
 const GROUPS: usize = 8;
 
@@ -253,14 +253,13 @@ pub(crate) struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    /// Writes `dst` from the convolution's values `src`: channel `c` of image `image`, from pixel `offset` of its
-    /// plane on.
-    fn write(&self, g: &Geometry, image: usize, c: usize, offset: usize, src: &[f32], dst: &mut [f32]) {
+    /// Writes the plane `dst` from the convolution's values `src`: channel `c` of image `image`.
+    fn write(&self, g: &Geometry, image: usize, c: usize, src: &[f32], dst: &mut [f32]) {
         let (s, t, relu) = (self.scale[c], self.shift[c], self.relu);
         let pairs = dst.iter_mut().zip(src);
         match self.skip {
             Some(skip) => {
-                let at = (image * g.c_out + c) * g.hw_out() + offset;
+                let at = (image * g.c_out + c) * g.hw_out();
                 for ((o, v), r) in pairs.zip(&skip[at..at + src.len()]) {
                     let v = *v * s + t + r;
                     *o = if relu { v.max(0.0) } else { v };
@@ -310,7 +309,7 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], epilogue: Option<&Epil
         assert!(e.skip.is_none_or(|s| s.len() == g.y_len()), "conv forward: the skip has the output's shape");
     }
     if g.y_len() == 0 {
-        return vec![0f32; 0];
+        return Vec::new();
     }
     let (k, hw, per) = (g.k(), g.hw_out(), g.images_per_task());
     let mut y = vec![0f32; g.y_len()];
@@ -335,7 +334,7 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], epilogue: Option<&Epil
                     let (src, dst) =
                         (&product[co * n + image * hw..][..hw], &mut y[(image * g.c_out + co) * hw..][..hw]);
                     match epilogue {
-                        Some(e) => e.write(g, task * per + image, co, 0, src, dst),
+                        Some(e) => e.write(g, task * per + image, co, src, dst),
                         None => dst.copy_from_slice(src),
                     }
                 }
@@ -510,7 +509,8 @@ mod tests {
             g(3, 2, 5, 5, 4, 3, 1, 1),
             g(5, 3, 7, 6, 2, 3, 2, 1),
             g(2, 4, 6, 6, 3, 1, 2, 0),
-            g(40, 2, 4, 4, 3, 3, 1, 1), // several images per task, a short last task
+            g(40, 2, 4, 4, 3, 3, 1, 1),  // several images per task, a short last task
+            g(3, 2, 16, 16, 3, 3, 1, 1), // one image per task, three tasks
             g(1, 1, 3, 3, 1, 3, 1, 0),
             g(2, 2, 1, 1, 3, 3, 1, 1), // a 1×1 image: the border taps read only padding
             Geometry { kh: 3, kw: 1, stride: [1, 2], pad: [1, 0], ..g(2, 2, 5, 7, 3, 3, 1, 1) },

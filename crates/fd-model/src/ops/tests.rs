@@ -142,3 +142,13 @@ fn conv_bn_in_one_pass_equals_the_composition() {
         close(ours, theirs, &format!("skip {with_skip}, relu {relu}"));
     }
 }
+
+/// Grouped inference (`ResNet::features`) changes no convolution task on 32 × 32 images: its group size is a multiple of
+/// the images one task covers on each feature map of the ResNets (32, 16, 8 and 4 pixels a side).
+#[test]
+fn the_inference_group_is_a_whole_number_of_tasks_on_cifar_maps() {
+    for side in [32usize, 16, 8, 4] {
+        let per = super::conv_kernel::MIN_COLUMNS.div_ceil(side * side);
+        assert_eq!(crate::resnet::INFERENCE_GROUP % per, 0, "{side} × {side} maps: {per} images a task");
+    }
+}
