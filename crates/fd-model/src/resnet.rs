@@ -179,7 +179,7 @@ impl ResNet {
 
     /// The penultimate features: global average of the last stage, `[batch, feature_dim]`.
     ///
-    /// In inference on the plain CPU device a large batch runs as groups of [`INFERENCE_GROUP`] images, the groups
+    /// In inference on the plain CPU device a large batch runs as groups of 16 images, the groups
     /// spread over rayon's threads: each thread carries its own images through the whole network while their
     /// activations stay in its cache (at batch 64 on 2 cores the forward pass took 15.6 ms against 23.5 in a timing
     /// harness; BENCHMARKS.md). No image's value depends on another's outside training, and on 32 × 32 images the
