@@ -1,5 +1,5 @@
-//! A 2-D convolution and its two gradients on plain NCHW `f32` slices: im2col into a small per-task buffer, one
-//! single-threaded `gemm` per task, tasks spread over rayon's pool.
+//! A 2-D convolution and its two gradients on plain NCHW `f32` slices: im2col into a buffer each thread keeps from
+//! call to call ([`Kept`]), one single-threaded `gemm` per task, tasks spread over rayon's pool.
 //!
 //! - forward: `y [c_out, n] = w [c_out, k] · cols [k, n]` with the channel-major [`im2col`], each task's output passed
 //!   through an optional [`Epilogue`] (BatchNorm, skip, ReLU) while it is still in cache;
@@ -314,9 +314,9 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], epilogue: Option<&Epil
     let (k, hw, per) = (g.k(), g.hw_out(), g.images_per_task());
     let mut y = vec![0f32; g.y_len()];
     let weight = Mat::row_major(g.c_out, k);
-    y.par_chunks_mut(per * g.out_image()).enumerate().for_each_init(
-        || (vec![0f32; k * per * hw], vec![0f32; g.c_out * per * hw]),
-        |(cols, product), (task, y)| {
+    y.par_chunks_mut(per * g.out_image()).enumerate().for_each(|(task, y)| {
+        with_kept(|kept| {
+            let (cols, product) = (sized(&mut kept.0, k * per * hw), sized(&mut kept.1, g.c_out * per * hw));
             let images = y.len() / g.out_image();
             let n = images * hw;
             im2col(g, &x[task * per * g.in_image()..][..images * g.in_image()], images, cols);
@@ -339,18 +339,45 @@ pub(crate) fn forward(g: &Geometry, x: &[f32], w: &[f32], epilogue: Option<&Epil
                     }
                 }
             }
-        },
-    );
+        })
+    });
     y
 }
 
-/// Scratch space of one group of tasks in the backward pass.
-struct Scratch {
-    x_t: Vec<f32>,
-    cols_t: Vec<f32>,
-    dcols: Vec<f32>,
-    dy: Vec<f32>,
+/// Scratch space of one group of tasks in the backward pass: this thread's kept buffers, and the group's weight
+/// gradient (zeroed: it accumulates).
+struct Scratch<'k> {
+    x_t: &'k mut [f32],
+    cols_t: &'k mut [f32],
+    dcols: &'k mut [f32],
+    dy: &'k mut [f32],
     dw: Vec<f32>,
+}
+
+/// Four buffers each rayon thread keeps from call to call, for the im2col matrices and the products: fresh ones cost
+/// their pages' zeroing (or a memset) on every call. Every kernel writes each value it reads, so what a buffer held
+/// before never shows.
+#[derive(Default)]
+struct Kept(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
+thread_local! {
+    static KEPT: std::cell::RefCell<Kept> = std::cell::RefCell::new(Kept::default());
+}
+
+/// `f` on this thread's kept buffers, or on fresh ones when they are already in use on this thread.
+fn with_kept<R>(f: impl FnOnce(&mut Kept) -> R) -> R {
+    KEPT.with(|kept| match kept.try_borrow_mut() {
+        Ok(mut kept) => f(&mut kept),
+        Err(_) => f(&mut Kept::default()),
+    })
+}
+
+/// `v`'s first `len` values, grown (with zeros) to hold them.
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
 }
 
 /// The gradients of the convolution with respect to `x` and `w` (each only when asked for), given the gradient `dy`
@@ -379,12 +406,13 @@ pub(crate) fn backward(
     }
     let weight = Mat::row_major(g.c_out, k);
 
-    let work = |group: usize, mut dx: Option<&mut [f32]>| -> Vec<f32> {
+    let group_backward = |group: usize, mut dx: Option<&mut [f32]>, kept: &mut Kept| -> Vec<f32> {
+        let Kept(x_t, cols_t, dcols, dy_kept) = kept;
         let mut s = Scratch {
-            x_t: vec![0f32; if want_dw { per * g.in_image() } else { 0 }],
-            cols_t: vec![0f32; if want_dw { k * per * hw } else { 0 }],
-            dcols: vec![0f32; if want_dx { k * per * hw } else { 0 }],
-            dy: vec![0f32; if per > 1 { g.c_out * per * hw } else { 0 }],
+            x_t: sized(x_t, if want_dw { per * g.in_image() } else { 0 }),
+            cols_t: sized(cols_t, if want_dw { k * per * hw } else { 0 }),
+            dcols: sized(dcols, if want_dx { k * per * hw } else { 0 }),
+            dy: sized(dy_kept, if per > 1 { g.c_out * per * hw } else { 0 }),
             dw: vec![0f32; if want_dw { g.w_len() } else { 0 }],
         };
         let first_image = group * images_per_group;
@@ -407,19 +435,20 @@ pub(crate) fn backward(
             };
             let dy_mat = Mat::row_major(g.c_out, n);
             if want_dw {
-                im2col_t(g, &x[start * g.in_image()..][..images * g.in_image()], images, &mut s.x_t, &mut s.cols_t);
+                im2col_t(g, &x[start * g.in_image()..][..images * g.in_image()], images, s.x_t, s.cols_t);
                 // dw [c_out, (i, j, ci)] += dy [c_out, n] · cols_t [n, k]
-                matmul(&mut s.dw, true, dyc, dy_mat, &s.cols_t, Mat::row_major(n, k));
+                matmul(&mut s.dw, true, dyc, dy_mat, s.cols_t, Mat::row_major(n, k));
             }
             if let Some(dx) = dx.as_deref_mut() {
                 // dcols [k, n] = wᵀ [k, c_out] · dy [c_out, n]
-                matmul(&mut s.dcols, false, w, weight.t(), dyc, dy_mat);
+                matmul(s.dcols, false, w, weight.t(), dyc, dy_mat);
                 let offset = (start - first_image) * g.in_image();
                 col2im(g, &s.dcols[..k * n], images, &mut dx[offset..][..images * g.in_image()]);
             }
         }
         s.dw
     };
+    let work = |group: usize, dx: Option<&mut [f32]>| -> Vec<f32> { with_kept(|kept| group_backward(group, dx, kept)) };
 
     let chunks = if want_dx {
         Either::Left(dx.par_chunks_mut(images_per_group * g.in_image()).enumerate().map(|(i, c)| (i, Some(c))))
