@@ -130,6 +130,7 @@ fn im2col(g: &Geometry, x: &[f32], images: usize, cols: &mut [f32]) {
     let (wo, hw) = (g.wo(), g.hw_out());
     let n = images * hw;
     let [sh, sw] = g.stride;
+    let same_size = g.stride == [1, 1] && wo == g.w;
     for t in taps(g) {
         let row = &mut cols[t.row * n..][..n];
         for image in 0..images {
@@ -137,6 +138,10 @@ fn im2col(g: &Geometry, x: &[f32], images: usize, cols: &mut [f32]) {
             let out = &mut row[image * hw..][..hw];
             out[..t.ys.start * wo].fill(0.0);
             out[t.ys.end * wo..].fill(0.0);
+            if same_size {
+                shifted_rows(g, &t, plane, out);
+                continue;
+            }
             for oy in t.ys.clone() {
                 let dst = &mut out[oy * wo..][..wo];
                 dst[..t.xs.start].fill(0.0);
@@ -155,6 +160,27 @@ fn im2col(g: &Geometry, x: &[f32], images: usize, cols: &mut [f32]) {
                 }
             }
         }
+    }
+}
+
+/// [`im2col`]'s rows `t.ys` of tap `t` for a stride-1 convolution whose output is as wide as its input: output pixel
+/// `p = oy · w + ox` reads input pixel `p + (i - pad) · w + (j - pad)`, so the rows are one shifted copy of the plane,
+/// and then the columns whose input lies past the left or right edge (which the copy took from the neighbouring row)
+/// are set to zero: the same values as row by row, in one copy instead of a copy and two fills per row.
+fn shifted_rows(g: &Geometry, t: &Tap, plane: &[f32], out: &mut [f32]) {
+    let w = g.w;
+    let shift = (t.i as isize - g.pad[0] as isize) * w as isize + (t.j as isize - g.pad[1] as isize);
+    let (start, end) = (t.ys.start * w, t.ys.end * w);
+    // Output pixels whose shifted index lies inside the plane; the few outside are border columns, zeroed below.
+    let lo = start.max((-shift).max(0) as usize).min(end);
+    let hi = end.min((plane.len() as isize - shift).max(0) as usize).max(lo);
+    if lo < hi {
+        out[lo..hi].copy_from_slice(&plane[(lo as isize + shift) as usize..(hi as isize + shift) as usize]);
+    }
+    for oy in t.ys.clone() {
+        let line = &mut out[oy * w..][..w];
+        line[..t.xs.start.min(w)].fill(0.0);
+        line[t.xs.end.max(t.xs.start)..].fill(0.0);
     }
 }
 
@@ -540,10 +566,40 @@ mod tests {
             g(2, 4, 6, 6, 3, 1, 2, 0),
             g(40, 2, 4, 4, 3, 3, 1, 1),  // several images per task, a short last task
             g(3, 2, 16, 16, 3, 3, 1, 1), // one image per task, three tasks
+            Geometry { kh: 5, pad: [1, 1], ..g(2, 2, 7, 6, 3, 3, 1, 1) }, // as wide as the input, not as tall
+            g(2, 3, 6, 5, 2, 5, 1, 2),   // a 5 × 5 kernel: two border columns each side
             g(1, 1, 3, 3, 1, 3, 1, 0),
             g(2, 2, 1, 1, 3, 3, 1, 1), // a 1×1 image: the border taps read only padding
             Geometry { kh: 3, kw: 1, stride: [1, 2], pad: [1, 0], ..g(2, 2, 5, 7, 3, 3, 1, 1) },
         ]
+    }
+
+    /// The im2col matrix, both ways it is built (row by row, and one shifted copy for stride-1 convolutions as wide as
+    /// their input), is exactly the definition's.
+    #[test]
+    fn im2col_is_the_definition() {
+        for g in geometries() {
+            let (ho, wo) = (g.ho(), g.wo());
+            let x = values(g.x_len(), 0.7);
+            let images = g.batch;
+            let n = images * ho * wo;
+            let mut want = vec![0f32; g.k() * n];
+            for (ci, i, j) in (0..g.c_in).flat_map(|c| (0..g.kh).flat_map(move |i| (0..g.kw).map(move |j| (c, i, j)))) {
+                for (b, oy, ox) in (0..images).flat_map(|b| (0..ho).flat_map(move |y| (0..wo).map(move |x| (b, y, x))))
+                {
+                    let iy = (oy * g.stride[0] + i) as isize - g.pad[0] as isize;
+                    let ix = (ox * g.stride[1] + j) as isize - g.pad[1] as isize;
+                    if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                        let row = (ci * g.kh + i) * g.kw + j;
+                        want[row * n + (b * ho + oy) * wo + ox] =
+                            x[((b * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize];
+                    }
+                }
+            }
+            let mut cols = vec![f32::NAN; g.k() * n];
+            im2col(&g, &x, images, &mut cols);
+            assert!(cols.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{g:?}");
+        }
     }
 
     #[test]
