@@ -176,6 +176,11 @@ pub struct Intervention {
     pub test_accuracy: Option<f64>,
     /// Accuracy on each class's hard-caption subpopulation, averaged over classes.
     pub hard_caption_accuracy: Option<f64>,
+    /// The same over the classes whose hardest caption the caption stage's check supported (its subpopulation a
+    /// significant failure); `None` when no class's is. Where most hardest captions are not failures (a latent space whose
+    /// captions are class names of another dataset), this is the figure an intervention can move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_caption_accuracy: Option<f64>,
     /// Accuracy on the planted group's test images.
     pub minority_accuracy: Option<f64>,
     /// For the generative intervention: the kind of generated image and the classifiers' accuracy on such images.
@@ -289,6 +294,12 @@ pub fn summary(inputs: &ReportInputs<'_>) -> Summary {
             test_accuracy: finite_mean(right.iter().map(|&c| f64::from(u8::from(c)))),
             hard_caption_accuracy: finite_mean(
                 captioned.iter().filter_map(|c| accuracy_on(&correct, &c.hard_subpopulation)),
+            ),
+            supported_caption_accuracy: finite_mean(
+                captioned
+                    .iter()
+                    .filter(|c| c.hard().check.supported)
+                    .filter_map(|c| accuracy_on(&correct, &c.hard_subpopulation)),
             ),
             minority_accuracy: minority.as_ref().and_then(|m| accuracy_on(&correct, m)),
             generated: None,

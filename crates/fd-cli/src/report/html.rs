@@ -105,15 +105,16 @@ fn overview_plots(inputs: &ReportInputs<'_>, summary: &Summary) -> String {
 fn intervention_table(summary: &Summary) -> String {
     let mut h = String::from(
         "<h2>Pool intervention</h2><table><tr><th>selection</th><th>test accuracy</th>\
-         <th>hard-caption subpopulation accuracy</th><th>minority accuracy</th></tr>",
+         <th>hard-caption subpopulation accuracy</th><th>on supported captions</th><th>minority accuracy</th></tr>",
     );
     for v in summary.intervention.iter().filter(|v| v.generated.is_none()) {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&v.name()),
             fmt(v.test_accuracy),
             fmt(v.hard_caption_accuracy),
+            fmt(v.supported_caption_accuracy),
             fmt(v.minority_accuracy)
         );
     }

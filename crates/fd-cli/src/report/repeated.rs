@@ -33,6 +33,9 @@ pub struct Repeated {
     pub test_accuracy: Option<Spread>,
     /// Accuracy on the classes' hard-caption subpopulations.
     pub hard_caption_accuracy: Option<Spread>,
+    /// The same over the classes whose hardest caption is a supported failure ([`Intervention::supported_caption_accuracy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_caption_accuracy: Option<Spread>,
     /// Accuracy on the planted group (worst-group accuracy on planted configs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minority_accuracy: Option<Spread>,
@@ -134,6 +137,7 @@ pub(super) fn repeated(interventions: &[Intervention]) -> Vec<Repeated> {
                 seeds: group.keys().copied().collect(),
                 test_accuracy: spread(group, random, |v| v.test_accuracy),
                 hard_caption_accuracy: spread(group, random, |v| v.hard_caption_accuracy),
+                supported_caption_accuracy: spread(group, random, |v| v.supported_caption_accuracy),
                 minority_accuracy: spread(group, random, |v| v.minority_accuracy),
             }
         })
@@ -177,19 +181,21 @@ pub(super) fn html(groups: &[Repeated]) -> String {
          paired difference under the same seeds and its 95% percentile bootstrap interval (with few seeds the interval is too \
          narrow: with two it is the range of the two differences).</p><table><tr><th>retraining</th>\
          <th>rule</th><th>K</th><th>seeds</th><th>test accuracy</th><th>against random</th>\
-         <th>hard-caption accuracy</th><th>against random</th><th>minority accuracy</th><th>against random</th></tr>",
+         <th>hard-caption accuracy</th><th>against random</th><th>supported captions' accuracy</th><th>against random</th>\
+         <th>minority accuracy</th><th>against random</th></tr>",
     );
     for g in groups {
         let mode = serde_json::to_value(g.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}{}</tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}</tr>",
             esc(&mode),
             g.rule.name(),
             g.k,
             g.seeds.len(),
             cell(&g.test_accuracy),
             cell(&g.hard_caption_accuracy),
+            cell(&g.supported_caption_accuracy),
             cell(&g.minority_accuracy)
         );
     }

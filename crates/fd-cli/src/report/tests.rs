@@ -187,12 +187,16 @@ fn caption_and_intervention_figures_worked_by_hand() {
     assert!(close(generated.test_accuracy, 10.0 / 12.0));
     assert!(generated.generated.as_ref().is_some_and(|g| g.on_images == Some(0.25) && g.held_out_after == Some(0.75)));
     assert!(close(generated.hard_caption_accuracy, (1.0 / 3.0 + 1.0) / 2.0));
+    // Only class 0's hardest caption is supported: its subpopulation alone.
+    assert!(close(generated.supported_caption_accuracy, 1.0 / 3.0));
     // 9 of 12 right; the hard subpopulations {100, 102, 104} and {106, 107} are 2/3 and 1/2 right; the planted 100, 101, 106 none.
     assert!(close(none.test_accuracy, 0.75));
     assert!(close(none.hard_caption_accuracy, (2.0 / 3.0 + 0.5) / 2.0));
+    assert!(close(none.supported_caption_accuracy, 2.0 / 3.0));
     assert!(close(none.minority_accuracy, 0.0));
     // Retrained: only 101 wrong.
     assert!(close(svm.test_accuracy, 11.0 / 12.0) && close(svm.hard_caption_accuracy, 1.0));
+    assert!(close(svm.supported_caption_accuracy, 1.0));
     assert!(close(svm.minority_accuracy, 2.0 / 3.0));
     let row = |figure: &str| s.fidelity.iter().find(|r| r.figure == figure).unwrap_or_else(|| panic!("{figure}"));
     assert!(close(row("minority test accuracy after adding 4 pool images per class by svm").ours, 2.0 / 3.0));
@@ -220,7 +224,10 @@ fn the_page_shows_every_class_s_images_captions_and_plots() {
     // The overview, the planted plot, and one plot per class.
     assert_eq!(page.matches("<svg class=\"plot\"").count(), 4);
     assert_eq!(page.matches(">unsupported<").count(), 1);
-    assert!(page.contains("<td>svm-k4</td><td>0.917</td><td>1.000</td><td>0.667</td>"), "the intervention table");
+    assert!(
+        page.contains("<td>svm-k4</td><td>0.917</td><td>1.000</td><td>1.000</td><td>0.667</td>"),
+        "the intervention table"
+    );
     assert!(page.contains("<h2>Generative intervention</h2>"));
     assert!(
         page.contains("<td>generated-hard</td><td>0.250</td><td>0.500</td><td>0.750</td><td>0.833</td><td>0.667</td>"),
@@ -260,6 +267,8 @@ fn repeated_retrainings_are_grouped_by_mode_rule_and_k_and_paired_with_random_by
         k: Some(k),
         test_accuracy: Some(acc),
         hard_caption_accuracy: Some(acc - 0.2),
+        // Seed 1's retrainings have no supported caption: the figure pairs over seeds 0 alone.
+        supported_caption_accuracy: (seed != 1).then_some(acc - 0.3),
         minority_accuracy: None,
         generated: None,
         seed: Some(seed),
@@ -288,6 +297,10 @@ fn repeated_retrainings_are_grouped_by_mode_rule_and_k_and_paired_with_random_by
     assert_eq!(paired.pairs, 2);
     assert!((paired.mean - 0.015).abs() < 1e-12, "{paired:?}");
     assert!(paired.low >= 0.01 - 1e-12 && paired.high <= 0.02 + 1e-12 && paired.low < paired.high, "{paired:?}");
+    let supported = svm.supported_caption_accuracy.as_ref().unwrap();
+    assert!((supported.mean - 0.52).abs() < 1e-12, "seeds 0 and 2: {supported:?}");
+    let paired = supported.vs_random.as_ref().unwrap();
+    assert!(paired.pairs == 1 && (paired.mean - 0.01).abs() < 1e-12, "{paired:?}");
     let random = groups.iter().find(|g| g.rule == SelectionRule::Random).unwrap();
     assert!(random.test_accuracy.as_ref().unwrap().vs_random.is_none());
     let svm_last = groups.iter().find(|g| g.mode == RetrainMode::LastLayer).unwrap();
