@@ -178,7 +178,9 @@ pub struct Intervention {
     pub hard_caption_accuracy: Option<f64>,
     /// The same over the classes whose hardest caption the caption stage's check supported (its subpopulation a
     /// significant failure); `None` when no class's is. Where most hardest captions are not failures (a latent space whose
-    /// captions are class names of another dataset), this is the figure an intervention can move.
+    /// captions are class names of another dataset), this is the figure on which to compare rules, by their paired
+    /// difference against random: the classes are chosen by the original classifier's errors on these very images, so
+    /// any retraining's figure regresses upward from the original's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported_caption_accuracy: Option<f64>,
     /// Accuracy on the planted group's test images.

@@ -76,6 +76,8 @@ impl Stage {
             // 6: names ranked by the classifier's errors on val too; 7: ranked by the direction again, val's check kept.
             // 8: names distinct in their class, then names shared by most classes, lead.
             Stage::Describe => 8,
+            // 1: the hard-caption accuracy over the supported captions' classes.
+            Stage::Report => 1,
             _ => 0,
         }
     }
