@@ -5,24 +5,18 @@
 //! order); elsewhere (training, autodiff, another backend) it is that composition.
 
 use super::conv_kernel::Epilogue;
-use super::{batch_norm, conv, conv2d, dense, flex_tensor};
+use super::{batch_norm, batch_norm_act, conv, conv2d, dense, flex_tensor};
 use burn::backend::Flex;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation;
 
 /// `relu?(bn(conv(x)) + skip)`, the ReLU when `relu`.
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, skip: Option<Tensor<4>>, relu: bool) -> Tensor<4> {
     if let Some(y) = fused(conv, bn, &x, skip.as_ref(), relu) {
         return y;
     }
-    let y = batch_norm(bn, conv2d(conv, x));
-    let y = match skip {
-        Some(s) => y + s,
-        None => y,
-    };
-    if relu { activation::relu(y) } else { y }
+    batch_norm_act(bn, conv2d(conv, x), skip, relu)
 }
 
 /// Whether [`conv_bn`] takes the one-pass path for `x` (for tests).
