@@ -4,9 +4,9 @@
 //!
 //! Forward is one pass for the per-channel statistics and one for the output; backward one pass for the per-channel
 //! sums of `dy` and `dy · x̂` and one for `dx`. Statistics are per channel in f64, each over the images in order.
-//! In training, BatchNorm followed by a skip connection and a ReLU is one op ([`batch_norm_act`]) with the same two
-//! passes each way: the addition and the ReLU happen in the output's pass, the ReLU's mask and the skip's gradient in
-//! the backward passes.
+//! In training it is one op with or without a skip connection and a ReLU after it ([`batch_norm_act`]), with the same
+//! two passes each way: the addition and the ReLU happen in the output's pass, the ReLU's mask and the skip's gradient
+//! in the backward passes.
 
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -27,7 +27,7 @@ pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
     match route(bn, &x) {
         Some(Route::Train { x, gamma, beta }) => {
-            let (y, mean, var) = autodiff_train(x, gamma, beta, bn.epsilon);
+            let (y, mean, var) = autodiff_train_act(x, gamma, beta, None, false, bn.epsilon);
             update_running_statistics(bn, &device, mean, var);
             Tensor::from_primitive::<Autodiff<Flex>>(y)
         }
@@ -46,18 +46,11 @@ pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 /// gradient inside BatchNorm's two passes; the same values, bit for bit, as the three operations composed (the same
 /// products and sums in the same order), which is what runs everywhere else.
 pub(crate) fn batch_norm_act(bn: &BatchNorm, x: Tensor<4>, skip: Option<Tensor<4>>, relu: bool) -> Tensor<4> {
-    if skip.is_some() || relu {
-        let skip_part = match &skip {
-            Some(s) if s.dims() == x.dims() => s.clone().try_into_primitive::<Autodiff<Flex>>().ok().map(Some),
-            Some(_) => None,
-            None => Some(None),
-        };
-        if let (Some(Route::Train { x: xp, gamma, beta }), Some(skip)) = (route(bn, &x), skip_part) {
-            let device = x.device();
-            let (y, mean, var) = autodiff_train_act(xp, gamma, beta, skip, relu, bn.epsilon);
-            update_running_statistics(bn, &device, mean, var);
-            return Tensor::from_primitive::<Autodiff<Flex>>(y);
-        }
+    if let Some((xp, gamma, beta, skip)) = one_op(bn, &x, skip.as_ref()) {
+        let device = x.device();
+        let (y, mean, var) = autodiff_train_act(xp, gamma, beta, skip, relu, bn.epsilon);
+        update_running_statistics(bn, &device, mean, var);
+        return Tensor::from_primitive::<Autodiff<Flex>>(y);
     }
     let y = batch_norm(bn, x);
     let y = match skip {
@@ -65,6 +58,26 @@ pub(crate) fn batch_norm_act(bn: &BatchNorm, x: Tensor<4>, skip: Option<Tensor<4
         None => y,
     };
     if relu { burn::tensor::activation::relu(y) } else { y }
+}
+
+/// The operands of [`batch_norm_act`]'s training op (the input, γ, β and the skip), when it applies: the layer in
+/// training on the autodiff flex device in f32, the skip (if any) an f32 tensor there of the input's shape.
+fn one_op(
+    bn: &BatchNorm,
+    x: &Tensor<4>,
+    skip: Option<&Tensor<4>>,
+) -> Option<(AdTensor, AdTensor, AdTensor, Option<AdTensor>)> {
+    let skip = match skip {
+        Some(s) if s.dims() == x.dims() && s.dtype() == DType::F32 => {
+            Some(s.clone().try_into_primitive::<Autodiff<Flex>>().ok()?)
+        }
+        Some(_) => return None,
+        None => None,
+    };
+    match route(bn, x)? {
+        Route::Train { x, gamma, beta } => Some((x, gamma, beta, skip)),
+        Route::Infer { .. } => None,
+    }
 }
 
 /// The running statistics, updated from a batch's mean and biased variance exactly as burn's BatchNorm updates them.
@@ -81,8 +94,8 @@ fn update_running_statistics(bn: &BatchNorm, device: &Device, mean: Vec<f32>, va
 
 /// Whether [`batch_norm_act`] takes its one-op training path (for tests).
 #[cfg(test)]
-pub(super) fn act_takes_one_op(bn: &BatchNorm, x: &Tensor<4>) -> bool {
-    matches!(route(bn, x), Some(Route::Train { .. }))
+pub(super) fn act_takes_one_op(bn: &BatchNorm, x: &Tensor<4>, skip: Option<&Tensor<4>>) -> bool {
+    one_op(bn, x, skip).is_some()
 }
 
 /// The per-channel `(scale, shift)` of the layer's running statistics, computed as [`batch_norm`]'s inference path
@@ -151,27 +164,6 @@ fn route(bn: &BatchNorm, x: &Tensor<4>) -> Option<Route> {
     );
     let (Ok(x), Ok(gamma), Ok(beta), Ok(mean), Ok(var)) = parts else { return None };
     Some(Route::Infer { x, gamma, beta, mean, var })
-}
-
-/// Training-mode BatchNorm of `x` with its backward recorded; also returns the batch mean and biased variance.
-fn autodiff_train(x: AdTensor, gamma: AdTensor, beta: AdTensor, epsilon: f64) -> (AdTensor, Vec<f32>, Vec<f32>) {
-    let (xp, x_node) = x.into_parts();
-    let (gp, g_node) = gamma.into_parts();
-    let (bp, b_node) = beta.into_parts();
-    let dims: [usize; 4] = xp.shape().dims();
-    let [batch, channels, h, w] = dims;
-    let xs = dense(&xp);
-    let (mean, var) = channel_stats(&xs, channels, h * w);
-    let inv_std: Vec<f32> = var.iter().map(|v| (1.0 / (f64::from(*v) + epsilon).sqrt()) as f32).collect();
-    let gamma = dense(&gp).into_owned();
-    let (scale, shift) = affine_coefficients(&gamma, &dense(&bp), &mean, &inv_std);
-    let y = flex_tensor(apply_affine(&xs, channels, h * w, &scale, &shift), [batch, channels, h, w]);
-    drop(xs);
-    let out = match BatchNormBackward.prepare::<NoCheckpointing>([x_node, g_node, b_node]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(BatchNormState { dims, x: xp, gamma, mean: mean.clone(), inv_std }, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    (out, mean, var)
 }
 
 /// Training-mode `relu?(bn(x) + skip)` with its backward recorded; also returns the batch mean and biased variance.
@@ -252,7 +244,8 @@ impl<const N: usize> Backward<Flex, N> for ActBackward {
             &dense(&s.x),
             &dense(&dy),
             out.as_deref(),
-            Planes { channels, hw: h * w },
+            channels,
+            h * w,
             (&s.mean, &s.inv_std, &s.gamma),
             (node_x.is_some(), node_skip.is_some()),
         );
@@ -271,6 +264,7 @@ impl<const N: usize> Backward<Flex, N> for ActBackward {
     }
 }
 
+/// What BatchNorm's backward needs: the input, γ and the batch statistics.
 #[derive(Debug, Clone)]
 struct BatchNormState {
     dims: [usize; 4],
@@ -278,31 +272,6 @@ struct BatchNormState {
     gamma: Vec<f32>,
     mean: Vec<f32>,
     inv_std: Vec<f32>,
-}
-
-#[derive(Debug)]
-struct BatchNormBackward;
-
-impl Backward<Flex, 3> for BatchNormBackward {
-    type State = BatchNormState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_x, node_gamma, node_beta] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
-        let s = ops.state;
-        let [_, channels, h, w] = s.dims;
-        let (dx, dgamma, dbeta) =
-            backward(&dense(&s.x), &dense(&dy), channels, h * w, &s.mean, &s.inv_std, &s.gamma, node_x.is_some());
-        if let (Some(node), Some(dx)) = (node_x, dx) {
-            grads.register::<Flex>(node.id, flex_tensor(dx, s.dims));
-        }
-        if let Some(node) = node_gamma {
-            grads.register::<Flex>(node.id, flex_tensor(dgamma, [channels]));
-        }
-        if let Some(node) = node_beta {
-            grads.register::<Flex>(node.id, flex_tensor(dbeta, [channels]));
-        }
-    }
 }
 
 /// Sums `f(x[i])` over a slice, in sixteen f32 lanes (so it vectorises), as f64.
@@ -384,7 +353,8 @@ fn affine_coefficients(gamma: &[f32], beta: &[f32], mean: &[f32], inv_std: &[f32
 /// `x · scale[c] + shift[c]` over `[batch, channels, hw]`.
 fn apply_affine(x: &[f32], channels: usize, hw: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(channels * hw).zip(x.par_chunks(channels * hw)).for_each(|(y, x)| {
+    let image = (channels * hw).max(1);
+    y.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(y, x)| {
         for c in 0..channels {
             let (s, t) = (scale[c], shift[c]);
             for (o, i) in y[c * hw..][..hw].iter_mut().zip(&x[c * hw..][..hw]) {
@@ -439,13 +409,6 @@ fn apply_act(
     y
 }
 
-/// The sizes of a `[batch, channels, hw]` activation that [`act_backward`] needs.
-#[derive(Debug, Clone, Copy)]
-struct Planes {
-    channels: usize,
-    hw: usize,
-}
-
 /// The gradients of [`batch_norm_act`]'s training op.
 struct ActGradients {
     dx: Option<Vec<f32>>,
@@ -461,11 +424,11 @@ fn act_backward(
     x: &[f32],
     dy: &[f32],
     out: Option<&[f32]>,
-    shape: Planes,
+    channels: usize,
+    hw: usize,
     stats: (&[f32], &[f32], &[f32]),
     want: (bool, bool),
 ) -> ActGradients {
-    let Planes { channels, hw } = shape;
     let (mean, inv_std, gamma) = stats;
     let (want_dx, want_dskip) = want;
     let batch = x.len() / (channels * hw).max(1);
@@ -579,52 +542,4 @@ fn dx_coefficients(
             (k as f32, a as f32, b as f32)
         })
         .collect()
-}
-
-/// The gradients of training-mode BatchNorm: `dx` (when asked for), `dγ` and `dβ`.
-#[allow(clippy::too_many_arguments)]
-fn backward(
-    x: &[f32],
-    dy: &[f32],
-    channels: usize,
-    hw: usize,
-    mean: &[f32],
-    inv_std: &[f32],
-    gamma: &[f32],
-    want_dx: bool,
-) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
-    let batch = x.len() / (channels * hw).max(1);
-    let n = (batch * hw) as f64;
-    // dβ = Σ dy, and Σ dy · (x − μ), per channel
-    let sums: Vec<(f64, f64)> = (0..channels)
-        .into_par_iter()
-        .map(|c| {
-            let m = mean[c];
-            let (mut s1, mut s2) = (0f64, 0f64);
-            for b in 0..batch {
-                let (xs, ds) = (&x[(b * channels + c) * hw..][..hw], &dy[(b * channels + c) * hw..][..hw]);
-                s1 += lane_sum(ds, |d| d);
-                s2 += paired_sum(xs, ds, |xv, d| d * (xv - m));
-            }
-            (s1, s2)
-        })
-        .collect();
-    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
-    let dgamma: Vec<f32> = sums.iter().zip(inv_std).map(|(s, i)| (s.1 * f64::from(*i)) as f32).collect();
-    let dx = want_dx.then(|| {
-        let coefficients = dx_coefficients(gamma, inv_std, mean, &dgamma, &dbeta, n);
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(channels * hw).zip(x.par_chunks(channels * hw)).zip(dy.par_chunks(channels * hw)).for_each(
-            |((dx, x), dy)| {
-                for (c, &(k, a, b)) in coefficients.iter().enumerate() {
-                    let r = c * hw..(c + 1) * hw;
-                    for ((o, xv), d) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
-                        *o = k * d + a * xv + b;
-                    }
-                }
-            },
-        );
-        dx
-    });
-    (dx, dgamma, dbeta)
 }

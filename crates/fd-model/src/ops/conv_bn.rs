@@ -2,7 +2,8 @@
 //! plain flex device with the layer out of training, the convolution's kernel writes the normalised value
 //! `y · scale[c] + shift[c]`, plus the skip, rectified, as each task's output comes out of its product
 //! (`conv_kernel::Epilogue`). The figures are the three separate operations' (the same products and sums in the same
-//! order); elsewhere (training, autodiff, another backend) it is that composition.
+//! order); elsewhere (training, autodiff, another backend) it is the convolution, then BatchNorm, the skip and the ReLU
+//! through `batch_norm_act` (in training on flex one op of the same values as the three composed).
 
 use super::conv_kernel::Epilogue;
 use super::{batch_norm, batch_norm_act, conv, conv2d, dense, flex_tensor};

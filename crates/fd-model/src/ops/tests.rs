@@ -154,47 +154,46 @@ fn the_inference_group_is_a_whole_number_of_tasks_on_cifar_maps() {
 }
 
 /// Training BatchNorm, skip and ReLU as one op equals, bit for bit, BatchNorm, the addition and burn's ReLU composed:
-/// the output, the gradients of the input, γ, β and the skip, and the running statistics; and it stays within
-/// rounding of burn's own BatchNorm module composed the same way.
+/// the output, the gradients of whichever of the input, γ, β and the skip are tracked, and the running statistics;
+/// and it stays within rounding of burn's own BatchNorm module composed the same way.
 #[test]
 fn batch_norm_skip_and_relu_in_one_op_equal_the_composition() {
     let device = Device::flex().autodiff();
-    let normal = |dims: [usize; 4], mean: f64, sd: f64| {
-        Tensor::<4>::random(dims, burn::tensor::Distribution::Normal(mean, sd), &device).require_grad()
+    let normal = |dims: [usize; 4], mean: f64, sd: f64, tracked: bool| {
+        let t = Tensor::<4>::random(dims, burn::tensor::Distribution::Normal(mean, sd), &device);
+        if tracked { t.require_grad() } else { t }
     };
+    // (skip, ReLU, input tracked, skip tracked, γ and β tracked); the last case tracks nothing (no backward)
+    let cases = [
+        (true, true, true, true, true),
+        (false, true, true, false, true),
+        (true, false, true, true, true),
+        (true, true, false, true, true),
+        (true, true, true, false, true),
+        (true, true, true, true, false),
+        (true, true, false, false, false),
+    ];
     // (batch, channels, side): planes shorter and longer than the sixteen lanes, and a remainder
     for (batch, channels, side) in [(4, 3, 5), (3, 2, 9), (2, 5, 4)] {
         let dims = [batch, channels, side, side];
-        for (with_skip, relu) in [(true, true), (false, true), (true, false)] {
+        for (with_skip, relu, x_tracked, skip_tracked, params_tracked) in cases {
             device.seed(5);
-            let layer = || {
-                let bn = BatchNormConfig::new(channels).init(&device);
-                let gamma = Tensor::<1>::from_data(
-                    TensorData::new((0..channels).map(|c| 0.6 + 0.3 * c as f32).collect(), [channels]),
-                    &device,
-                );
-                let beta = Tensor::<1>::from_data(
-                    TensorData::new((0..channels).map(|c| 0.4 - 0.35 * c as f32).collect(), [channels]),
-                    &device,
-                );
-                burn::nn::BatchNorm {
-                    gamma: burn::module::Param::from_tensor(gamma),
-                    beta: burn::module::Param::from_tensor(beta),
-                    ..bn
-                }
+            let vector = |f: &dyn Fn(usize) -> f32| {
+                let t = Tensor::<1>::from_data(TensorData::new((0..channels).map(f).collect(), [channels]), &device);
+                burn::module::Param::from_tensor(t).set_require_grad(params_tracked)
+            };
+            let layer = || burn::nn::BatchNorm {
+                gamma: vector(&|c| 0.6 + 0.3 * c as f32),
+                beta: vector(&|c| 0.4 - 0.35 * c as f32),
+                ..BatchNormConfig::new(channels).init(&device)
             };
             let (fused, composed, burns) = (layer(), layer(), layer());
-            let (x, skip) = (normal(dims, 1.0, 2.0), normal(dims, 0.0, 1.0));
-            let what = |part: &str| format!("{dims:?}, skip {with_skip}, relu {relu}: {part}");
-            assert!(super::batch_norm::act_takes_one_op(&fused, &x));
-            let y_fused = super::batch_norm_act(&fused, x.clone(), with_skip.then(|| skip.clone()), relu);
-            let compose = |y: Tensor<4>| {
-                let y = if with_skip { y + skip.clone() } else { y };
-                if relu { burn::tensor::activation::relu(y) } else { y }
+            let (x, skip) = (normal(dims, 1.0, 2.0, x_tracked), normal(dims, 0.0, 1.0, skip_tracked));
+            let what = |part: &str| {
+                format!(
+                    "{dims:?}, skip {with_skip}, relu {relu}, tracked {x_tracked} {skip_tracked} {params_tracked}: {part}"
+                )
             };
-            let y_composed = compose(batch_norm(&composed, x.clone()));
-            let y_burns = compose(burns.forward(x.clone()));
-            let weights = Tensor::<4>::random(dims, burn::tensor::Distribution::Normal(0.0, 1.0), &device);
             let bits = |t: Tensor<4>| {
                 t.into_data().try_to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
@@ -203,50 +202,52 @@ fn batch_norm_skip_and_relu_in_one_op_equal_the_composition() {
                 let first = a.iter().zip(&b).position(|(p, q)| p != q);
                 assert!(first.is_none(), "{}: element {first:?} differs", what(part));
             };
+            let skip_in = with_skip.then(|| skip.clone());
+            assert!(super::batch_norm::act_takes_one_op(&fused, &x, skip_in.as_ref()), "{}", what("one op"));
+            let y_fused = super::batch_norm_act(&fused, x.clone(), skip_in, relu);
+            let compose = |y: Tensor<4>| {
+                let y = if with_skip { y + skip.clone() } else { y };
+                if relu { burn::tensor::activation::relu(y) } else { y }
+            };
+            let y_composed = compose(batch_norm(&composed, x.clone()));
+            let y_burns = compose(burns.forward(x.clone()));
             let masked = y_fused.clone().into_data().try_to_vec::<f32>().unwrap().iter().filter(|v| **v == 0.0).count();
             assert!(!relu || (masked > 0 && masked < y_fused.dims().iter().product()), "{}", what("mixed mask"));
             same(bits(y_fused.clone()), bits(y_composed.clone()), "output");
             close(y_fused.clone(), y_burns.clone(), &what("output against burn's module"));
+            let flat = |t: Tensor<1>| t.reshape([1, 1, 1, -1]);
+            let running = |bn: &burn::nn::BatchNorm| [bn.running_mean.value(), bn.running_var.value()];
+            for ((a, b), c) in running(&fused).into_iter().zip(running(&composed)).zip(running(&burns)) {
+                same(bits(flat(a.clone())), bits(flat(b)), "running statistics");
+                close(flat(a), flat(c), &what("running statistics against burn's module"));
+            }
+            if !(x_tracked || skip_tracked || params_tracked) {
+                continue;
+            }
+            let weights = Tensor::<4>::random(dims, burn::tensor::Distribution::Normal(0.0, 1.0), &device);
             let g_fused = (y_fused * weights.clone()).sum().backward();
             let g_composed = (y_composed * weights.clone()).sum().backward();
             let g_burns = (y_burns * weights).sum().backward();
-            let mut pairs = vec![(
-                "input gradient",
-                x.grad(&g_fused).unwrap(),
-                x.grad(&g_composed).unwrap(),
-                x.grad(&g_burns).unwrap(),
-            )];
-            if with_skip {
-                pairs.push((
-                    "skip gradient",
-                    skip.grad(&g_fused).unwrap(),
-                    skip.grad(&g_composed).unwrap(),
-                    skip.grad(&g_burns).unwrap(),
-                ));
-            } else {
-                assert!(skip.grad(&g_fused).is_none(), "{}", what("no skip, no skip gradient"));
+            let inputs = [("input gradient", &x, x_tracked), ("skip gradient", &skip, with_skip && skip_tracked)];
+            for (part, t, tracked) in inputs {
+                let (a, b, c) = (t.grad(&g_fused), t.grad(&g_composed), t.grad(&g_burns));
+                assert_eq!(a.is_some(), tracked, "{}", what(part));
+                if let (Some(a), Some(b), Some(c)) = (a, b, c) {
+                    same(bits(a.clone()), bits(b), part);
+                    close(a, c, &what(part));
+                }
             }
-            for (part, a, b, c) in pairs {
-                same(bits(a.clone()), bits(b), part);
-                close(a, c, &what(part));
-            }
-            let flat = |t: Tensor<1>| t.reshape([1, 1, 1, -1]);
             let params = |bn: &burn::nn::BatchNorm, g: &burn::tensor::Gradients| {
-                [
-                    bn.gamma.val().grad(g).unwrap(),
-                    bn.beta.val().grad(g).unwrap(),
-                    bn.running_mean.value(),
-                    bn.running_var.value(),
-                ]
+                [("gamma gradient", bn.gamma.val().grad(g)), ("beta gradient", bn.beta.val().grad(g))]
             };
-            let names = ["gamma gradient", "beta gradient", "running mean", "running variance"];
-            for ((name, a), (b, c)) in names
-                .iter()
-                .zip(params(&fused, &g_fused))
-                .zip(params(&composed, &g_composed).into_iter().zip(params(&burns, &g_burns)))
-            {
-                same(bits(flat(a.clone())), bits(flat(b)), name);
-                close(flat(a), flat(c), &what(name));
+            let all =
+                params(&fused, &g_fused).into_iter().zip(params(&composed, &g_composed)).zip(params(&burns, &g_burns));
+            for (((part, a), (_, b)), (_, c)) in all {
+                assert_eq!(a.is_some(), params_tracked, "{}", what(part));
+                if let (Some(a), Some(b), Some(c)) = (a, b, c) {
+                    same(bits(flat(a.clone())), bits(flat(b)), part);
+                    close(flat(a), flat(c), &what(part));
+                }
             }
         }
     }
