@@ -34,7 +34,7 @@ pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         Some(Route::Infer { x: xp, gamma, beta, mean, var }) => {
             let [batch, channels, h, w] = x.dims();
             let (scale, shift) = running_affine(&gamma, &beta, &mean, &var, bn.epsilon);
-            let y = apply_affine(&dense(&xp), channels, h * w, &scale, &shift);
+            let y = apply_act(&dense(&xp), None, channels, h * w, &scale, &shift, false);
             Tensor::from_primitive::<Flex>(flex_tensor(y, [batch, channels, h, w]))
         }
         None => bn.forward(x),
@@ -348,21 +348,6 @@ fn affine_coefficients(gamma: &[f32], beta: &[f32], mean: &[f32], inv_std: &[f32
     let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
     let shift = beta.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
     (scale, shift)
-}
-
-/// `x · scale[c] + shift[c]` over `[batch, channels, hw]`.
-fn apply_affine(x: &[f32], channels: usize, hw: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    let image = (channels * hw).max(1);
-    y.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(y, x)| {
-        for c in 0..channels {
-            let (s, t) = (scale[c], shift[c]);
-            for (o, i) in y[c * hw..][..hw].iter_mut().zip(&x[c * hw..][..hw]) {
-                *o = i * s + t;
-            }
-        }
-    });
-    y
 }
 
 /// `relu?(x · scale[c] + shift[c] + skip)` over `[batch, channels, hw]`, in that order of operations.
